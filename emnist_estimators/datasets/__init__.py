@@ -1,0 +1,39 @@
+"""EMNIST data: readers for IDX, CSV and MATLAB files, a cache and a downloader.
+
+The main entry point is :func:`load_emnist`; the readers are public for files
+that live outside the usual layout.
+"""
+
+from ._official import EMNIST_SPLITS, OFFICIAL_FILES, OFFICIAL_URL
+from .cache import user_cache_dir
+from .download import download_members, download_split
+from .loader import default_mapping, find_split_files, get_data_home, load_emnist
+from .readers import (
+    idx_header,
+    read_emnist_csv,
+    read_emnist_mat,
+    read_idx,
+    read_mapping,
+    transpose_images,
+    write_idx,
+)
+
+__all__ = [
+    "EMNIST_SPLITS",
+    "OFFICIAL_FILES",
+    "OFFICIAL_URL",
+    "default_mapping",
+    "download_members",
+    "download_split",
+    "find_split_files",
+    "get_data_home",
+    "idx_header",
+    "load_emnist",
+    "read_emnist_csv",
+    "read_emnist_mat",
+    "read_idx",
+    "read_mapping",
+    "transpose_images",
+    "user_cache_dir",
+    "write_idx",
+]

@@ -1,0 +1,36 @@
+"""Exceptions raised by emnist_estimators.
+
+Every exception subclasses both :class:`EmnistEstimatorsError` (catch all of the
+package's errors at once) and the builtin that describes it (``ValueError``,
+``OSError``), so code written against the builtins keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EmnistEstimatorsError",
+    "DataFormatError",
+    "DataNotFoundError",
+    "ChecksumError",
+    "DownloadError",
+]
+
+
+class EmnistEstimatorsError(Exception):
+    """Base class of every error raised by emnist_estimators."""
+
+
+class DataFormatError(EmnistEstimatorsError, ValueError):
+    """A data file is corrupt, truncated or not in the format it claims."""
+
+
+class DataNotFoundError(EmnistEstimatorsError, FileNotFoundError):
+    """The files of a split are not on disk and downloading is not allowed."""
+
+
+class ChecksumError(EmnistEstimatorsError, OSError):
+    """A file's sha256 differs from the official one."""
+
+
+class DownloadError(EmnistEstimatorsError, OSError):
+    """Downloading failed: network error, HTML instead of data, unsafe archive."""

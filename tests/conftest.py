@@ -1,0 +1,60 @@
+"""Shared fixtures: real-data location, a private cache, Keras state hygiene."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("EMNIST_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
+EMNIST_DIR = SHARED_DATA / "emnist"
+FASHION_DIR = SHARED_DATA / "fashion-mnist"
+
+
+def require_dir(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(
+            f"real data folder {path} is absent (set EMNIST_SHARED_DATA to the "
+            "folder holding emnist/ and fashion-mnist/)"
+        )
+    return path
+
+
+@pytest.fixture
+def emnist_dir() -> Path:
+    return require_dir(EMNIST_DIR)
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    return require_dir(FASHION_DIR)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's .npy cache out of the user's ~/.cache."""
+    monkeypatch.setenv(
+        "EMNIST_ESTIMATORS_CACHE", str(tmp_path_factory.getbasetemp() / "user-cache")
+    )
+    monkeypatch.delenv("EMNIST_DATA", raising=False)
+    monkeypatch.delenv("EMNIST_MIRROR_URL", raising=False)
+
+
+def glyph_images(n: int, rng=None) -> np.ndarray:
+    """Upright images of an asymmetric glyph 'L' (left bar, bottom bar)."""
+    rng = np.random.default_rng(rng)
+    img = np.zeros((28, 28), np.uint8)
+    img[4:24, 6:9] = 255  # vertical bar on the left
+    img[21:24, 6:20] = 255  # horizontal bar at the bottom
+    noise = rng.integers(0, 30, size=(n, 28, 28), dtype=np.uint8)
+    return np.maximum(img[None], noise)

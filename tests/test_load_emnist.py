@@ -1,0 +1,153 @@
+"""load_emnist on generated files: formats, orientation, cache, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import glyph_images
+
+from emnist_estimators import load_emnist
+from emnist_estimators.datasets import EMNIST_SPLITS, write_idx
+from emnist_estimators.datasets import _official, loader
+from emnist_estimators.exceptions import DataFormatError, DataNotFoundError
+
+N = 64
+
+
+@pytest.fixture
+def small_mnist(monkeypatch):
+    """Pretend the official mnist test split has N images so tiny files pass."""
+    sizes = dict(EMNIST_SPLITS)
+    sizes["mnist"] = (N, N, 10)
+    monkeypatch.setattr(loader, "EMNIST_SPLITS", sizes)
+    # generated files carry official names but not official bytes
+    monkeypatch.setattr(loader, "expected_sha256", lambda member: None)
+
+
+def _write_split(folder, upright, labels, *, gz=True, subset="test"):
+    raw = upright.transpose(0, 2, 1)  # EMNIST stores images transposed
+    suffix = ".gz" if gz else ""
+    write_idx(folder / f"emnist-mnist-{subset}-images-idx3-ubyte{suffix}", raw)
+    write_idx(folder / f"emnist-mnist-{subset}-labels-idx1-ubyte{suffix}", labels)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_glyph_comes_out_upright(tmp_path, small_mnist, gz):
+    upright = glyph_images(N, rng=0)
+    labels = (np.arange(N) % 10).astype(np.uint8)
+    _write_split(tmp_path, upright, labels, gz=gz)
+    bunch = load_emnist("mnist", "test", data_home=tmp_path, download=False)
+    assert bunch.data.dtype == np.uint8 and bunch.data.shape == (N, 784)
+    np.testing.assert_array_equal(bunch.images, upright)
+    assert np.shares_memory(bunch.data, bunch.images)
+    raw = load_emnist(
+        "mnist", "test", data_home=tmp_path, download=False, orientation="raw"
+    )
+    np.testing.assert_array_equal(raw.images, upright.transpose(0, 2, 1))
+    np.testing.assert_array_equal(bunch.target, labels)
+    assert list(bunch.target_names) == list("0123456789")
+
+
+def test_cache_is_written_once_then_memory_mapped(tmp_path, small_mnist):
+    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    first = load_emnist("mnist", "test", data_home=tmp_path, download=False)
+    caches = list(tmp_path.glob("*.npy"))
+    assert len(caches) == 1
+    mtime = caches[0].stat().st_mtime_ns
+    second = load_emnist("mnist", "test", data_home=tmp_path, download=False)
+    assert isinstance(second.images, np.memmap)
+    assert caches[0].stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(first.images, second.images)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_read_only_folder_caches_in_user_cache(tmp_path, small_mnist):
+    data = tmp_path / "ro"
+    data.mkdir()
+    _write_split(data, glyph_images(N), np.zeros(N, np.uint8))
+    os.chmod(data, 0o555)  # even root must leave a write-protected folder alone
+    try:
+        bunch = load_emnist("mnist", "test", data_home=data, download=False)
+    finally:
+        os.chmod(data, 0o755)
+    assert bunch.images.shape == (N, 28, 28)
+    assert not list(data.glob("*.npy"))
+    user_cache = Path(os.environ["EMNIST_ESTIMATORS_CACHE"])
+    assert any(p.name.startswith("emnist-mnist-test") for p in user_cache.rglob("*.npy"))
+
+
+def test_as_characters(tmp_path, small_mnist):
+    labels = (np.arange(N) % 10).astype(np.uint8)
+    _write_split(tmp_path, glyph_images(N), labels)
+    (tmp_path / "emnist-mnist-mapping.txt").write_text(
+        "".join(f"{i} {48 + i}\n" for i in range(10))
+    )
+    X, y = load_emnist(
+        "mnist", "test", data_home=tmp_path, download=False, return_X_y=True,
+        as_characters=True,
+    )
+    assert y[:3].tolist() == ["0", "1", "2"]
+    assert X.shape == (N, 784)
+
+
+def test_all_concatenates_train_and_test(tmp_path, small_mnist):
+    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8), subset="train")
+    _write_split(tmp_path, glyph_images(N), np.ones(N, np.uint8), subset="test")
+    bunch = load_emnist("mnist", "all", data_home=tmp_path, download=False)
+    assert bunch.data.shape == (2 * N, 784)
+    assert bunch.target[:N].sum() == 0 and bunch.target[N:].sum() == N
+
+
+def test_csv_source(tmp_path, small_mnist):
+    upright = glyph_images(N)
+    raw = upright.transpose(0, 2, 1).reshape(N, -1)
+    rows = [f"{i % 10}," + ",".join(map(str, r)) for i, r in enumerate(raw)]
+    (tmp_path / "emnist-mnist-test.csv").write_text("\n".join(rows) + "\n")
+    bunch = load_emnist("mnist", "test", data_home=tmp_path, download=False)
+    np.testing.assert_array_equal(bunch.images, upright)
+
+
+def test_unknown_split_and_subset(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown EMNIST split 'balance'.*balanced"):
+        load_emnist("balance", data_home=tmp_path, download=False)
+    with pytest.raises(ValueError, match="Unknown subset 'valid'"):
+        load_emnist("mnist", "valid", data_home=tmp_path, download=False)
+
+
+def test_missing_files_without_download(tmp_path):
+    with pytest.raises(DataNotFoundError) as info:
+        load_emnist("letters", "train", data_home=tmp_path, download=False)
+    msg = str(info.value)
+    assert str(tmp_path) in msg and "emnist-letters-train-images-idx3-ubyte.gz" in msg
+    assert "data download" in msg
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_count_mismatch_between_images_and_labels(tmp_path, small_mnist):
+    _write_split(tmp_path, glyph_images(N), np.zeros(N - 1, np.uint8))
+    with pytest.raises(DataFormatError, match="do not belong together"):
+        load_emnist("mnist", "test", data_home=tmp_path, download=False)
+
+
+def test_count_against_official_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "expected_sha256", lambda member: None)
+    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    with pytest.raises(DataFormatError, match="official EMNIST mnist/test has 10,000"):
+        load_emnist("mnist", "test", data_home=tmp_path, download=False)
+
+
+def test_checksum_mismatch_on_official_name(tmp_path, small_mnist, monkeypatch):
+    monkeypatch.setattr(loader, "expected_sha256", _official.expected_sha256)
+    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    with pytest.raises(OSError, match="differs from the official"):
+        load_emnist("mnist", "test", data_home=tmp_path, download=False)
+    assert not list(tmp_path.glob("*.npy"))
+
+
+def test_env_var_data_home(tmp_path, small_mnist, monkeypatch):
+    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    monkeypatch.setenv("EMNIST_DATA", str(tmp_path))
+    assert load_emnist("mnist", "test", download=False).data.shape == (N, 784)
