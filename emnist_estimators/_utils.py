@@ -1,0 +1,151 @@
+"""Private helpers: input validation shared by the estimators, and seeding."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils.validation import validate_data
+
+__all__ = ["check_pixels", "seeded", "resolve_seed"]
+
+
+def _image_shape_of(X: np.ndarray) -> tuple[int, int] | None:
+    if X.ndim == 3:
+        return X.shape[1], X.shape[2]
+    if X.ndim == 4:
+        if X.shape[3] != 1:
+            raise ValueError(
+                f"X has shape {X.shape}: images must have one grey channel, "
+                "(n, height, width) or (n, height, width, 1). Convert colour "
+                "images to grey first."
+            )
+        return X.shape[1], X.shape[2]
+    return None
+
+
+def check_pixels(
+    estimator,
+    X,
+    *,
+    reset: bool,
+    max_value: float | None = 255.0,
+    keep_uint8: bool = True,
+):
+    """Validate pixel input and return it as a 2-D array plus its image shape.
+
+    Accepts arrays, lists and DataFrames of shape (n, n_features), (n, h, w)
+    or (n, h, w, 1). Rejects sparse input, 1-D input, empty input, NaN/inf
+    and values outside ``0..max_value`` with a message that names the fix.
+    uint8 input stays uint8 (no float copy of a whole split); anything else
+    becomes float32.
+
+    Returns
+    -------
+    X2d : ndarray of shape (n_samples, n_features)
+    image_shape : tuple of (height, width) or None
+        The shape the images had, None for flat input.
+    """
+    name = type(estimator).__name__
+    if sparse.issparse(X):
+        raise TypeError(
+            f"{name} does not accept sparse input (got {type(X).__name__}): images "
+            "are dense. Convert with X.toarray()."
+        )
+    image_shape = None
+    if not hasattr(X, "columns"):  # keep DataFrames whole for feature names
+        X = np.asarray(X) if not isinstance(X, np.ndarray) else X
+        if X.ndim == 1:
+            raise ValueError(
+                f"Expected a 2-D array of shape (n_samples, n_pixels) or image "
+                f"batches (n, height, width), got a 1-D array of shape {X.shape}. "
+                "Reshape your data with X.reshape(1, -1) for a single sample or "
+                "X.reshape(-1, 1) for a single feature."
+            )
+        if X.ndim in (3, 4):
+            image_shape = _image_shape_of(X)
+            X = X.reshape(X.shape[0], -1)
+        elif X.ndim > 4:
+            raise ValueError(f"X has {X.ndim} dimensions; expected 2, 3 or 4.")
+    dtype = getattr(X, "dtype", None)
+    want = None if (keep_uint8 and dtype == np.uint8) else np.float32
+    if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":
+        want = np.float32
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        dtype=want,
+        accept_sparse=False,
+        ensure_all_finite=True,
+        ensure_min_samples=1,
+    )
+    if max_value is not None and X.dtype != np.uint8 and X.size:
+        lo, hi = float(X.min()), float(X.max())
+        if lo < 0:
+            raise ValueError(
+                f"Negative values in data passed to {name} (minimum {lo:g}): pixel "
+                f"values must lie in [0, {max_value:g}]. Pass raw grey pixels "
+                "0..255 or values scaled to [0, 1]; negative values usually mean "
+                "the data was standardised - undo that, or scale with PixelScaler."
+            )
+        if hi > max_value:
+            raise ValueError(
+                f"Pixel values up to {hi:g} passed to {name}, which expects values "
+                f"in [0, {max_value:g}]. Clip or rescale the images to 0..255 grey "
+                "levels."
+            )
+    return X, image_shape
+
+
+def resolve_seed(random_state) -> int | None:
+    """An int seed from ``random_state`` (int, RandomState, Generator or None)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    raise ValueError(
+        f"random_state must be None, an int or a numpy RandomState, got "
+        f"{random_state!r}."
+    )
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None):
+    """Seed Python, NumPy, TensorFlow and Keras for one fit, then restore them.
+
+    ``keras.utils.set_random_seed`` changes process-wide state; restoring it
+    afterwards keeps one estimator's ``random_state`` from leaking into the
+    next estimator's fit (scikeras leaves TensorFlow's op determinism on).
+    """
+    if seed is None:
+        yield
+        return
+    import keras
+    import tensorflow as tf
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from tensorflow.python.eager import context
+
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    tf_seed = context.global_seed()
+    keras_seed = global_state.get_global_attribute("global_random_seed")
+    keras_gen = global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
+    try:
+        keras.utils.set_random_seed(seed)
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        tf.random.set_seed(tf_seed)
+        global_state.set_global_attribute("global_random_seed", keras_seed)
+        global_state.set_global_attribute(
+            seed_generator.GLOBAL_SEED_GENERATOR, keras_gen
+        )

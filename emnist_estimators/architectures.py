@@ -1,0 +1,220 @@
+"""Keras model builders. Pure functions: no scikit-learn, no training.
+
+Both builders take flat input ``(n_features,)`` so the estimators keep X 2-D
+(what Pipelines and cross-validation expect) and can be fed uint8: the model
+casts each batch to float32 and rescales it inside the graph, so no float copy
+of a whole split is ever made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+__all__ = ["build_mlp", "build_cnn", "image_shape_for"]
+
+
+def image_shape_for(n_features: int, image_shape=None) -> tuple[int, int]:
+    """The (height, width) that ``n_features`` flat pixels are reshaped to.
+
+    An explicit ``image_shape`` wins; a perfect square (784) becomes a square
+    image (28x28); anything else becomes a one-row strip, so the CNN still
+    works on generic features (as scikit-learn's estimator checks require).
+    """
+    if image_shape is not None:
+        h, w = (int(v) for v in image_shape)
+        if h * w != n_features:
+            raise ValueError(
+                f"image_shape {image_shape} holds {h * w} pixels, X has "
+                f"{n_features} features."
+            )
+        return h, w
+    side = int(round(n_features**0.5))
+    if side * side == n_features:
+        return side, side
+    return 1, n_features
+
+
+def _seed(seed: int | None, offset: int) -> int | None:
+    return None if seed is None else seed + offset
+
+
+def build_mlp(
+    n_features: int,
+    n_classes: int,
+    *,
+    hidden_layer_sizes: Sequence[int] = (512, 512),
+    activation: str = "relu",
+    dropout: float = 0.2,
+    rescale: float = 1.0,
+    seed: int | None = None,
+) -> keras.Model:
+    """Multi-layer perceptron: [Dense, Dropout] x k, then softmax.
+
+    The default is the original report's 784-512-512-n_classes network with
+    dropout 0.2, Glorot-uniform weights and zero biases.
+
+    Parameters
+    ----------
+    n_features : int
+        Pixels per sample.
+    n_classes : int
+        Size of the softmax output.
+    hidden_layer_sizes : sequence of int, default=(512, 512)
+        Width of each hidden layer.
+    activation : str, default='relu'
+        Keras activation of the hidden layers.
+    dropout : float, default=0.2
+        Dropout rate after each hidden layer.
+    rescale : float, default=1.0
+        Inputs are multiplied by it inside the model (1/255 for raw pixels).
+    seed : int, default=None
+        Seeds weight initialisation and dropout.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled model mapping (batch, n_features) to class probabilities.
+
+    Examples
+    --------
+    >>> from emnist_estimators.architectures import build_mlp
+    >>> model = build_mlp(784, 47, seed=0)
+    >>> model.output_shape
+    (None, 47)
+    """
+    inputs = keras.Input(shape=(n_features,), name="pixels")
+    x = layers.Rescaling(rescale, name="rescale")(inputs)
+    for i, width in enumerate(hidden_layer_sizes):
+        x = layers.Dense(
+            int(width),
+            activation=activation,
+            kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, i)),
+            name=f"dense_{i}",
+        )(x)
+        if dropout > 0:
+            x = layers.Dropout(dropout, seed=_seed(seed, 100 + i), name=f"dropout_{i}")(
+                x
+            )
+    outputs = _softmax_head(x, n_classes, seed)
+    return keras.Model(inputs, outputs, name="emnist_mlp")
+
+
+def _softmax_head(x, n_classes: int, seed: int | None):
+    return layers.Dense(
+        n_classes,
+        activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, 999)),
+        name="softmax",
+    )(x)
+
+
+def build_cnn(
+    n_features: int,
+    n_classes: int,
+    *,
+    image_shape: tuple[int, int] | None = None,
+    filters: Sequence[int] = (32, 64),
+    convs_per_block: int = 2,
+    dense_units: Sequence[int] = (256, 128),
+    negative_slope: float = 0.3,
+    dropout: float = 0.25,
+    batch_norm: bool = False,
+    augment: bool = False,
+    rescale: float = 1.0,
+    seed: int | None = None,
+) -> keras.Model:
+    """Convolutional network in the style of the original report.
+
+    For each entry of ``filters`` one block of ``convs_per_block`` x [Conv2D
+    3x3 'same' + LeakyReLU] (with optional batch normalisation), MaxPool 2x2
+    and Dropout; then Flatten, the ReLU Dense layers of ``dense_units`` with
+    dropout, and a softmax. Optional light augmentation (shifts of up to 2
+    pixels and rotations of up to 10 degrees, no flips: a flipped 'b' is a
+    'd') is active only while training.
+
+    Parameters
+    ----------
+    n_features : int
+        Pixels per sample (flat); reshaped to ``image_shape`` inside.
+    n_classes : int
+        Size of the softmax output.
+    image_shape : (int, int), default=None
+        Height and width; default: square if possible (784 -> 28x28).
+    filters : sequence of int, default=(32, 64)
+        Filters of each convolutional block.
+    convs_per_block : int, default=2
+        Conv2D layers per block.
+    dense_units : sequence of int, default=(256, 128)
+        Widths of the ReLU Dense layers (the report does not give them).
+    negative_slope : float, default=0.3
+        LeakyReLU slope.
+    dropout : float, default=0.25
+        Dropout after each block and each Dense layer.
+    batch_norm : bool, default=False
+        BatchNormalization after each convolution.
+    augment : bool, default=False
+        Random shifts and rotations while training.
+    rescale : float, default=1.0
+        Inputs are multiplied by it inside the model (1/255 for raw pixels).
+    seed : int, default=None
+        Seeds initialisation, dropout and augmentation.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled model mapping (batch, n_features) to class probabilities.
+
+    Examples
+    --------
+    >>> from emnist_estimators.architectures import build_cnn
+    >>> build_cnn(784, 47, seed=0).output_shape
+    (None, 47)
+    """
+    height, width = image_shape_for(n_features, image_shape)
+    inputs = keras.Input(shape=(n_features,), name="pixels")
+    x = layers.Rescaling(rescale, name="rescale")(inputs)
+    x = layers.Reshape((height, width, 1), name="to_image")(x)
+    if augment:
+        shift_h = 2 / height if height > 2 else 0.0
+        x = layers.RandomTranslation(
+            shift_h, 2 / width, fill_mode="constant", seed=_seed(seed, 500), name="shift"
+        )(x)
+        if height > 1:
+            x = layers.RandomRotation(
+                10 / 360, fill_mode="constant", seed=_seed(seed, 501), name="rotate"
+            )(x)
+    k = 0
+    for b, n_filters in enumerate(filters):
+        for c in range(convs_per_block):
+            x = layers.Conv2D(
+                int(n_filters),
+                3,
+                padding="same",
+                use_bias=not batch_norm,
+                kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, k)),
+                name=f"conv_{b}_{c}",
+            )(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"bn_{b}_{c}")(x)
+            x = layers.LeakyReLU(negative_slope, name=f"leaky_{b}_{c}")(x)
+            k += 1
+        x = layers.MaxPooling2D(2, padding="same", name=f"pool_{b}")(x)
+        if dropout > 0:
+            x = layers.Dropout(dropout, seed=_seed(seed, 100 + b), name=f"drop_{b}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(dense_units):
+        x = layers.Dense(
+            int(units),
+            activation="relu",
+            kernel_initializer=keras.initializers.GlorotUniform(_seed(seed, 200 + i)),
+            name=f"dense_{i}",
+        )(x)
+        if dropout > 0:
+            x = layers.Dropout(dropout, seed=_seed(seed, 300 + i), name=f"dense_drop_{i}")(
+                x
+            )
+    outputs = _softmax_head(x, n_classes, seed)
+    return keras.Model(inputs, outputs, name="emnist_cnn")

@@ -1,0 +1,292 @@
+"""EmnistMLP / EmnistCNN behaviour a user relies on."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+from scipy import sparse
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import (
+    GridSearchCV,
+    RandomizedSearchCV,
+    StratifiedKFold,
+    check_cv,
+    cross_val_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
+
+from emnist_estimators import EmnistCNN, EmnistMLP, PixelScaler, load_model
+from emnist_estimators.exceptions import EmnistEstimatorsError
+
+SMALL = {
+    EmnistMLP: dict(hidden_layer_sizes=(16,), epochs=3, batch_size=32),
+    EmnistCNN: dict(filters=(4, 8), dense_units=(16,), epochs=2, batch_size=32),
+}
+
+
+def small(cls, **kw):
+    return cls(**{**SMALL[cls], **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Two classes of 28x28 glyphs: a vertical or a horizontal bar."""
+    rng = np.random.default_rng(0)
+    n = 240
+    X = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+    y = np.where(np.arange(n) % 2 == 0, "|", "-")
+    for i in range(n):
+        pos = rng.integers(6, 22)
+        if y[i] == "|":
+            X[i, 4:24, pos : pos + 3] = 255
+        else:
+            X[i, pos : pos + 3, 4:24] = 255
+    return X.reshape(n, 784), y
+
+
+@pytest.fixture(scope="module")
+def fitted_cnn(data):
+    X, y = data
+    return small(EmnistCNN, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("cls", [EmnistMLP, EmnistCNN])
+def test_learns_and_keeps_original_labels(cls, data):
+    X, y = data
+    clf = small(cls, random_state=0, epochs=4).fit(X, y)
+    assert clf.score(X, y) > 0.9
+    assert set(clf.predict(X)) <= {"|", "-"}
+    assert clf.classes_.tolist() == ["-", "|"]
+    assert set(clf.history_) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(clf.history_["loss"]) == clf.n_iter_ == 4
+
+
+@pytest.mark.parametrize("cls", [EmnistMLP, EmnistCNN])
+def test_sklearn_sees_a_classifier(cls, data):
+    clf = cls()
+    assert is_classifier(clf) and get_tags(clf).estimator_type == "classifier"
+    X, y = data
+    assert isinstance(check_cv(5, y, classifier=is_classifier(clf)), StratifiedKFold)
+
+
+def test_image_shaped_and_float_input_agree(fitted_cnn, data):
+    X, y = data
+    flat = fitted_cnn.predict_proba(X[:10])
+    np.testing.assert_allclose(fitted_cnn.predict_proba(X[:10].reshape(-1, 28, 28)), flat)
+    np.testing.assert_allclose(
+        fitted_cnn.predict_proba(X[:10].reshape(-1, 28, 28, 1).astype(float)),
+        flat,
+        rtol=1e-5,
+    )
+
+
+def test_fast_path_matches_model_predict(fitted_cnn, data):
+    X, _ = data
+    fast = fitted_cnn.predict_proba(X[:7])
+    slow = fitted_cnn.model_.predict(X[:7], verbose=0).astype(np.float64)
+    slow /= slow.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-7)
+    big = small(EmnistCNN)
+    big.__dict__.update(fitted_cnn.__dict__)
+    big._direct_predict_max = 0  # force the Model.predict path
+    np.testing.assert_array_equal(big.predict(X), fitted_cnn.predict(X))
+
+
+def test_random_state_reproducible_without_leaking(data):
+    import tensorflow as tf
+    from tensorflow.python.framework import config
+
+    X, y = data
+    random.seed(123)
+    expected_next = random.random()
+    random.seed(123)
+    a = small(EmnistMLP, random_state=7).fit(X, y).predict_proba(X)
+    assert random.random() == expected_next  # Python's RNG state restored
+    assert not config.is_op_determinism_enabled()
+    b = small(EmnistMLP, random_state=7).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    # an unseeded estimator afterwards still works and differs
+    c = small(EmnistMLP).fit(X, y).predict_proba(X)
+    assert not np.array_equal(a, c)
+    assert tf.random.uniform(()).shape == ()  # unseeded random ops still run
+
+
+@pytest.mark.parametrize(
+    "X, match, exc",
+    [
+        (np.full((5, 784), np.nan), "NaN", ValueError),
+        (np.full((5, 784), np.inf), "infinity", ValueError),
+        (-np.ones((5, 784)), "Negative values", ValueError),
+        (np.full((5, 784), 300.0), "up to 300", ValueError),
+        (np.zeros(784), "1-D array", ValueError),
+        (np.zeros((0, 784)), "0 sample", ValueError),
+        (sparse.csr_matrix(np.ones((5, 784))), "sparse", TypeError),
+        (np.zeros((5, 28, 28, 3)), "one grey channel", ValueError),
+    ],
+)
+def test_bad_input_at_fit(X, match, exc):
+    y = np.arange(X.shape[0] if X.ndim > 1 else 1) % 2
+    with pytest.raises(exc, match=match):
+        EmnistMLP(epochs=1).fit(X, y)
+
+
+def test_bad_input_at_predict(fitted_cnn):
+    with pytest.raises(ValueError, match="784 features"):
+        fitted_cnn.predict(np.zeros((2, 100)))
+    with pytest.raises(ValueError, match="784 features"):
+        fitted_cnn.predict(np.zeros((2, 32, 32), np.uint8))  # wrong image size
+    with pytest.raises(ValueError, match="NaN"):
+        fitted_cnn.predict(np.full((2, 784), np.nan))
+
+
+def test_bad_targets(data):
+    X, y = data
+    with pytest.raises(ValueError, match="only one class"):
+        EmnistMLP(epochs=1).fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="must match"):
+        EmnistMLP(epochs=1).fit(X, y[:-1])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        EmnistMLP(epochs=1).fit(X, np.linspace(0, 1, len(X)))
+    clf = small(EmnistMLP, epochs=1).partial_fit(X, y)
+    with pytest.raises(ValueError, match="not among the classes"):
+        clf.partial_fit(X[:4], np.array(["x", "|", "-", "|"]))
+
+
+def test_bad_hyper_parameters_fail_before_training(data):
+    X, y = data
+    with pytest.raises(ValueError, match="'dropout' parameter of EmnistMLP"):
+        EmnistMLP(dropout=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="'batch_size' parameter of EmnistCNN"):
+        EmnistCNN(batch_size=0).fit(X, y)
+
+
+def test_scaled_model_refuses_raw_pixels(data):
+    X, y = data
+    pipe_scaled = PixelScaler().fit_transform(X)
+    clf = small(EmnistMLP, epochs=1).fit(pipe_scaled, y)
+    assert clf.input_scale_ == 1.0
+    with pytest.raises(ValueError, match="fitted on pixels scaled to"):
+        clf.predict(X)
+
+
+def test_pipeline_in_searches_and_cv(data):
+    X, y = data
+    pipe = Pipeline([("scale", PixelScaler()), ("clf", small(EmnistCNN, epochs=1))])
+    grid = GridSearchCV(
+        pipe,
+        {
+            "clf__batch_size": [32, 64],
+            "clf__dropout": [0.1, 0.3],
+            "clf__learning_rate": [1e-3, 3e-3],
+        },
+        cv=2,
+    ).fit(X, y)
+    assert set(grid.best_params_) == {"clf__batch_size", "clf__dropout", "clf__learning_rate"}
+    assert len(grid.cv_results_["params"]) == 8
+    search = RandomizedSearchCV(
+        pipe,
+        {"clf__dropout": [0.0, 0.2, 0.4], "clf__learning_rate": [1e-3, 1e-2]},
+        n_iter=2,
+        cv=2,
+        random_state=0,
+    ).fit(X, y)
+    assert search.best_estimator_.predict(X[:3]).shape == (3,)
+    scores = cross_val_score(pipe.set_params(clf__epochs=4), X, y, cv=3, n_jobs=2)
+    assert scores.shape == (3,) and np.all(scores > 0.5)
+    restored = pickle.loads(pickle.dumps(grid.best_estimator_))
+    np.testing.assert_array_equal(
+        restored.predict_proba(X), grid.best_estimator_.predict_proba(X)
+    )
+
+
+@pytest.mark.parametrize("cls", [EmnistMLP, EmnistCNN])
+def test_clone_gives_unfitted_copy_with_same_params(cls, data):
+    X, y = data
+    clf = small(cls, random_state=0, dropout=0.3).fit(X, y)
+    copy = clone(clf)
+    assert copy.get_params() == clf.get_params()
+    assert not hasattr(copy, "model_")
+
+
+def test_pickle_round_trip_in_fresh_process(fitted_cnn, data, tmp_path):
+    X, _ = data
+    path = tmp_path / "clf.pkl"
+    path.write_bytes(pickle.dumps(fitted_cnn))
+    np.save(tmp_path / "X.npy", X[:20])
+    expected = fitted_cnn.predict_proba(X[:20])
+    code = (
+        "import pickle, sys, numpy as np;"
+        f"clf = pickle.loads(open({str(path)!r}, 'rb').read());"
+        f"np.save({str(tmp_path / 'p.npy')!r}, "
+        f"clf.predict_proba(np.load({str(tmp_path / 'X.npy')!r})))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
+
+
+def test_save_and_load_keras_format(fitted_cnn, data, tmp_path):
+    import keras
+
+    X, _ = data
+    path = tmp_path / "model.keras"
+    fitted_cnn.save(path)
+    loaded = load_model(path)
+    assert isinstance(loaded, EmnistCNN)
+    assert loaded.get_params() == fitted_cnn.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted_cnn.predict_proba(X))
+    assert loaded.classes_.tolist() == fitted_cnn.classes_.tolist()
+    assert EmnistCNN.load(path).n_features_in_ == 784
+    with pytest.raises(EmnistEstimatorsError, match="not a EmnistMLP"):
+        EmnistMLP.load(path)
+    # still a plain Keras archive
+    assert keras.saving.load_model(path, safe_mode=True).output_shape == (None, 2)
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    import keras
+
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(EmnistEstimatorsError, match="not a saved emnist-estimators"):
+        load_model(tmp_path / "junk.keras")
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(EmnistEstimatorsError, match="not written by emnist-estimators"):
+        load_model(tmp_path / "plain.keras")
+    with pytest.raises(EmnistEstimatorsError, match="not a saved"):
+        load_model(tmp_path / "missing.keras")
+
+
+def test_load_rejects_other_format_version(fitted_cnn, tmp_path):
+    import json
+    import zipfile
+
+    fitted_cnn.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
+    state = json.loads(entries["emnist_estimators.json"])
+    state["format"] = 99
+    entries["emnist_estimators.json"] = json.dumps(state).encode()
+    with zipfile.ZipFile(tmp_path / "new.keras", "w") as zf:
+        for name, blob in entries.items():
+            zf.writestr(name, blob)
+    with pytest.raises(EmnistEstimatorsError, match="save format 99"):
+        load_model(tmp_path / "new.keras")
+
+
+def test_early_stopping_and_partial_fit(data):
+    X, y = data
+    noise = np.random.default_rng(0).permutation(y)  # unlearnable: val loss rises
+    clf = small(EmnistMLP, epochs=50, early_stopping=True, patience=1, random_state=0)
+    clf.fit(X, noise)
+    assert clf.n_iter_ < 50
+    pf = small(EmnistMLP, random_state=0)
+    for _ in range(3):
+        pf.partial_fit(X, y, classes=["-", "|"])
+    assert pf.n_iter_ == 3 and len(pf.history_["loss"]) == 3
