@@ -1,0 +1,223 @@
+"""Figures and a one-page report for a fitted classifier.
+
+Every plot function is public, takes arrays (or a fitted estimator) and returns
+a matplotlib Figure, so notebooks can use them one by one; ``write_report``
+saves them as PNG next to an HTML page that embeds them with the metrics.
+matplotlib is driven through its object API with the non-interactive Agg
+canvas, so no display is needed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "plot_learning_curves",
+    "plot_confusion_matrix",
+    "plot_misclassified",
+    "most_confused_pairs",
+    "write_report",
+]
+
+
+def _figure(figsize):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _final_estimator(estimator):
+    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+
+
+def plot_learning_curves(history) -> "Figure":  # noqa: F821
+    """Training and validation loss and accuracy per epoch.
+
+    Parameters
+    ----------
+    history : dict or fitted estimator
+        ``history_`` of an EmnistMLP/EmnistCNN (or a Pipeline ending in one),
+        or a dict with ``loss``/``accuracy`` and optional ``val_`` lists.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(history, dict):
+        history = _final_estimator(history).history_
+    fig = _figure((10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            values = history.get(prefix + metric)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} per epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
+    """Row-normalised confusion matrix, labelled with the class characters.
+
+    Readable at 47 classes: rows sum to 1, the diagonal is shown, and cells
+    below 1% are left blank so the confusions stand out.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from sklearn.metrics import confusion_matrix
+
+    labels = np.unique(np.concatenate([y_true, y_pred])) if labels is None else labels
+    names = [str(c) for c in (class_names if class_names is not None else labels)]
+    cm = confusion_matrix(y_true, y_pred, labels=labels, normalize="true")
+    n = len(labels)
+    size = max(5.0, 0.28 * n + 2)
+    fig = _figure((size, size * 0.9))
+    ax = fig.subplots()
+    image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), names, fontsize=8 if n > 20 else 10)
+    ax.set_yticks(range(n), names, fontsize=8 if n > 20 else 10)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Confusion matrix (each row sums to 1)")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j] >= 0.01:
+                    ax.text(
+                        j, i, f"{cm[i, j]:.2f}", ha="center", va="center",
+                        fontsize=7, color="white" if cm[i, j] > 0.5 else "black",
+                    )
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
+    return fig
+
+
+def most_confused_pairs(y_true, y_pred, *, top: int = 10):
+    """The most frequent (true, predicted) errors, largest first.
+
+    Returns
+    -------
+    list of tuple
+        ``(true, predicted, count, share_of_true_class)``.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = y_true != y_pred
+    pairs, counts = np.unique(
+        np.stack([y_true[wrong].astype(str), y_pred[wrong].astype(str)], axis=1),
+        axis=0,
+        return_counts=True,
+    ) if wrong.any() else (np.empty((0, 2)), np.empty(0, int))
+    totals = {c: int(n) for c, n in zip(*np.unique(y_true.astype(str), return_counts=True))}
+    order = np.argsort(-counts, kind="stable")[:top]
+    return [
+        (pairs[i][0], pairs[i][1], int(counts[i]), counts[i] / totals[pairs[i][0]])
+        for i in order
+    ]
+
+
+def plot_misclassified(images, y_true, y_pred, *, max_images: int = 100):
+    """Grid of the first ``max_images`` misclassified images, true -> predicted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    images = np.asarray(images).reshape(len(images), 28, 28)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    idx = np.flatnonzero(y_true != y_pred)[:max_images]
+    cols = 10
+    rows = max(1, int(np.ceil(len(idx) / cols)))
+    fig = _figure((cols * 1.1, rows * 1.25 + 0.4))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    for ax in axes:
+        ax.axis("off")
+    for ax, i in zip(axes, idx):
+        ax.imshow(images[i], cmap="gray_r")
+        ax.set_title(f"{y_true[i]}→{y_pred[i]}", fontsize=9)
+    fig.suptitle(f"{len(idx)} misclassified images (true→predicted)")
+    return fig
+
+
+def write_report(
+    estimator,
+    X,
+    y,
+    output,
+    *,
+    title: str = "Model report",
+    class_names=None,
+    extra_metrics: dict | None = None,
+) -> Path:
+    """Write figures, metrics and an HTML page for ``estimator`` on ``(X, y)``.
+
+    Parameters
+    ----------
+    estimator : fitted EmnistMLP, EmnistCNN or Pipeline ending in one
+    X, y : test data (uint8 pixels, labels)
+    output : str or path-like
+        Folder (created if needed).
+    title : str
+    class_names : list of str, default=None
+        Names for the confusion-matrix axes, in ``classes_`` order.
+    extra_metrics : dict, default=None
+        Added to ``metrics.json`` and the page.
+
+    Returns
+    -------
+    Path
+        The HTML page.
+    """
+    from sklearn.metrics import accuracy_score, classification_report
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    y_pred = estimator.predict(X)
+    labels = _final_estimator(estimator).classes_
+    figures = {
+        "learning_curves.png": plot_learning_curves(estimator),
+        "confusion_matrix.png": plot_confusion_matrix(
+            y, y_pred, labels=labels, class_names=class_names
+        ),
+        "misclassified.png": plot_misclassified(X, y, y_pred),
+    }
+    for name, fig in figures.items():
+        fig.savefig(output / name, dpi=110)
+    metrics = {
+        "accuracy": float(accuracy_score(y, y_pred)),
+        "n_samples": int(len(y)),
+        **(extra_metrics or {}),
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    text_report = classification_report(y, y_pred, zero_division=0)
+    pairs = most_confused_pairs(y, y_pred)
+    rows = "".join(
+        f"<tr><td>{html.escape(t)}</td><td>{html.escape(p)}</td><td>{c}</td>"
+        f"<td>{s:.1%}</td></tr>"
+        for t, p, c, s in pairs
+    )
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
+<body style="font-family: sans-serif; max-width: 1100px; margin: auto">
+<h1>{html.escape(title)}</h1>
+<p>Accuracy: <b>{metrics['accuracy']:.4f}</b> on {metrics['n_samples']} samples.</p>
+<h2>Learning curves</h2><img src="learning_curves.png" alt="learning curves">
+<h2>Confusion matrix</h2><img src="confusion_matrix.png" alt="confusion matrix">
+<h2>Most confused pairs</h2>
+<table border="1" cellpadding="4"><tr><th>true</th><th>predicted</th><th>count</th>
+<th>share of true class</th></tr>{rows}</table>
+<h2>Per-class precision, recall, F1</h2><pre>{html.escape(text_report)}</pre>
+<h2>Misclassified images</h2><img src="misclassified.png" alt="misclassified">
+</body></html>
+"""
+    index = output / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
