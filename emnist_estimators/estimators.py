@@ -224,18 +224,24 @@ class _EmnistClassifier(KerasClassifier):
             )
             self._compile(model)
             X_tr, y_tr, w_tr, val = self._split_validation(X, y_enc, w, seed)
-            history = model.fit(
-                X_tr,
-                y_tr,
-                sample_weight=w_tr,
-                validation_data=val,
-                batch_size=self.batch_size,
-                epochs=self.epochs,
-                verbose=self.verbose,
-                callbacks=self._callbacks(callbacks, val is not None),
-                shuffle=True,
-            )
-        self.model_ = model
+            # Usable (predict, score) while it trains, so callbacks such as the
+            # tuning module's pruning callback can score it after each epoch.
+            self.model_ = model
+            try:
+                history = model.fit(
+                    X_tr,
+                    y_tr,
+                    sample_weight=w_tr,
+                    validation_data=val,
+                    batch_size=self.batch_size,
+                    epochs=self.epochs,
+                    verbose=self.verbose,
+                    callbacks=self._callbacks(callbacks, val is not None),
+                    shuffle=True,
+                )
+            except BaseException:
+                del self.model_
+                raise
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.n_iter_ = len(self.history_.get("loss", []))
         return self

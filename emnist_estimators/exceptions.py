@@ -13,6 +13,7 @@ __all__ = [
     "DataNotFoundError",
     "ChecksumError",
     "DownloadError",
+    "StorageError",
 ]
 
 
@@ -34,3 +35,7 @@ class ChecksumError(EmnistEstimatorsError, OSError):
 
 class DownloadError(EmnistEstimatorsError, OSError):
     """Downloading failed: network error, HTML instead of data, unsafe archive."""
+
+
+class StorageError(EmnistEstimatorsError, ConnectionError):
+    """An optuna storage URL cannot be opened (server down, bad URL, no driver)."""

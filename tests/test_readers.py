@@ -32,6 +32,37 @@ def test_idx_round_trip(tmp_path, images, name):
     np.testing.assert_array_equal(read_idx(path), images)
 
 
+@pytest.mark.parametrize("inflate", ["zlib", "isal"])
+def test_idx_with_each_inflate_library(tmp_path, images, monkeypatch, inflate):
+    """The fast ISA-L path and the zlib fallback read and check alike."""
+    import zlib
+
+    from emnist_estimators.datasets import readers
+
+    module = zlib if inflate == "zlib" else pytest.importorskip("isal.isal_zlib")
+    monkeypatch.setattr(readers, "_zlib", module)
+    write_idx(tmp_path / "x.gz", images)
+    np.testing.assert_array_equal(read_idx(tmp_path / "x.gz"), images)
+    np.testing.assert_array_equal(
+        read_idx(tmp_path / "x.gz", transpose=True), images.transpose(0, 2, 1)
+    )
+    data = bytearray((tmp_path / "x.gz").read_bytes())
+    data[-6] ^= 0xFF
+    (tmp_path / "bad.gz").write_bytes(bytes(data))
+    with pytest.raises(DataFormatError, match="corrupt"):
+        read_idx(tmp_path / "bad.gz")
+
+
+def test_idx_multi_member_gzip(tmp_path, images):
+    import gzip as gz
+
+    write_idx(tmp_path / "raw", images)
+    raw = (tmp_path / "raw").read_bytes()
+    half = len(raw) // 2
+    (tmp_path / "two.gz").write_bytes(gz.compress(raw[:half]) + gz.compress(raw[half:]))
+    np.testing.assert_array_equal(read_idx(tmp_path / "two.gz"), images)
+
+
 def test_idx_labels_and_wider_types(tmp_path):
     labels = np.arange(50, dtype=np.uint8)
     write_idx(tmp_path / "l.gz", labels)

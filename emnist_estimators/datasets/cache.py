@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from .readers import idx_header, read_idx, transpose_images
+from .readers import idx_header, read_idx
 
 __all__ = ["cache_path_for", "load_cached_images", "user_cache_dir"]
 
@@ -92,14 +92,13 @@ def load_cached_images(
     if before_build is not None:
         before_build(source)
     shape, dtype = idx_header(source)
+    square = len(shape) == 3 and shape[1] == shape[2]
     if cache is None:
-        return transpose_images(read_idx(source))
+        return read_idx(source, transpose=square)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     try:
         out = open_memmap(tmp, mode="w+", dtype=dtype.newbyteorder("="), shape=shape)
-        read_idx(source, out=out)
-        if out.ndim == 3:
-            transpose_images(out)
+        read_idx(source, out=out, transpose=square)
         out.flush()
         del out
         os.replace(tmp, cache)

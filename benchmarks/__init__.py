@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks --quick|--full`` (see benchmarks/README.md)."""

@@ -1,0 +1,139 @@
+"""Wrapper overhead: EmnistCNN vs the same Keras model used directly, and
+single-sample prediction latency vs stock scikeras.
+
+Side by side in alternating child processes on real Fashion-MNIST images
+(uint8, the same network, seed and data in each case):
+
+- ``fit``: ``EmnistCNN(validation_fraction=0).fit`` vs ``build_cnn(...)`` +
+  ``compile`` + ``Model.fit`` (goal: <= 1.05x);
+- ``batch predict``: ``predict_proba`` on 10,000 images vs ``Model.predict``
+  (goal: <= 1.05x);
+- ``1-sample predict``: median latency of ``predict`` on one image, ours vs
+  scikeras' ``KerasClassifier`` wrapping the same model (goal: >= 10x faster).
+
+Run: ``python -m benchmarks.bench_wrappers [--n 20000] [--epochs 2] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks._harness import SHARED_DATA, alternate, median_of, write_results
+
+SETUP = """
+import numpy as np
+from emnist_estimators import EmnistCNN
+from emnist_estimators.architectures import build_cnn
+from emnist_estimators.datasets import read_idx
+import keras
+X = read_idx({images!r}).reshape(-1, 784)[:{n}]
+y = read_idx({labels!r})[:{n}].astype("int32")
+X_test = read_idx({images!r}).reshape(-1, 784)[-10000:]
+one = X_test[:1]
+def latency(fn, calls=60):
+    fn(); fn()
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return float(np.median(times))
+"""
+
+OURS = """
+clf = EmnistCNN(epochs={epochs}, validation_fraction=0, random_state=0)
+t = time.perf_counter(); clf.fit(X, y); fit_s = time.perf_counter() - t
+clf.predict_proba(X_test[:512])
+t = time.perf_counter(); clf.predict_proba(X_test); batch_s = time.perf_counter() - t
+report(fit_s=fit_s, batch_s=batch_s, one_s=latency(lambda: clf.predict(one)))
+"""
+
+RAW_KERAS = """
+keras.utils.set_random_seed(0)
+model = build_cnn(784, 10, rescale=1 / 255, seed=0)
+model.compile(optimizer=keras.optimizers.Adam(1e-3),
+              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+t = time.perf_counter()
+model.fit(X, y, batch_size=256, epochs={epochs}, verbose=0, shuffle=True)
+fit_s = time.perf_counter() - t
+model.predict(X_test[:512], verbose=0)
+t = time.perf_counter(); model.predict(X_test, batch_size=1024, verbose=0)
+batch_s = time.perf_counter() - t
+report(fit_s=fit_s, batch_s=batch_s,
+       one_s=latency(lambda: model.predict(one, verbose=0).argmax(1)))
+"""
+
+SCIKERAS = """
+from scikeras.wrappers import KerasClassifier
+def make_model():
+    m = build_cnn(784, 10, rescale=1 / 255, seed=0)
+    m.compile(optimizer=keras.optimizers.Adam(1e-3),
+              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+clf = KerasClassifier(model=make_model, epochs={epochs}, batch_size=256,
+                      random_state=0, verbose=0)
+t = time.perf_counter(); clf.fit(X, y); fit_s = time.perf_counter() - t
+clf.predict(X_test[:512])
+t = time.perf_counter(); clf.predict_proba(X_test); batch_s = time.perf_counter() - t
+report(fit_s=fit_s, batch_s=batch_s, one_s=latency(lambda: clf.predict(one)))
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="training images")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    folder = SHARED_DATA / "fashion-mnist"
+    if not folder.is_dir():
+        sys.exit(f"needs the real Fashion-MNIST files in {folder}")
+    setup = SETUP.format(
+        images=str(folder / "train-images-idx3-ubyte.gz"),
+        labels=str(folder / "train-labels-idx1-ubyte.gz"),
+        n=args.n,
+    )
+    cases = {
+        "EmnistCNN": (setup, OURS.format(epochs=args.epochs)),
+        "raw Keras": (setup, RAW_KERAS.format(epochs=args.epochs)),
+        "stock scikeras": (setup, SCIKERAS.format(epochs=args.epochs)),
+    }
+    runs = alternate(cases, args.repeats)
+    med = {name: {k: median_of(r, k) for k in ("fit_s", "batch_s", "one_s")} for name, r in runs.items()}
+    ours, raw, sk = med["EmnistCNN"], med["raw Keras"], med["stock scikeras"]
+    rows = [
+        {
+            "measure": f"fit ({args.n:,} images, {args.epochs} epochs)",
+            "EmnistCNN s": round(ours["fit_s"], 2),
+            "raw Keras s": round(raw["fit_s"], 2),
+            "stock scikeras s": round(sk["fit_s"], 2),
+            "ours / raw Keras": round(ours["fit_s"] / raw["fit_s"], 3),
+            "goal": "<= 1.05",
+        },
+        {
+            "measure": "batch predict_proba (10,000 images)",
+            "EmnistCNN s": round(ours["batch_s"], 3),
+            "raw Keras s": round(raw["batch_s"], 3),
+            "stock scikeras s": round(sk["batch_s"], 3),
+            "ours / raw Keras": round(ours["batch_s"] / raw["batch_s"], 3),
+            "goal": "<= 1.05",
+        },
+        {
+            "measure": "1-sample predict latency (median of 60)",
+            "EmnistCNN s": round(ours["one_s"], 5),
+            "raw Keras s": round(raw["one_s"], 5),
+            "stock scikeras s": round(sk["one_s"], 5),
+            "ours / raw Keras": round(ours["one_s"] / raw["one_s"], 3),
+            "scikeras / ours": round(sk["one_s"] / ours["one_s"], 1),
+            "goal": "scikeras/ours >= 10",
+        },
+    ]
+    write_results(
+        "bench_wrappers",
+        rows,
+        command="python -m benchmarks.bench_wrappers " + " ".join(argv or sys.argv[1:]),
+        notes=f"Medians of {args.repeats} alternating runs, each in a fresh process.",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,652 @@
+"""Hyper-parameter search with optuna: pruning, resumable and shared studies.
+
+:class:`EmnistSearchCV` runs an optuna study over clones of an estimator (or
+a Pipeline ending in one) and behaves like scikit-learn's search estimators;
+:func:`tune` is the one-call form for scripts.
+
+Choices that differ from ``optuna_integration.OptunaSearchCV``:
+
+- the evaluation split (hold-out or k folds) is fixed once per study, so all
+  trials are compared on the same data (OptunaSearchCV re-splits when
+  pruning, optuna-integration #317);
+- each ``fit`` starts a new study unless ``load_if_exists=True`` asks to resume
+  a named one (a second ``fit`` of OptunaSearchCV silently continues, #118);
+- pruning is a small Keras callback that scores the model on the hold-out
+  set after every epoch and stops the fit when the pruner says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import StratifiedKFold, KFold, train_test_split
+from sklearn.utils.validation import check_is_fitted
+
+from .exceptions import StorageError
+
+__all__ = [
+    "EmnistSearchCV",
+    "PruningCallback",
+    "default_search_space",
+    "make_pruner",
+    "make_storage",
+    "tune",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The default search: batch size, dropout and learning rate.
+DEFAULT_SPACE: dict[str, BaseDistribution] = {
+    "batch_size": CategoricalDistribution([32, 64, 128, 256, 512]),
+    "dropout": FloatDistribution(0.0, 0.5),
+    "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+}
+
+
+def _final_step(estimator):
+    """``(prefix, final estimator)`` of a Pipeline, or ``("", estimator)``."""
+    if hasattr(estimator, "steps"):
+        name, last = estimator.steps[-1]
+        inner_prefix, inner = _final_step(last)
+        return f"{name}__{inner_prefix}", inner
+    return "", estimator
+
+
+def default_search_space(estimator) -> dict[str, BaseDistribution]:
+    """The default space keyed by ``estimator``'s real parameter names.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import Pipeline
+    >>> from emnist_estimators import EmnistCNN, PixelScaler
+    >>> from emnist_estimators.tuning import default_search_space
+    >>> pipe = Pipeline([("scale", PixelScaler()), ("clf", EmnistCNN())])
+    >>> sorted(default_search_space(pipe))
+    ['clf__batch_size', 'clf__dropout', 'clf__learning_rate']
+    """
+    prefix, final = _final_step(estimator)
+    names = final.get_params(deep=False)
+    space = {prefix + k: v for k, v in DEFAULT_SPACE.items() if k in names}
+    if not space:
+        raise ValueError(
+            f"{type(final).__name__} has none of the default search parameters "
+            f"{sorted(DEFAULT_SPACE)}; pass param_distributions explicitly."
+        )
+    return space
+
+
+def _as_distribution(name: str, value) -> BaseDistribution:
+    if isinstance(value, BaseDistribution):
+        return value
+    if isinstance(value, list):
+        if not value:
+            raise ValueError(f"The choices for {name!r} are empty.")
+        return CategoricalDistribution(value)
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, numbers.Real) for v in value)
+    ):
+        low, high = value
+        if not low < high:
+            raise ValueError(
+                f"Invalid range for {name!r}: low {low!r} must be smaller than "
+                f"high {high!r}."
+            )
+        if all(isinstance(v, numbers.Integral) for v in value):
+            return IntDistribution(int(low), int(high))
+        return FloatDistribution(float(low), float(high))
+    raise TypeError(
+        f"Cannot search {name!r} over {value!r}: give an optuna distribution, a "
+        "list of choices or a (low, high) tuple."
+    )
+
+
+def _check_space(estimator, space) -> dict[str, BaseDistribution] | Callable:
+    if callable(space) and not isinstance(space, Mapping):
+        return space
+    if not isinstance(space, Mapping):
+        raise TypeError(
+            "param_distributions must be a dict of name -> distribution or a "
+            f"callable taking an optuna trial, got {type(space).__name__}."
+        )
+    if not space:
+        raise ValueError(
+            "param_distributions is empty: name at least one parameter to search, "
+            "or pass None for the default (batch size, dropout, learning rate)."
+        )
+    valid = estimator.get_params(deep=True)
+    unknown = sorted(set(space) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"Unknown parameter(s) {unknown} for {type(estimator).__name__}. "
+            f"Valid names: {sorted(k for k in valid if not k.endswith('steps'))}."
+        )
+    return {name: _as_distribution(name, value) for name, value in space.items()}
+
+
+def make_pruner(pruner, *, max_epochs: int | None = None) -> optuna.pruners.BasePruner:
+    """An optuna pruner from a name ('median', 'hyperband', 'halving', 'none')."""
+    if isinstance(pruner, optuna.pruners.BasePruner):
+        return pruner
+    if pruner in (None, "none"):
+        return optuna.pruners.NopPruner()
+    if pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max_epochs or "auto"
+        )
+    if pruner in ("halving", "successive_halving"):
+        return optuna.pruners.SuccessiveHalvingPruner()
+    raise ValueError(
+        f"Unknown pruner {pruner!r}. Expected 'median', 'hyperband', 'halving', "
+        "'none' or an optuna pruner."
+    )
+
+
+def _hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL sqlalchemy cannot parse
+        return url
+
+
+def make_storage(storage, *, heartbeat_interval: int | None = 60):
+    """An optuna storage from a URL, a journal file path, or None (in memory).
+
+    ``sqlite:///study.db``, ``postgresql://user@host/db`` (any SQLAlchemy URL)
+    give an RDB storage with heartbeats, so a trial whose process was killed is
+    marked FAIL when the study is next resumed; ``journal:path`` or a path
+    ending in ``.log``/``.journal`` gives optuna's journal file storage.
+
+    Raises
+    ------
+    StorageError
+        The database cannot be reached or the URL is invalid.
+    """
+    if storage is None or isinstance(storage, optuna.storages.BaseStorage):
+        return storage
+    if not isinstance(storage, str):
+        raise TypeError(f"storage must be a URL string, got {type(storage).__name__}.")
+    if storage.startswith("journal:") or storage.endswith((".log", ".journal")):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = storage.removeprefix("journal:")
+        return JournalStorage(JournalFileBackend(path))
+    try:
+        return optuna.storages.RDBStorage(
+            storage,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=None if heartbeat_interval is None else 2 * heartbeat_interval,
+            engine_kwargs={"pool_pre_ping": True} if "sqlite" not in storage else None,
+        )
+    except Exception as exc:  # sqlalchemy raises many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise StorageError(
+            f"Cannot open the optuna storage {_hide_password(storage)!r}: {first}. "
+            "Check the URL, that the database server is running and reachable, and "
+            "that its driver is installed (PostgreSQL: pip install "
+            "'emnist-estimators[distributed]')."
+        ) from None
+
+
+class PruningCallback:
+    """Keras callback: report a score to an optuna trial each epoch, stop if pruned.
+
+    Parameters
+    ----------
+    trial : optuna.Trial
+    score : callable
+        ``score() -> float``, evaluated after every epoch (e.g. accuracy on
+        the hold-out set, computed with the partly trained estimator).
+    step_offset : int, default=0
+        Added to the epoch number when reporting.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        # Subclass keras.callbacks.Callback lazily: importing this module must
+        # not import TensorFlow.
+        import keras
+
+        if not issubclass(cls, keras.callbacks.Callback):
+            cls = type(cls.__name__, (cls, keras.callbacks.Callback), {})
+        return super().__new__(cls)
+
+    def __init__(self, trial, score: Callable[[], float], *, step_offset: int = 0):
+        import keras
+
+        keras.callbacks.Callback.__init__(self)
+        self.trial, self.score, self.step_offset = trial, score, step_offset
+        self.pruned = False
+        self.epochs_run = 0
+        self.last_score = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_run += 1
+        value = float(self.score())
+        self.last_score = value
+        self.trial.report(value, self.step_offset + epoch)
+        if self.trial.should_prune():
+            self.pruned = True
+            self.model.stop_training = True
+
+
+class EmnistSearchCV(MetaEstimatorMixin, BaseEstimator):
+    """Optuna search over an estimator's hyper-parameters, sklearn style.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        An EmnistMLP/EmnistCNN, or a Pipeline ending in one; cloned per trial.
+    param_distributions : dict or callable, default=None
+        ``{name: distribution}`` with optuna distributions, lists (choices) or
+        ``(low, high)`` tuples, keyed by the estimator's parameter names
+        (``clf__dropout`` in a Pipeline); or ``callable(trial) -> dict`` of
+        parameter values. None: batch size {32..512}, dropout [0, 0.5] and
+        learning rate [1e-4, 1e-2] (log).
+    n_trials : int, default=20
+        Trials to run in this ``fit`` (other workers may add more).
+    timeout : float, default=None
+        Stop starting trials after this many seconds.
+    scoring : str or callable, default=None
+        A scikit-learn scorer; None uses the estimator's ``score`` (accuracy).
+        Greater is better, so the study maximises it.
+    cv : int or None, default=None
+        None: one stratified hold-out set of ``validation_fraction``, scored
+        after every epoch so bad trials are pruned early. int: stratified
+        k-fold, pruned between folds. The split is fixed for the whole study.
+    validation_fraction : float, default=0.2
+        Hold-out share when ``cv`` is None.
+    pruner : {'median', 'hyperband', 'halving', 'none'} or optuna pruner, \
+default='median'
+    sampler : optuna sampler, default=None
+        Default: ``TPESampler(seed=random_state)``.
+    storage : str or optuna storage, default=None
+        None keeps the study in memory; ``sqlite:///study.db``,
+        ``postgresql://...``, or ``journal:study.log`` persist it so it can
+        resume and be shared by many processes or machines.
+    study_name : str, default=None
+        Name in the storage; needed to resume or share a study.
+    load_if_exists : bool, default=False
+        Resume the named study if it exists. False: a fit that finds the name
+        taken raises instead of silently continuing another study.
+    refit : bool, default=True
+        Refit the best parameters on all of ``X``.
+    n_jobs : int, default=1
+        Trials run in parallel threads of this process. Trial order and fits
+        are then not reproducible; use separate processes on one storage for
+        large searches.
+    random_state : int or None, default=None
+        Seeds the sampler, the evaluation split and, where the estimator's own
+        ``random_state`` is None, every trial's fit.
+    heartbeat_interval : int, default=60
+        Seconds between heartbeats of running trials in an RDB storage; a trial
+        silent for twice as long is marked FAIL when the study next runs.
+    show_progress_bar : bool, default=False
+        optuna's progress bar.
+
+    Attributes
+    ----------
+    study_ : optuna.Study
+    best_params_ : dict
+    best_score_ : float
+        Best hold-out (or mean CV) score.
+    best_estimator_ : estimator
+        Refit on all data with ``best_params_`` (when ``refit``).
+    cv_results_ : dict of ndarray
+        One entry per trial of the study: ``number``, ``state``,
+        ``mean_test_score``, ``params``, ``param_<name>``, ``epochs``,
+        ``duration_s``.
+    n_trials_ : int
+        Trials in the study after this fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emnist_estimators import EmnistMLP
+    >>> from emnist_estimators.tuning import EmnistSearchCV
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, size=(120, 784), dtype=np.uint8)
+    >>> y = np.arange(120) % 3
+    >>> search = EmnistSearchCV(EmnistMLP(hidden_layer_sizes=(16,), epochs=2),
+    ...                         n_trials=2, random_state=0).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['batch_size', 'dropout', 'learning_rate']
+    """
+
+    def __init__(
+        self,
+        estimator,
+        param_distributions=None,
+        *,
+        n_trials=20,
+        timeout=None,
+        scoring=None,
+        cv=None,
+        validation_fraction=0.2,
+        pruner="median",
+        sampler=None,
+        storage=None,
+        study_name=None,
+        load_if_exists=False,
+        refit=True,
+        n_jobs=1,
+        random_state=None,
+        heartbeat_interval=60,
+        show_progress_bar=False,
+    ):
+        self.estimator = estimator
+        self.param_distributions = param_distributions
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self.scoring = scoring
+        self.cv = cv
+        self.validation_fraction = validation_fraction
+        self.pruner = pruner
+        self.sampler = sampler
+        self.storage = storage
+        self.study_name = study_name
+        self.load_if_exists = load_if_exists
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.heartbeat_interval = heartbeat_interval
+        self.show_progress_bar = show_progress_bar
+
+    # -- set-up -------------------------------------------------------------
+    def _check_settings(self):
+        if self.n_trials is not None and (
+            not isinstance(self.n_trials, numbers.Integral) or self.n_trials <= 0
+        ):
+            raise ValueError(f"n_trials must be a positive integer, got {self.n_trials!r}.")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout must be positive seconds, got {self.timeout!r}.")
+        if self.cv is None and not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}."
+            )
+        if self.cv is not None and (not isinstance(self.cv, numbers.Integral) or self.cv < 2):
+            raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}.")
+
+    def _create_study(self):
+        storage = make_storage(self.storage, heartbeat_interval=self.heartbeat_interval)
+        sampler = self.sampler or optuna.samplers.TPESampler(seed=self.random_state)
+        max_epochs = getattr(_final_step(self.estimator)[1], "epochs", None)
+        pruner = make_pruner(self.pruner, max_epochs=max_epochs)
+        try:
+            study = optuna.create_study(
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                study_name=self.study_name,
+                direction="maximize",
+                load_if_exists=self.load_if_exists,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            raise ValueError(
+                f"A study named {self.study_name!r} already exists in this storage. "
+                "Pass load_if_exists=True (CLI: --resume) to continue it, or choose "
+                "another study_name."
+            ) from None
+        except Exception as exc:
+            if isinstance(exc, (ValueError, TypeError)):
+                raise
+            raise StorageError(
+                f"Cannot create or load the study in {self.storage!r}: {exc}"
+            ) from exc
+        if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+            raise ValueError(
+                f"Study {study.study_name!r} was created to {study.direction.name.lower()} "
+                "its objective; EmnistSearchCV maximises scikit-learn scores "
+                "(greater is better). Use another study_name."
+            )
+        return study
+
+    def _splits(self, X, y):
+        idx = np.arange(len(y))
+        if self.cv is None:
+            try:
+                train, val = train_test_split(
+                    idx, test_size=self.validation_fraction, stratify=y,
+                    random_state=self.random_state,
+                )
+            except ValueError:
+                train, val = train_test_split(
+                    idx, test_size=self.validation_fraction, random_state=self.random_state
+                )
+            return [(np.sort(train), np.sort(val))]
+        kind = StratifiedKFold if is_classifier(self.estimator) else KFold
+        return list(kind(self.cv, shuffle=True, random_state=self.random_state).split(idx, y))
+
+    # -- the objective ------------------------------------------------------
+    def _trial_params(self, trial, space):
+        if callable(space):
+            params = space(trial)
+            if not isinstance(params, Mapping):
+                raise TypeError("A callable search space must return a dict of parameters.")
+            return dict(params)
+        return {name: trial._suggest(name, dist) for name, dist in space.items()}
+
+    def _fit_one(self, est, X, y, callbacks):
+        prefix, final = _final_step(est)
+        fit_params = {}
+        if callbacks and "callbacks" in _fit_param_names(final):
+            fit_params[f"{prefix}callbacks"] = callbacks
+        return est.fit(X, y, **fit_params)
+
+    def _objective(self, X, y, space, splits, scorer):
+        def objective(trial):
+            params = self._trial_params(trial, space)
+            est = clone(self.estimator).set_params(**params)
+            prefix, final = _final_step(est)
+            if (
+                self.random_state is not None
+                and "random_state" in final.get_params(deep=False)
+                and final.get_params(deep=False)["random_state"] is None
+            ):
+                est.set_params(**{f"{prefix}random_state": self.random_state})
+            epochs = 0
+            scores = []
+            try:
+                for fold, (train, val) in enumerate(splits):
+                    X_val, y_val = X[val], y[val]
+                    callback = None
+                    if len(splits) == 1:
+                        callback = PruningCallback(
+                            trial, lambda: scorer(est, X_val, y_val)
+                        )
+                    self._fit_one(est, X[train], y[train], [callback] if callback else None)
+                    epochs += callback.epochs_run if callback else getattr(
+                        _final_step(est)[1], "n_iter_", 0
+                    )
+                    if callback is not None and callback.pruned:
+                        raise optuna.TrialPruned(
+                            f"pruned after epoch {callback.epochs_run}"
+                        )
+                    scores.append(float(scorer(est, X_val, y_val)))
+                    if len(splits) > 1:
+                        trial.report(float(np.mean(scores)), fold)
+                        if trial.should_prune():
+                            raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
+            except optuna.TrialPruned:
+                raise
+            except Exception as exc:
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                trial.set_user_attr("epochs", int(epochs))
+            return float(np.mean(scores))
+
+        return objective
+
+    def fit(self, X, y, **fit_params):
+        """Run the study on ``(X, y)``, then refit the best parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : object
+        """
+        if fit_params:
+            raise TypeError(
+                f"fit() got unexpected parameters {sorted(fit_params)}; set them on "
+                "the estimator instead."
+            )
+        self._check_settings()
+        space = (
+            default_search_space(self.estimator)
+            if self.param_distributions is None
+            else _check_space(self.estimator, self.param_distributions)
+        )
+        if hasattr(X, "iloc"):
+            X = X.to_numpy()
+        X, y = np.asarray(X), np.asarray(y)
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}.")
+        scorer = check_scoring(self.estimator, scoring=self.scoring)
+        optuna_logger = optuna.logging.get_verbosity()
+        try:
+            if not self.show_progress_bar:
+                optuna.logging.set_verbosity(optuna.logging.WARNING)
+            study = self._create_study()
+            splits = self._splits(X, y)
+            study.optimize(
+                self._objective(X, y, space, splits, scorer),
+                n_trials=self.n_trials,
+                timeout=self.timeout,
+                n_jobs=self.n_jobs,
+                catch=(Exception,),
+                show_progress_bar=self.show_progress_bar,
+            )
+        finally:
+            optuna.logging.set_verbosity(optuna_logger)
+        self.study_ = study
+        self.n_trials_ = len(study.trials)
+        self.cv_results_ = _cv_results(study)
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
+            raise RuntimeError(
+                "No trial completed"
+                + (f"; first error: {errors[0]}" if errors else " (all were pruned)")
+                + "."
+            )
+        best = study.best_trial
+        self.best_score_ = float(best.value)
+        if callable(space):  # replay the callable to map trial values to params
+            self.best_params_ = self._trial_params(
+                optuna.trial.FixedTrial(best.params, best.number), space
+            )
+        else:
+            self.best_params_ = dict(best.params)
+        if self.refit:
+            est = clone(self.estimator).set_params(**self.best_params_)
+            prefix, final = _final_step(est)
+            if (
+                self.random_state is not None
+                and "random_state" in final.get_params(deep=False)
+                and final.get_params(deep=False)["random_state"] is None
+            ):
+                est.set_params(**{f"{prefix}random_state": self.random_state})
+            self.best_estimator_ = est.fit(X, y)
+            if hasattr(self.best_estimator_, "classes_"):
+                self.classes_ = self.best_estimator_.classes_
+        return self
+
+    # -- delegation ---------------------------------------------------------
+    def _best(self):
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_
+
+    def predict(self, X):
+        """Predict with the refit best estimator."""
+        return self._best().predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities from the refit best estimator."""
+        return self._best().predict_proba(X)
+
+    def score(self, X, y):
+        """Score of the refit best estimator, with the search's scorer."""
+        return check_scoring(self.estimator, scoring=self.scoring)(self._best(), X, y)
+
+    def trials_dataframe(self):
+        """All trials of the study as a pandas DataFrame (optuna's format)."""
+        check_is_fitted(self, "study_")
+        return self.study_.trials_dataframe()
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        tags.input_tags = inner.input_tags
+        return tags
+
+
+def _fit_param_names(estimator) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(estimator.fit).parameters)
+
+
+def _cv_results(study) -> dict:
+    trials = study.trials
+    names = sorted({k for t in trials for k in t.params})
+    results = {
+        "number": np.array([t.number for t in trials]),
+        "state": np.array([t.state.name for t in trials]),
+        "mean_test_score": np.array(
+            [t.value if t.value is not None else math.nan for t in trials], dtype=float
+        ),
+        "params": [dict(t.params) for t in trials],
+        "epochs": np.array([t.user_attrs.get("epochs", 0) for t in trials]),
+        "duration_s": np.array(
+            [t.duration.total_seconds() if t.duration else math.nan for t in trials]
+        ),
+    }
+    for name in names:
+        results[f"param_{name}"] = np.array(
+            [t.params.get(name) for t in trials], dtype=object
+        )
+    return results
+
+
+def tune(estimator, X, y, **kwargs) -> EmnistSearchCV:
+    """Run :class:`EmnistSearchCV` on ``(X, y)`` and return it fitted.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+    X, y : training data
+    **kwargs
+        Any :class:`EmnistSearchCV` parameter (``n_trials``, ``storage``...).
+
+    Returns
+    -------
+    EmnistSearchCV
+        With ``study_``, ``best_params_``, ``best_estimator_``...
+    """
+    return EmnistSearchCV(estimator, **kwargs).fit(X, y)

@@ -1,0 +1,227 @@
+"""The optuna tuning module on small generated data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import optuna
+import pytest
+from conftest import REPO
+from sklearn.pipeline import Pipeline
+
+from emnist_estimators import EmnistMLP, PixelScaler
+from emnist_estimators.exceptions import StorageError
+from emnist_estimators.tuning import EmnistSearchCV, PruningCallback, tune
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(400, 784), dtype=np.uint8)
+    y = (X[:, :392].mean(axis=1) > X[:, 392:].mean(axis=1)).astype(int)
+    return X, y
+
+
+def mlp(**kw):
+    return EmnistMLP(**{"hidden_layer_sizes": (16,), "epochs": 3, **kw})
+
+
+def test_search_api_on_a_pipeline(data):
+    X, y = data
+    pipe = Pipeline([("scale", PixelScaler()), ("clf", mlp())])
+    search = EmnistSearchCV(pipe, n_trials=4, random_state=0, pruner="none").fit(X, y)
+    assert set(search.best_params_) == {"clf__batch_size", "clf__dropout", "clf__learning_rate"}
+    assert 0 <= search.best_score_ <= 1
+    assert search.best_score_ == np.nanmax(search.cv_results_["mean_test_score"])
+    assert search.n_trials_ == 4 and len(search.trials_dataframe()) == 4
+    assert search.best_estimator_.named_steps["clf"].dropout == search.best_params_["clf__dropout"]
+    assert search.predict(X[:5]).shape == (5,)
+    assert search.predict_proba(X[:5]).shape == (5, 2)
+    assert 0 <= search.score(X, y) <= 1
+    assert all(e == 3 for e in search.cv_results_["epochs"])
+
+
+def test_custom_space_and_cv(data):
+    X, y = data
+
+    def space(trial):
+        return {
+            "hidden_layer_sizes": (trial.suggest_int("width", 8, 32),),
+            "epochs": trial.suggest_int("epochs", 1, 2),
+        }
+
+    search = tune(mlp(), X, y, param_distributions=space, n_trials=3, cv=2, random_state=0)
+    assert {"width", "epochs"} == set(search.study_.best_params)
+    assert set(search.best_params_) == {"hidden_layer_sizes", "epochs"}
+    assert search.best_estimator_.hidden_layer_sizes == search.best_params_["hidden_layer_sizes"]
+    search = tune(
+        mlp(), X, y, param_distributions={"dropout": (0.0, 0.3), "batch_size": [32, 64]},
+        n_trials=2, random_state=0, refit=False,
+    )
+    assert not hasattr(search, "best_estimator_")
+
+
+def test_a_pruned_trial_stops_its_fit(data):
+    X, y = data
+    search = EmnistSearchCV(
+        mlp(epochs=6),
+        n_trials=2,
+        pruner=optuna.pruners.ThresholdPruner(lower=1.01),  # prunes every trial
+        random_state=0,
+        refit=False,
+    )
+    with pytest.raises(RuntimeError, match="all were pruned"):
+        search.fit(X, y)
+    trials = search.study_.trials  # kept for inspection even when fit raises
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert [t.user_attrs["epochs"] for t in trials] == [1, 1]  # of 6: stopped early
+
+
+def test_median_pruner_prunes_a_hopeless_trial(data):
+    X, y = data
+    def space(trial):  # five good trials, then hopeless ones that cannot learn
+        return {"learning_rate": 1e-2 if trial.number < 5 else 1e-9}
+
+    search = EmnistSearchCV(
+        mlp(epochs=6, random_state=0), param_distributions=space, n_trials=8,
+        random_state=0, refit=False,
+    ).fit(X, y)
+    states = search.cv_results_["state"]
+    assert list(states[:5]) == ["COMPLETE"] * 5
+    assert "PRUNED" in states[5:]
+    pruned = search.cv_results_["epochs"][states == "PRUNED"]
+    assert np.all(pruned < 6)  # their fits stopped early
+
+
+def test_pruning_callback_records_epochs(data):
+    X, y = data
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2))
+    trial = study.ask()
+    clf = mlp(epochs=5)
+    callback = PruningCallback(trial, lambda: clf.score(X, y))
+    clf.fit(X, y, callbacks=[callback])
+    assert callback.pruned and callback.epochs_run == 1 == clf.n_iter_
+
+
+def test_same_random_state_same_trials(data):
+    X, y = data
+    runs = [
+        EmnistSearchCV(mlp(), n_trials=3, random_state=1, pruner="none", refit=False).fit(X, y)
+        for _ in range(2)
+    ]
+    assert runs[0].cv_results_["params"] == runs[1].cv_results_["params"]
+    np.testing.assert_array_equal(
+        runs[0].cv_results_["mean_test_score"], runs[1].cv_results_["mean_test_score"]
+    )
+
+
+def test_new_fit_starts_a_new_study_unless_resuming(data, tmp_path):
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    kw = dict(n_trials=2, storage=url, study_name="s", random_state=0, refit=False)
+    EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y)
+    with pytest.raises(ValueError, match="already exists.*load_if_exists=True"):
+        EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y)
+    resumed = EmnistSearchCV(mlp(epochs=1), load_if_exists=True, **kw).fit(X, y)
+    assert resumed.n_trials_ == 4
+
+
+def test_journal_storage(data, tmp_path):
+    X, y = data
+    search = EmnistSearchCV(
+        mlp(epochs=1), n_trials=2, storage=str(tmp_path / "study.log"), study_name="j",
+        refit=False,
+    ).fit(X, y)
+    assert (tmp_path / "study.log").stat().st_size > 0
+    assert search.n_trials_ == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"param_distributions": {"drop_out": (0.0, 0.5)}}, ValueError, "Unknown parameter.*drop_out.*dropout"),
+        ({"param_distributions": {}}, ValueError, "empty"),
+        ({"param_distributions": {"dropout": (0.5, 0.1)}}, ValueError, "low 0.5 must be smaller"),
+        ({"param_distributions": {"dropout": "wide"}}, TypeError, "Cannot search"),
+        ({"n_trials": 0}, ValueError, "n_trials must be a positive integer"),
+        ({"storage": "postgresql://nobody:secret@127.0.0.1:1/none"}, StorageError, "Cannot open"),
+        ({"pruner": "mean"}, ValueError, "Unknown pruner"),
+    ],
+)
+def test_bad_settings(data, kwargs, exc, match):
+    X, y = data
+    with pytest.raises(exc, match=match) as info:
+        EmnistSearchCV(mlp(epochs=1), **{"n_trials": 1, **kwargs}).fit(X, y)
+    assert "secret" not in str(info.value)
+
+
+def test_study_with_other_direction(data, tmp_path):
+    X, y = data
+    url = f"sqlite:///{tmp_path / 'min.db'}"
+    optuna.create_study(storage=url, study_name="m", direction="minimize")
+    with pytest.raises(ValueError, match="minimize"):
+        EmnistSearchCV(mlp(epochs=1), n_trials=1, storage=url, study_name="m",
+                       load_if_exists=True).fit(X, y)
+
+
+WORKER = """
+import numpy as np
+from emnist_estimators import EmnistMLP
+from emnist_estimators.tuning import EmnistSearchCV
+rng = np.random.default_rng(0)
+X = rng.integers(0, 256, size=(3000, 784), dtype=np.uint8)
+y = (X[:, :392].mean(axis=1) > X[:, 392:].mean(axis=1)).astype(int)
+EmnistSearchCV(EmnistMLP(hidden_layer_sizes=(64,), epochs=30), n_trials=50,
+               storage={url!r}, study_name="killed", load_if_exists=True,
+               heartbeat_interval=1, random_state=0, refit=False,
+               pruner="none").fit(X, y)
+"""
+
+
+def test_resume_after_sigkill(tmp_path, data):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(WORKER.format(url=url))],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            time.sleep(1)
+            try:
+                study = optuna.load_study(study_name="killed", storage=url)
+            except KeyError:
+                continue
+            states = [t.state for t in study.trials]
+            if (
+                states.count(optuna.trial.TrialState.COMPLETE) >= 1
+                and states[-1] == optuna.trial.TrialState.RUNNING
+            ):
+                break
+        else:
+            pytest.fail("the worker never finished a trial")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = optuna.load_study(study_name="killed", storage=url).trials
+    finished = [t.number for t in before if t.state == optuna.trial.TrialState.COMPLETE]
+    killed = before[-1].number
+    time.sleep(3)  # longer than the grace period of 2 heartbeats
+    X, y = data
+    resumed = EmnistSearchCV(
+        mlp(epochs=1), n_trials=2, storage=url, study_name="killed", load_if_exists=True,
+        heartbeat_interval=1, refit=False, param_distributions={"dropout": (0.0, 0.5)},
+    ).fit(X, y)
+    trials = {t.number: t for t in resumed.study_.trials}
+    assert all(trials[n].state == optuna.trial.TrialState.COMPLETE for n in finished)
+    assert trials[killed].state == optuna.trial.TrialState.FAIL
+    assert len(trials) == len(before) + 2
