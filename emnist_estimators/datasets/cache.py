@@ -15,9 +15,9 @@ import stat
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.format import open_memmap
+from numpy.lib import format
 
-from .readers import idx_header, read_idx
+from .readers import idx_header, iter_idx_blocks, read_idx
 
 __all__ = ["cache_path_for", "load_cached_images", "user_cache_dir"]
 
@@ -95,12 +95,18 @@ def load_cached_images(
     square = len(shape) == 3 and shape[1] == shape[2]
     if cache is None:
         return read_idx(source, transpose=square)
+    dtype = dtype.newbyteorder("=")
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     try:
-        out = open_memmap(tmp, mode="w+", dtype=dtype.newbyteorder("="), shape=shape)
-        read_idx(source, out=out, transpose=square)
-        out.flush()
-        del out
+        # Plain writes, not a writable memory map: no page faults on a fresh
+        # file, and the pages stay in the page cache instead of this
+        # process's resident memory.
+        with open(tmp, "wb") as fh:
+            header = {"descr": format.dtype_to_descr(dtype), "fortran_order": False,
+                      "shape": shape}
+            format.write_array_header_1_0(fh, header)
+            for block in iter_idx_blocks(source, shape, dtype, transpose=square):
+                fh.write(memoryview(block).cast("B"))
         os.replace(tmp, cache)
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,9 +8,12 @@ fixed later, by :func:`emnist_estimators.datasets.load_emnist` or
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import queue
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -148,39 +151,84 @@ def read_idx(
             f"out has shape {out.shape} and dtype {out.dtype}; {path} holds "
             f"{shape} of {dtype}"
         )
-    flat = out.reshape(-1).view(np.uint8)
-    # Bytes are consumed in whole records: whole images when transposing.
-    record = shape[1] * shape[2] if transpose else dtype.itemsize
+    pos = 0
+    for block in iter_idx_blocks(path, shape, dtype, transpose=transpose):
+        out[pos : pos + len(block)] = block
+        pos += len(block)
+    return out
+
+
+def _prefetch(iterator, depth: int = 2):
+    """Run ``iterator`` in a background thread, ``depth`` items ahead.
+
+    Inflating (zlib/ISA-L) and numpy copies release the GIL, so decompressing
+    the next chunk overlaps with transposing and writing the current one.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterator:
+                if stop.is_set():
+                    return
+                items.put(item)
+            items.put(done)
+        except BaseException as exc:  # hand the error to the consumer
+            items.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                items.get_nowait()
+            thread.join(timeout=0.01)
+
+
+def iter_idx_blocks(path, shape, dtype, *, transpose: bool):
+    """Yield the records of an IDX file as native-order arrays, block by block.
+
+    With ``transpose``, each block holds whole images, transposed, contiguous.
+    Raises :class:`DataFormatError` on truncated data or trailing bytes.
+    """
+    path = Path(path)
+    itemsize = dtype.itemsize
+    record = int(np.prod(shape[1:], dtype=np.int64)) * itemsize if len(shape) > 1 else itemsize
+    total = int(np.prod(shape, dtype=np.int64)) * itemsize
     pos, skip, carry = 0, 4 + 4 * len(shape), b""
-    for chunk in _decompressed_chunks(path):
+    for chunk in _prefetch(_decompressed_chunks(path)):
         if skip:
             chunk, skip = chunk[skip:], max(0, skip - len(chunk))
         if carry:
             chunk, carry = carry + chunk, b""
-        usable = min(len(chunk) - len(chunk) % record, len(flat) - pos)
-        if pos + usable == len(flat) and usable < len(chunk):
+        usable = min(len(chunk) - len(chunk) % record, total - pos)
+        if pos + usable == total and usable < len(chunk):
             raise DataFormatError(
                 f"{path}: unexpected bytes after the {shape} array the header "
                 "announces; the file is not a valid IDX file."
             )
         carry = chunk[usable:]
-        block = np.frombuffer(chunk, np.uint8, count=usable)
-        if transpose:
-            n, first = usable // record, pos // record
-            out[first : first + n] = block.reshape(n, shape[1], shape[2]).transpose(
-                0, 2, 1
-            )
-        else:
-            flat[pos : pos + usable] = block
         pos += usable
-    if pos != len(flat) or carry:
+        if not usable:
+            continue
+        block = np.frombuffer(chunk, dtype.newbyteorder(">"), count=usable // itemsize)
+        block = block.reshape(-1, *shape[1:])
+        if transpose:
+            block = block.transpose(0, 2, 1)
+        yield np.ascontiguousarray(block, dtype=dtype)
+    if pos != total or carry:
         raise DataFormatError(
-            f"{path}: file is truncated: expected {len(flat):,} bytes of data "
+            f"{path}: file is truncated: expected {total:,} bytes of data "
             f"after the header, got {pos + len(carry):,}. Download the file again."
         )
-    if dtype.itemsize > 1 and np.little_endian:
-        out.byteswap(inplace=True)
-    return out
 
 
 def idx_header(path) -> tuple[tuple[int, ...], np.dtype]:
