@@ -143,10 +143,10 @@ def _epoch_progress(enabled: bool, epochs: int):
 
 
 def _load_model(path):
+    if not Path(path).exists():  # before importing TensorFlow: fail fast
+        raise UsageError(f"Model file {path} does not exist.")
     from .estimators import load_model
 
-    if not Path(path).exists():
-        raise UsageError(f"Model file {path} does not exist.")
     return load_model(path)
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import random
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -189,21 +191,31 @@ def make_storage(storage, *, heartbeat_interval: int | None = 60):
 
         path = storage.removeprefix("journal:")
         return JournalStorage(JournalFileBackend(path))
-    try:
-        return optuna.storages.RDBStorage(
-            storage,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=None if heartbeat_interval is None else 2 * heartbeat_interval,
-            engine_kwargs={"pool_pre_ping": True} if "sqlite" not in storage else None,
-        )
-    except Exception as exc:  # sqlalchemy raises many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise StorageError(
-            f"Cannot open the optuna storage {_hide_password(storage)!r}: {first}. "
-            "Check the URL, that the database server is running and reachable, and "
-            "that its driver is installed (PostgreSQL: pip install "
-            "'emnist-estimators[distributed]')."
-        ) from None
+    attempts = 5
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(
+                storage,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=None if heartbeat_interval is None else 2 * heartbeat_interval,
+                engine_kwargs={"pool_pre_ping": True} if "sqlite" not in storage else None,
+            )
+        except Exception as exc:  # sqlalchemy raises many types
+            # Workers started together on a fresh database race to create
+            # optuna's tables; the losers see "duplicate"/"already exists" and
+            # find the tables in place when they try again.
+            text = str(exc).lower()
+            racing = "duplicate" in text or "already exists" in text
+            if racing and attempt < attempts - 1:
+                time.sleep(0.2 + random.random())
+                continue
+            first = text and str(exc).strip().splitlines()[0]
+            raise StorageError(
+                f"Cannot open the optuna storage {_hide_password(storage)!r}: "
+                f"{first or repr(exc)}. Check the URL, that the database server is "
+                "running and reachable, and that its driver is installed "
+                "(PostgreSQL: pip install 'emnist-estimators[distributed]')."
+            ) from None
 
 
 class PruningCallback:

@@ -58,3 +58,31 @@ def glyph_images(n: int, rng=None) -> np.ndarray:
     img[21:24, 6:20] = 255  # horizontal bar at the bottom
     noise = rng.integers(0, 30, size=(n, 28, 28), dtype=np.uint8)
     return np.maximum(img[None], noise)
+
+
+def bar_images(n: int, rng=0):
+    """28x28 uint8 images of three easy classes: vertical bar, horizontal bar, box."""
+    rng = np.random.default_rng(rng)
+    X = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+    y = np.arange(n) % 3
+    for i in range(n):
+        a, b = rng.integers(6, 20, 2)
+        if y[i] == 0:
+            X[i, 4:24, a : a + 3] = 255
+        elif y[i] == 1:
+            X[i, a : a + 3, 4:24] = 255
+        else:
+            X[i, a - 3 : a + 5, b - 3 : b + 5] = 255
+    return X, y.astype(np.uint8)
+
+
+def write_idx_folder(folder: Path, n_train: int = 300, n_test: int = 90) -> Path:
+    """A Fashion-MNIST-style folder of IDX files (upright) with bar images."""
+    from emnist_estimators.datasets import write_idx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        X, y = bar_images(n, seed)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", X)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
+    return folder

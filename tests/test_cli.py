@@ -1,0 +1,181 @@
+"""The command line, driven as a user would: subprocesses and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import REPO, bar_images, write_idx_folder
+
+from emnist_estimators.cli import main
+
+
+def cli(*args, cwd, check=True):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "emnist_estimators", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One small CNN trained through the CLI, shared by the read-only tests."""
+    work = tmp_path_factory.mktemp("cli")
+    data = write_idx_folder(work / "bars")
+    proc = cli(
+        "train", "--model", "cnn", "--dataset", data, "--output", work / "model",
+        "--epochs", 8, "--batch-size", 32, "--param", "filters=(8,)",
+        "--param", "dense_units=(32,)", "--json", cwd=work,
+    )
+    return work, data, json.loads(proc.stdout)
+
+
+def test_train_writes_model_and_metrics(trained):
+    work, _, metrics = trained
+    out = work / "model"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "history.json", "metrics.json", "model.keras", "params.json",
+    ]
+    assert metrics["n_train"] == 300 and metrics["n_test"] == 90
+    assert metrics["test_accuracy"] > 0.8
+    params = json.loads((out / "params.json").read_text())
+    assert params["filters"] == "(8,)" or params["filters"] == [8]
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 8
+    assert not [p for p in work.iterdir() if p.name.startswith(".model.tmp")]
+
+
+def test_evaluate(trained):
+    work, data, metrics = trained
+    proc = cli("evaluate", work / "model" / "model.keras", "--dataset", data, "--json",
+               cwd=work)
+    result = json.loads(proc.stdout)
+    assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    text = cli("evaluate", work / "model" / "model.keras", "--dataset", data, cwd=work)
+    assert "precision" in text.stdout  # per-class report
+
+
+def test_predict_png_files(trained, tmp_path):
+    from PIL import Image
+
+    work, _, _ = trained
+    X, y = bar_images(6, rng=5)
+    files = []
+    for i, (img, label) in enumerate(zip(X, y)):
+        # dark ink on white paper, larger than 28x28, in colour: as a user scans it
+        page = np.kron(255 - img, np.ones((4, 4), np.uint8))
+        path = tmp_path / f"char{i}.png"
+        Image.fromarray(page).convert("RGB").save(path)
+        files.append(path)
+    proc = cli("predict", work / "model" / "model.keras", *files, "--json", cwd=work)
+    predictions = json.loads(proc.stdout)["predictions"]
+    assert [p["input"] for p in predictions] == [f.name for f in files]
+    predicted = [int(p["prediction"]) for p in predictions]
+    assert np.mean(np.array(predicted) == y) >= 5 / 6
+    assert all(abs(sum(t["probability"] for t in p["top"]) - 1) < 0.05 or len(p["top"]) == 3
+               for p in predictions)
+    np.save(tmp_path / "pixels.npy", X.reshape(6, 784))
+    text = cli("predict", work / "model" / "model.keras", tmp_path / "pixels.npy", cwd=work)
+    assert text.stdout.count("pixels.npy[") == 6
+
+
+def test_report_figures_and_html(trained, tmp_path):
+    work, data, _ = trained
+    cli("report", work / "model" / "model.keras", "--dataset", data, "--output",
+        tmp_path / "rep", cwd=work)
+    html = (tmp_path / "rep" / "index.html").read_text()
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert {"learning_curves.png", "confusion_matrix.png", "misclassified.png"} <= set(pngs)
+    for name in pngs:
+        blob = (tmp_path / "rep" / name).read_bytes()
+        assert blob.startswith(b"\x89PNG\r\n\x1a\n") and len(blob) > 2000
+        assert f'src="{name}"' in html
+    assert re.search(r"Accuracy: <b>0\.\d+</b>", html)
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["evaluate", "missing.keras", "--dataset", "digits"], 2, "does not exist"),
+        (["train", "--dataset", "no-such-dataset", "--output", "o"], 2, "not found"),
+        (["train", "--dataset", "digits", "--output", "o", "--param", "widht=3"], 2,
+         "Unknown EmnistCNN parameter"),
+    ],
+)
+def test_bad_input_exit_codes(tmp_path, args, code, message):
+    proc = cli(*args, cwd=tmp_path, check=False)
+    assert proc.returncode == code
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_corrupt_model_and_undecodable_image(trained, tmp_path):
+    work, _, _ = trained
+    (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04garbage")
+    proc = cli("predict", tmp_path / "bad.keras", tmp_path / "bad.keras", cwd=tmp_path,
+               check=False)
+    assert proc.returncode == 1 and "not a saved emnist-estimators model" in proc.stderr
+    (tmp_path / "x.png").write_bytes(b"not an image")
+    proc = cli("predict", work / "model" / "model.keras", tmp_path / "x.png", cwd=tmp_path,
+               check=False)
+    assert proc.returncode == 2 and "Cannot decode" in proc.stderr
+
+
+def test_existing_output_is_refused_unless_overwrite(trained, tmp_path):
+    work, data, _ = trained
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    args = ("train", "--model", "mlp", "--dataset", data, "--output", tmp_path / "out",
+            "--epochs", 1, "--quiet")
+    proc = cli(*args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
+    assert (tmp_path / "out" / "keep.txt").exists()
+    cli(*args, "--overwrite", cwd=tmp_path)
+    assert (tmp_path / "out" / "model.keras").exists()
+
+
+def test_failed_training_leaves_no_output_folder(tmp_path, capsys):
+    code = main(["train", "--dataset", "digits", "--output", str(tmp_path / "o"),
+                 "--param", "dropout=2.0"])
+    assert code == 2 and "dropout" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_everywhere(capsys):
+    for command in ("data", "demo", "train", "evaluate", "predict", "report", "tune"):
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+        assert "usage: emnist-estimators" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("emnist-estimators") or (
+        os.path.join(os.path.dirname(sys.executable), "emnist-estimators")
+    )
+    if not os.path.exists(exe):
+        pytest.skip("the package is not installed in this environment (pip install .)")
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and re.match(r"\d+\.\d+", proc.stdout)
+
+
+def test_data_info_json(tmp_path, capsys):
+    assert main(["data", "info", "--data-home", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_saved_model_is_a_keras_archive(trained):
+    work, _, _ = trained
+    with zipfile.ZipFile(work / "model" / "model.keras") as zf:
+        names = set(zf.namelist())
+    assert {"config.json", "model.weights.h5", "emnist_estimators.json"} <= names
