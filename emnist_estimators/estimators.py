@@ -79,7 +79,25 @@ class _EmnistClassifier(KerasClassifier):
     _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
     __repr__ = BaseEstimator.__repr__
     set_params = BaseEstimator.set_params
-    score = ClassifierMixin.score
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
+            Grey pixels, scaled like the training data.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Accuracy in [0, 1].
+        """
+        return ClassifierMixin.score(self, X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self) -> Tags:
         tags = BaseEstimator.__sklearn_tags__(self)

@@ -38,7 +38,7 @@ class PixelScaler(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     n_features_in_ : int
-        Number of pixels seen during :term:`fit`.
+        Number of pixels seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when fitted on a DataFrame with string column names.
 

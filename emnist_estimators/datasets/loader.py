@@ -237,14 +237,14 @@ def load_emnist(
 ):
     """Load an EMNIST split as uint8 pixels and integer (or character) labels.
 
-    =================   ==================================================
+    ==================  ==================================================
     Splits              balanced, byclass, bymerge, digits, letters, mnist
     Classes             47, 62, 47, 10, 26 (labels 1..26), 10
-    Samples train/test  112,800/18,800; 697,932/116,323; 697,932/116,323;
-                        240,000/40,000; 124,800/20,800; 60,000/10,000
+    Samples train       112,800; 697,932; 697,932; 240,000; 124,800; 60,000
+    Samples test        18,800; 116,323; 116,323; 40,000; 20,800; 10,000
     Dimensionality      784 (28x28 grey images)
     Features            integers 0..255
-    =================   ==================================================
+    ==================  ==================================================
 
     Files are looked for in ``data_home`` (IDX ``.gz`` or raw, the CSV export
     ``emnist-<split>-<subset>.csv`` or NIST's ``emnist-<split>.mat``) and
