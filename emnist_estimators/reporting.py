@@ -19,6 +19,8 @@ __all__ = [
     "plot_learning_curves",
     "plot_confusion_matrix",
     "plot_misclassified",
+    "plot_sample_predictions",
+    "plot_confused_pairs",
     "most_confused_pairs",
     "write_report",
 ]
@@ -84,7 +86,12 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
     fig = _figure((size, size * 0.9))
     ax = fig.subplots()
     image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), names, fontsize=8 if n > 20 else 10)
+    long_names = max(len(name) for name in names) > 2
+    ax.set_xticks(
+        range(n), names, fontsize=8 if n > 20 else 10,
+        rotation=45 if long_names else 0, ha="right" if long_names else "center",
+        rotation_mode="anchor",
+    )
     ax.set_yticks(range(n), names, fontsize=8 if n > 20 else 10)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -136,14 +143,77 @@ def plot_misclassified(images, y_true, y_pred, *, max_images: int = 100):
     idx = np.flatnonzero(y_true != y_pred)[:max_images]
     cols = 10
     rows = max(1, int(np.ceil(len(idx) / cols)))
-    fig = _figure((cols * 1.1, rows * 1.25 + 0.4))
+    # class names longer than a character go on two lines so titles never overlap
+    long_names = max((len(str(v)) for v in np.concatenate([y_true[idx], y_pred[idx]])),
+                     default=1) > 3
+    fig = _figure((cols * (1.35 if long_names else 1.1),
+                   rows * (1.55 if long_names else 1.25) + 0.4))
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     for ax in axes:
         ax.axis("off")
     for ax, i in zip(axes, idx):
         ax.imshow(images[i], cmap="gray_r")
-        ax.set_title(f"{y_true[i]}→{y_pred[i]}", fontsize=9)
+        if long_names:
+            ax.set_title(f"{y_true[i]}\n→ {y_pred[i]}", fontsize=7)
+        else:
+            ax.set_title(f"{y_true[i]}→{y_pred[i]}", fontsize=9)
     fig.suptitle(f"{len(idx)} misclassified images (true→predicted)")
+    return fig
+
+
+def plot_sample_predictions(images, y_true, y_pred, *, n: int = 40, proba=None):
+    """Grid of the first ``n`` test images with their predictions.
+
+    Titles read ``predicted (probability)``; wrong ones are red and show the
+    true class too.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    images = np.asarray(images).reshape(len(images), 28, 28)[:n]
+    y_true, y_pred = np.asarray(y_true)[:n], np.asarray(y_pred)[:n]
+    cols = 10
+    rows = max(1, int(np.ceil(len(images) / cols)))
+    fig = _figure((cols * 1.15, rows * 1.35 + 0.4))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    for ax in axes:
+        ax.axis("off")
+    for i, ax in enumerate(axes[: len(images)]):
+        ax.imshow(images[i], cmap="gray_r")
+        ok = y_true[i] == y_pred[i]
+        label = f"{y_pred[i]}" if ok else f"{y_pred[i]} (true {y_true[i]})"
+        if proba is not None:
+            label += f"\n{proba[i]:.2f}"
+        ax.set_title(label, fontsize=8, color="black" if ok else "crimson")
+    fig.suptitle("Sample predictions (red: wrong)")
+    return fig
+
+
+def plot_confused_pairs(images, y_true, y_pred, *, top: int = 8, examples: int = 6):
+    """The most confused (true, predicted) pairs, each with example images.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    images = np.asarray(images).reshape(len(images), 28, 28)
+    y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
+    pairs = most_confused_pairs(y_true, y_pred, top=top)
+    rows = max(1, len(pairs))
+    fig = _figure((examples * 1.0 + 2.6, rows * 1.1 + 0.5))
+    axes = np.atleast_2d(fig.subplots(rows, examples + 1))
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, (true, pred, count, share) in enumerate(pairs):
+        axes[r, 0].text(
+            0.0, 0.5, f"{true} → {pred}\n{count}x ({share:.1%})",
+            fontsize=10, va="center", ha="left", transform=axes[r, 0].transAxes,
+        )
+        idx = np.flatnonzero((y_true == true) & (y_pred == pred))[:examples]
+        for c, i in enumerate(idx, start=1):
+            axes[r, c].imshow(images[i], cmap="gray_r")
+    fig.suptitle("Most confused pairs (true → predicted), with examples")
     return fig
 
 
@@ -180,14 +250,20 @@ def write_report(
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    y_pred = estimator.predict(X)
+    proba = estimator.predict_proba(X)
     labels = _final_estimator(estimator).classes_
+    y_pred = labels[proba.argmax(axis=1)]
+    confidence = proba.max(axis=1)
     figures = {
         "learning_curves.png": plot_learning_curves(estimator),
         "confusion_matrix.png": plot_confusion_matrix(
             y, y_pred, labels=labels, class_names=class_names
         ),
         "misclassified.png": plot_misclassified(X, y, y_pred),
+        "sample_predictions.png": plot_sample_predictions(
+            X, y, y_pred, proba=confidence
+        ),
+        "confused_pairs.png": plot_confused_pairs(X, y, y_pred),
     }
     for name, fig in figures.items():
         fig.savefig(output / name, dpi=110)
@@ -211,9 +287,11 @@ def write_report(
 <p>Accuracy: <b>{metrics['accuracy']:.4f}</b> on {metrics['n_samples']} samples.</p>
 <h2>Learning curves</h2><img src="learning_curves.png" alt="learning curves">
 <h2>Confusion matrix</h2><img src="confusion_matrix.png" alt="confusion matrix">
+<h2>Sample predictions</h2><img src="sample_predictions.png" alt="sample predictions">
 <h2>Most confused pairs</h2>
 <table border="1" cellpadding="4"><tr><th>true</th><th>predicted</th><th>count</th>
 <th>share of true class</th></tr>{rows}</table>
+<img src="confused_pairs.png" alt="most confused pairs with examples">
 <h2>Per-class precision, recall, F1</h2><pre>{html.escape(text_report)}</pre>
 <h2>Misclassified images</h2><img src="misclassified.png" alt="misclassified">
 </body></html>

@@ -95,7 +95,10 @@ def test_report_figures_and_html(trained, tmp_path):
         tmp_path / "rep", cwd=work)
     html = (tmp_path / "rep" / "index.html").read_text()
     pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
-    assert {"learning_curves.png", "confusion_matrix.png", "misclassified.png"} <= set(pngs)
+    assert set(pngs) == {
+        "learning_curves.png", "confusion_matrix.png", "misclassified.png",
+        "sample_predictions.png", "confused_pairs.png",
+    }
     for name in pngs:
         blob = (tmp_path / "rep" / name).read_bytes()
         assert blob.startswith(b"\x89PNG\r\n\x1a\n") and len(blob) > 2000
