@@ -85,8 +85,7 @@ def build_mlp(
     >>> model.output_shape
     (None, 47)
     """
-    inputs = keras.Input(shape=(n_features,), name="pixels")
-    x = layers.Rescaling(rescale, name="rescale")(inputs)
+    inputs, x = _pixel_input(n_features, rescale)
     for i, width in enumerate(hidden_layer_sizes):
         x = layers.Dense(
             int(width),
@@ -100,6 +99,12 @@ def build_mlp(
             )
     outputs = _softmax_head(x, n_classes, seed)
     return keras.Model(inputs, outputs, name="emnist_mlp")
+
+
+def _pixel_input(n_features: int, rescale: float):
+    """Flat pixel input, cast to float32 and rescaled inside the graph."""
+    inputs = keras.Input(shape=(n_features,), name="pixels")
+    return inputs, layers.Rescaling(rescale, name="rescale")(inputs)
 
 
 def _softmax_head(x, n_classes: int, seed: int | None):
@@ -174,8 +179,7 @@ def build_cnn(
     (None, 47)
     """
     height, width = image_shape_for(n_features, image_shape)
-    inputs = keras.Input(shape=(n_features,), name="pixels")
-    x = layers.Rescaling(rescale, name="rescale")(inputs)
+    inputs, x = _pixel_input(n_features, rescale)
     x = layers.Reshape((height, width, 1), name="to_image")(x)
     if augment:
         shift_h = 2 / height if height > 2 else 0.0

@@ -122,7 +122,8 @@ class PixelScaler(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X, _ = check_pixels(self, X, reset=False, max_value=self.max_value)
-        out = np.multiply(X, np.float32(1.0 / self.max_value), dtype=np.float32)
+        out = X.astype(np.float32)  # the one float copy, divided in place
+        out /= np.float32(self.max_value)
         if self.fix_orientation or self.output_shape == "image":
             side = self._side(out.shape[1])
             images = out.reshape(-1, side, side)

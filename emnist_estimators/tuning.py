@@ -462,17 +462,18 @@ default='median'
             fit_params[f"{prefix}callbacks"] = callbacks
         return est.fit(X, y, **fit_params)
 
+    def _candidate(self, params):
+        """A clone with ``params``, seeded from ``random_state`` if it has none."""
+        est = clone(self.estimator).set_params(**params)
+        prefix, final = _final_step(est)
+        own = final.get_params(deep=False)
+        if self.random_state is not None and own.get("random_state", 0) is None:
+            est.set_params(**{f"{prefix}random_state": self.random_state})
+        return est
+
     def _objective(self, X, y, space, splits, scorer):
         def objective(trial):
-            params = self._trial_params(trial, space)
-            est = clone(self.estimator).set_params(**params)
-            prefix, final = _final_step(est)
-            if (
-                self.random_state is not None
-                and "random_state" in final.get_params(deep=False)
-                and final.get_params(deep=False)["random_state"] is None
-            ):
-                est.set_params(**{f"{prefix}random_state": self.random_state})
+            est = self._candidate(self._trial_params(trial, space))
             epochs = 0
             scores = []
             try:
@@ -572,15 +573,7 @@ default='median'
         else:
             self.best_params_ = dict(best.params)
         if self.refit:
-            est = clone(self.estimator).set_params(**self.best_params_)
-            prefix, final = _final_step(est)
-            if (
-                self.random_state is not None
-                and "random_state" in final.get_params(deep=False)
-                and final.get_params(deep=False)["random_state"] is None
-            ):
-                est.set_params(**{f"{prefix}random_state": self.random_state})
-            self.best_estimator_ = est.fit(X, y)
+            self.best_estimator_ = self._candidate(self.best_params_).fit(X, y)
             if hasattr(self.best_estimator_, "classes_"):
                 self.classes_ = self.best_estimator_.classes_
         return self

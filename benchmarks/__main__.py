@@ -1,0 +1,32 @@
+"""Run the benchmark suite: ``python -m benchmarks --quick`` or ``--full``.
+
+--quick: data loading on Fashion-MNIST and the wrapper overheads on a small
+         training set (a few minutes).
+--full:  adds the bymerge-size data file, longer wrapper runs and the
+         pruning study (about an hour on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import bench_data, bench_tuning, bench_wrappers
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a few minutes (default)")
+    mode.add_argument("--full", action="store_true", help="everything, about an hour")
+    args = parser.parse_args(argv)
+    if args.full:
+        bench_data.main(["--full", "--repeats", "5"])
+        bench_wrappers.main(["--n", "20000", "--epochs", "2", "--repeats", "3"])
+        bench_tuning.main(["--trials", "20", "--epochs", "10"])
+    else:
+        bench_data.main(["--repeats", "3"])
+        bench_wrappers.main(["--n", "5000", "--epochs", "1", "--repeats", "2"])
+
+
+if __name__ == "__main__":
+    main()
