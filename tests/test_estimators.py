@@ -290,3 +290,24 @@ def test_early_stopping_and_partial_fit(data):
     for _ in range(3):
         pf.partial_fit(X, y, classes=["-", "|"])
     assert pf.n_iter_ == 3 and len(pf.history_["loss"]) == 3
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_precision_policies(precision, data, tmp_path):
+    X, y = data
+    clf = small(EmnistCNN, precision=precision, random_state=0, epochs=3).fit(X, y)
+    assert clf.dtype_policy_ == precision
+    conv = clf.model_.get_layer("conv_0_0")
+    assert conv.dtype_policy.name == precision
+    assert clf.model_.get_layer("softmax").dtype_policy.name == "float32"
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert clf.score(X, y) > 0.8
+    clf.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(load_model(tmp_path / "m.keras").predict_proba(X), proba)
+
+
+def test_auto_precision_resolves(data):
+    X, y = data
+    clf = small(EmnistMLP, epochs=1).fit(X, y)
+    assert clf.dtype_policy_ in ("float32", "mixed_bfloat16")

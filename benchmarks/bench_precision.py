@@ -1,0 +1,78 @@
+"""Mixed bfloat16 vs float32: CNN training speed and accuracy on this CPU.
+
+The same EmnistCNN (report recipe, seed 0) trained on real Fashion-MNIST
+images with ``precision="float32"`` and ``precision="mixed_bfloat16"``,
+alternating in fresh processes; reported: seconds per epoch and test accuracy.
+``precision="auto"`` picks bfloat16 only where the processor computes it
+natively (AVX512-BF16 or AMX), because emulated bfloat16 is slower.
+
+Run: ``python -m benchmarks.bench_precision [--n 20000] [--epochs 2] [--repeats 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks._harness import SHARED_DATA, alternate, median_of, write_results
+
+SETUP = """
+import numpy as np
+from emnist_estimators import EmnistCNN
+from emnist_estimators.datasets import read_idx
+X = read_idx({images!r}).reshape(-1, 784)[:{n}]
+y = read_idx({labels!r})[:{n}]
+X_test = read_idx({test_images!r}).reshape(-1, 784)
+y_test = read_idx({test_labels!r})
+"""
+
+BODY = """
+clf = EmnistCNN(epochs={epochs}, validation_fraction=0, random_state=0,
+                precision={precision!r})
+t = time.perf_counter(); clf.fit(X, y); seconds = time.perf_counter() - t
+report(seconds_per_epoch=seconds / {epochs}, accuracy=clf.score(X_test, y_test),
+       policy=clf.dtype_policy_)
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    folder = SHARED_DATA / "fashion-mnist"
+    if not folder.is_dir():
+        sys.exit(f"needs the real Fashion-MNIST files in {folder}")
+    setup = SETUP.format(
+        images=str(folder / "train-images-idx3-ubyte.gz"),
+        labels=str(folder / "train-labels-idx1-ubyte.gz"),
+        test_images=str(folder / "t10k-images-idx3-ubyte.gz"),
+        test_labels=str(folder / "t10k-labels-idx1-ubyte.gz"),
+        n=args.n,
+    )
+    cases = {p: (setup, BODY.format(epochs=args.epochs, precision=p))
+             for p in ("float32", "mixed_bfloat16")}
+    runs = alternate(cases, args.repeats)
+    base = median_of(runs["float32"], "seconds_per_epoch")
+    rows = [
+        {
+            "precision": name,
+            "s per epoch (median)": round(median_of(r, "seconds_per_epoch"), 2),
+            "speed-up vs float32": round(base / median_of(r, "seconds_per_epoch"), 2),
+            "test accuracy (median)": round(median_of(r, "accuracy"), 4),
+            "runs": len(r),
+        }
+        for name, r in runs.items()
+    ]
+    write_results(
+        "bench_precision",
+        rows,
+        command="python -m benchmarks.bench_precision " + " ".join(argv or sys.argv[1:]),
+        notes=f"EmnistCNN defaults, {args.n:,} training images, {args.epochs} epochs, "
+        "10,000 test images.",
+    )
+
+
+if __name__ == "__main__":
+    main()
