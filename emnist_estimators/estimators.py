@@ -71,6 +71,7 @@ class _EmnistClassifier(KerasClassifier):
         "patience": [Interval(Integral, 0, None, closed="left")],
         "rescale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "precision": [StrOptions({"auto", "float32", "mixed_bfloat16"})],
+        "lr_schedule": [StrOptions({"constant", "cosine"})],
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
@@ -128,11 +129,17 @@ class _EmnistClassifier(KerasClassifier):
         policy = getattr(self, "dtype_policy_", "float32")
         return None if policy == "float32" else policy
 
-    def _compile(self, model) -> None:
+    def _compile(self, model, decay_steps: int | None = None) -> None:
         import keras
 
+        learning_rate = self.learning_rate
+        if self.lr_schedule == "cosine" and decay_steps:
+            # decays to 1% of the initial rate over the planned epochs
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                self.learning_rate, decay_steps=decay_steps, alpha=0.01
+            )
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -245,8 +252,9 @@ class _EmnistClassifier(KerasClassifier):
             model = self._build_model(
                 X.shape[1], len(self.classes_), image_shape, self.input_scale_, seed
             )
-            self._compile(model)
             X_tr, y_tr, w_tr, val = self._split_validation(X, y_enc, w, seed)
+            steps = self.epochs * -(-len(y_tr) // self.batch_size)
+            self._compile(model, decay_steps=steps)
             # Usable (predict, score) while it trains, so callbacks such as the
             # tuning module's pruning callback can score it after each epoch.
             self.model_ = model
@@ -521,7 +529,10 @@ def load_model(path):
 
 _DOC_COMMON = """
     learning_rate : float, default=1e-3
-        Adam's step size.
+        Adam's (initial) step size.
+    lr_schedule : {'constant', 'cosine'}, default='constant'
+        'cosine' decays the learning rate to 1% of its initial value over the
+        ``epochs`` of a fit (cosine decay, per batch).
     batch_size : int, default=256
         Samples per gradient step.
     epochs : int, default=10
@@ -632,6 +643,7 @@ class EmnistMLP(_EmnistClassifier):
         validation_fraction=0.1,
         early_stopping=False,
         patience=3,
+        lr_schedule="constant",
         rescale="auto",
         precision="auto",
         callbacks=None,
@@ -647,6 +659,7 @@ class EmnistMLP(_EmnistClassifier):
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
+        self.lr_schedule = lr_schedule
         self.rescale = rescale
         self.precision = precision
         self.callbacks = callbacks
@@ -747,6 +760,7 @@ class EmnistCNN(_EmnistClassifier):
         validation_fraction=0.1,
         early_stopping=False,
         patience=3,
+        lr_schedule="constant",
         rescale="auto",
         precision="auto",
         callbacks=None,
@@ -767,6 +781,7 @@ class EmnistCNN(_EmnistClassifier):
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
+        self.lr_schedule = lr_schedule
         self.rescale = rescale
         self.precision = precision
         self.callbacks = callbacks

@@ -311,3 +311,13 @@ def test_auto_precision_resolves(data):
     X, y = data
     clf = small(EmnistMLP, epochs=1).fit(X, y)
     assert clf.dtype_policy_ in ("float32", "mixed_bfloat16")
+
+
+def test_cosine_schedule_decays_the_learning_rate(data):
+    X, y = data
+    clf = small(EmnistMLP, lr_schedule="cosine", epochs=2, random_state=0).fit(X, y)
+    optimizer = clf.model_.optimizer
+    start = float(optimizer.learning_rate)  # evaluated at the current step
+    assert start < clf.learning_rate * 0.05  # decayed to ~1% at the end
+    constant = small(EmnistMLP, epochs=1).fit(X, y)
+    assert float(constant.model_.optimizer.learning_rate) == pytest.approx(1e-3)
