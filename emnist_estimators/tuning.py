@@ -482,7 +482,7 @@ default='median'
                     callback = None
                     if len(splits) == 1:
                         callback = PruningCallback(
-                            trial, lambda: scorer(est, X_val, y_val)
+                            trial, lambda Xv=X_val, yv=y_val: scorer(est, Xv, yv)
                         )
                     self._fit_one(est, X[train], y[train], [callback] if callback else None)
                     epochs += callback.epochs_run if callback else getattr(

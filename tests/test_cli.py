@@ -71,7 +71,7 @@ def test_predict_png_files(trained, tmp_path):
     work, _, _ = trained
     X, y = bar_images(6, rng=5)
     files = []
-    for i, (img, label) in enumerate(zip(X, y)):
+    for i, img in enumerate(X):
         # dark ink on white paper, larger than 28x28, in colour: as a user scans it
         page = np.kron(255 - img, np.ones((4, 4), np.uint8))
         path = tmp_path / f"char{i}.png"

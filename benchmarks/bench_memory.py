@@ -1,0 +1,77 @@
+"""Peak memory of training at EMNIST bymerge/byclass scale (814,255 images).
+
+A generated uint8 dataset of that size (real bymerge glyphs tiled when
+../shared/data is present) is fitted by EmnistCNN and by
+Pipeline(PixelScaler, EmnistCNN), each in a fresh process; the fit stops after
+``--batches`` training batches, because the peak is reached when the data is
+split and handed to Keras, not later. Reported: peak RSS (VmHWM) and the
+uint8 array's own size. Goal: EmnistCNN <= 3 GB (the report needed > 8 GB
+for float64 frames).
+
+Run: ``python -m benchmarks.bench_memory [--batches 50]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks._harness import run_child, write_results
+from benchmarks.bench_data import bymerge_size_files
+
+SETUP = """
+import numpy as np, keras
+from pathlib import Path
+from sklearn.pipeline import Pipeline
+from emnist_estimators import EmnistCNN, PixelScaler
+from emnist_estimators.datasets import read_idx
+from emnist_estimators.datasets.cache import load_cached_images
+X = load_cached_images(Path({images!r})).reshape(-1, 784)   # memory-mapped uint8
+y = read_idx({labels!r})
+class StopAfter(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 >= {batches}:
+            self.model.stop_training = True
+"""
+
+BODY = """
+t = time.perf_counter()
+clf = EmnistCNN(epochs=1, random_state=0)
+if {pipeline}:
+    Pipeline([("scale", PixelScaler()), ("clf", clf)]).fit(
+        X, y, clf__callbacks=[StopAfter()])
+else:
+    clf.fit(X, y, callbacks=[StopAfter()])
+report(seconds=time.perf_counter() - t, data_mib=X.nbytes / 2**20)
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=50)
+    args = parser.parse_args(argv)
+    images, labels, _ = bymerge_size_files()
+    setup = SETUP.format(images=str(images), labels=str(labels), batches=args.batches)
+    rows = []
+    for name, pipeline in (("EmnistCNN on uint8", False),
+                           ("Pipeline(PixelScaler, EmnistCNN)", True)):
+        r = run_child(setup, BODY.format(pipeline=pipeline), timeout=3600)
+        rows.append({
+            "route": name,
+            "images": 814_255,
+            "uint8 data MiB": round(r["data_mib"]),
+            "peak RSS MiB": round(r["peak_rss_mib"]),
+            "peak / data": round(r["peak_rss_mib"] / r["data_mib"], 2),
+            "goal": "<= 3072 MiB" if not pipeline else "documented",
+        })
+        print(rows[-1], flush=True)
+    write_results(
+        "bench_memory",
+        rows,
+        command="python -m benchmarks.bench_memory " + " ".join(argv or sys.argv[1:]),
+        notes="Peak RSS is VmHWM of the child process (imports included).",
+    )
+
+
+if __name__ == "__main__":
+    main()
