@@ -41,6 +41,19 @@ def report(**values):
 """
 
 
+def fashion_files() -> dict[str, str]:
+    """Paths of the real Fashion-MNIST IDX files; exits with a message if absent."""
+    folder = SHARED_DATA / "fashion-mnist"
+    if not folder.is_dir():
+        sys.exit(f"needs the real Fashion-MNIST files in {folder}")
+    return {
+        "images": str(folder / "train-images-idx3-ubyte.gz"),
+        "labels": str(folder / "train-labels-idx1-ubyte.gz"),
+        "test_images": str(folder / "t10k-images-idx3-ubyte.gz"),
+        "test_labels": str(folder / "t10k-labels-idx1-ubyte.gz"),
+    }
+
+
 def run_child(setup: str, body: str, *, timeout: float = 3600) -> dict:
     """Run ``setup`` (imports), note the RSS baseline, run ``body``; parse RESULT."""
     code = (

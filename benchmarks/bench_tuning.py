@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks._harness import SHARED_DATA, run_child, write_results
+from benchmarks._harness import fashion_files, run_child, write_results
 
 SETUP = """
 import numpy as np
@@ -44,11 +44,7 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args(argv)
-    folder = SHARED_DATA / "fashion-mnist"
-    if not folder.is_dir():
-        sys.exit(f"needs the real Fashion-MNIST files in {folder}")
-    setup = SETUP.format(images=str(folder / "train-images-idx3-ubyte.gz"),
-                         labels=str(folder / "train-labels-idx1-ubyte.gz"))
+    setup = SETUP.format(**fashion_files())
     runs = {
         pruner: run_child(setup, BODY.format(epochs=args.epochs, trials=args.trials,
                                              pruner=pruner), timeout=7200)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks._harness import SHARED_DATA, alternate, median_of, write_results
+from benchmarks._harness import alternate, fashion_files, median_of, write_results
 
 SETUP = """
 import numpy as np
@@ -85,14 +85,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    folder = SHARED_DATA / "fashion-mnist"
-    if not folder.is_dir():
-        sys.exit(f"needs the real Fashion-MNIST files in {folder}")
-    setup = SETUP.format(
-        images=str(folder / "train-images-idx3-ubyte.gz"),
-        labels=str(folder / "train-labels-idx1-ubyte.gz"),
-        n=args.n,
-    )
+    setup = SETUP.format(**fashion_files(), n=args.n)
     cases = {
         "EmnistCNN": (setup, OURS.format(epochs=args.epochs)),
         "raw Keras": (setup, RAW_KERAS.format(epochs=args.epochs)),
