@@ -56,11 +56,11 @@ MODELS = {
     "report MLP (plain Keras)": "clf = report_mlp()",
     "report CNN (plain Keras)": "clf = report_cnn()",
     "sklearn MLPClassifier defaults": (
-        "from sklearn.neural_network import MLPClassifier\\n"
+        "from sklearn.neural_network import MLPClassifier\n"
         "clf = Scaled(MLPClassifier(random_state=0))"
     ),
     "sklearn MLPClassifier (512, 512) early stopping": (
-        "from sklearn.neural_network import MLPClassifier\\n"
+        "from sklearn.neural_network import MLPClassifier\n"
         "clf = Scaled(MLPClassifier((512, 512), early_stopping=True, random_state=0))"
     ),
 }
