@@ -375,7 +375,6 @@ def data_info(data_home=None, *, checksums: bool = False) -> list[dict]:
         ``size`` in bytes and ``sha256_ok`` (True/False for official files when
         ``checksums`` is True, else None).
     """
-    from .cache import user_cache_dir
 
     home = get_data_home(data_home)
     rows = []
