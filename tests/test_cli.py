@@ -172,7 +172,9 @@ def test_console_script_is_installed():
     assert proc.returncode == 0 and re.match(r"\d+\.\d+", proc.stdout)
 
 
-def test_data_info_json(tmp_path, capsys):
+def test_data_info_json(tmp_path, capsys, monkeypatch):
+    # its own empty user cache: other tests' caches must not show up here
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "cache"))
     assert main(["data", "info", "--data-home", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
 
