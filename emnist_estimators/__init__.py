@@ -14,6 +14,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .datasets import load_emnist  # noqa: E402
 from .preprocessing import PixelScaler  # noqa: E402
+from .threads import set_num_threads  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "PixelScaler",
     "load_emnist",
     "load_model",
+    "set_num_threads",
     "__version__",
 ]
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .exceptions import EmnistEstimatorsError
+from .threads import set_num_threads
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -561,6 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="CPU threads for TensorFlow (default: the cores this process may use; "
+        "also $EMNIST_ESTIMATORS_THREADS)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_, add_args, _) in COMMANDS.items():
         add_args(sub.add_parser(name, help=help_, description=help_))
@@ -573,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
     try:
+        if args.threads is not None:
+            set_num_threads(args.threads)
         return COMMANDS[args.command][2](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

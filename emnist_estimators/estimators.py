@@ -31,6 +31,11 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from ._utils import check_pixels, resolve_precision, resolve_seed, seeded
 from .exceptions import EmnistEstimatorsError
+from .threads import configure_threads
+
+# scikeras imported TensorFlow above; size its thread pools to the cores this
+# process is given before its runtime starts (see threads.py for why).
+configure_threads()
 
 __all__ = ["EmnistMLP", "EmnistCNN", "load_model"]
 

@@ -1,0 +1,173 @@
+"""How many CPU threads TensorFlow uses: the cores this process is given.
+
+TensorFlow sizes its thread pools from the CPUs it can schedule on
+(``sched_getaffinity``) and ignores a container's CPU quota, so in a
+container limited to 2 CPUs on a 64-core host it starts 64 threads per pool
+and they fight over 2 cores. Before TensorFlow starts its runtime (the first
+fit or predict), the estimators call :func:`configure_threads`, which sets
+both pools from, in this order:
+
+1. ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` if the user set
+   them (TensorFlow's own knobs are left alone);
+2. :func:`set_num_threads` or ``EMNIST_ESTIMATORS_THREADS``;
+3. :func:`available_cpus`: affinity mask and cgroup CPU quota.
+
+The pools can only be sized once per process: TensorFlow fixes them when its
+runtime starts. ``benchmarks/bench_threads.py`` measures the effect.
+
+Examples
+--------
+>>> from emnist_estimators.threads import available_cpus
+>>> available_cpus() >= 1
+True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+from pathlib import Path
+
+ENV_VAR = "EMNIST_ESTIMATORS_THREADS"
+
+_requested: int | None = None
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup quota.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> import os
+    >>> 1 <= available_cpus() <= (os.cpu_count() or 1)
+    True
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max`` or v1 cfs files), or None."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        if quota == "max":
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def _validate(n, source: str) -> int:
+    if isinstance(n, str) and n.strip().isdigit():
+        n = int(n)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(
+            f"{source} must be a positive whole number of threads, got {n!r}; "
+            f"use e.g. 2 for a 2-core machine."
+        )
+    return int(n)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in TensorFlow's op pools for this process.
+
+    Call it before the first fit or predict (or set
+    ``EMNIST_ESTIMATORS_THREADS=n`` in the environment). Use fewer threads
+    than cores to leave room for other work, e.g. one tuning worker per core.
+
+    Parameters
+    ----------
+    n : int
+        Threads for the intra-op pool (the work inside one matrix product or
+        convolution) and the inter-op pool (independent ops side by side).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+    RuntimeError
+        If TensorFlow already started its runtime with other pool sizes.
+
+    Examples
+    --------
+    >>> from emnist_estimators.threads import set_num_threads, available_cpus
+    >>> set_num_threads(available_cpus())
+    """
+    global _requested
+    _requested = _validate(n, "set_num_threads(n)")
+    if _tensorflow_imported():
+        configure_threads()
+
+
+def configure_threads() -> tuple[int, int]:
+    """Size TensorFlow's thread pools once, before its runtime starts.
+
+    Returns
+    -------
+    (int, int)
+        The intra-op and inter-op pool sizes set; 0 where left to
+        TensorFlow (its own ``TF_NUM_*_THREADS`` variable is set).
+
+    Raises
+    ------
+    RuntimeError
+        If a size was asked for explicitly (:func:`set_num_threads` or the
+        environment variable) but TensorFlow's runtime already started with
+        another one. Without an explicit request the running sizes are kept.
+    """
+    import tensorflow as tf
+
+    explicit = _requested
+    if explicit is None and os.environ.get(ENV_VAR, "").strip():
+        explicit = _validate(os.environ[ENV_VAR], ENV_VAR)
+    default = explicit or available_cpus()
+    intra = default if explicit or "TF_NUM_INTRAOP_THREADS" not in os.environ else None
+    inter = default if explicit or "TF_NUM_INTEROP_THREADS" not in os.environ else None
+    threading = tf.config.threading
+    for value, getter, setter in (
+        (intra, threading.get_intra_op_parallelism_threads,
+         threading.set_intra_op_parallelism_threads),
+        (inter, threading.get_inter_op_parallelism_threads,
+         threading.set_inter_op_parallelism_threads),
+    ):
+        if value is None or getter() == value:
+            continue
+        try:
+            setter(value)
+        except RuntimeError:
+            # The runtime started before us (the user ran TensorFlow ops
+            # first): its pools are fixed for this process.
+            if explicit:
+                raise RuntimeError(
+                    f"TensorFlow already started with other thread pools, so "
+                    f"{explicit} threads cannot be set in this process. Call "
+                    f"emnist_estimators.threads.set_num_threads() or set "
+                    f"{ENV_VAR}={explicit} before the first fit or TensorFlow op."
+                ) from None
+    return (
+        threading.get_intra_op_parallelism_threads(),
+        threading.get_inter_op_parallelism_threads(),
+    )
+
+
+def _tensorflow_imported() -> bool:
+    return "tensorflow" in sys.modules

@@ -1,0 +1,120 @@
+"""TensorFlow's thread pools: sized to the cores given, with a knob to change."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from emnist_estimators import set_num_threads
+from emnist_estimators.threads import _cgroup_cpu_quota, available_cpus
+
+PROBE = (
+    "import emnist_estimators as e, sys\n"
+    "{before}\n"
+    "e.EmnistMLP  # imports the estimators, which size the pools\n"
+    "import tensorflow as tf\n"
+    "tf.constant(1.0) + 1  # starts the runtime\n"
+    "t = tf.config.threading\n"
+    "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())\n"
+)
+
+
+def probe(before="", **env):
+    # None removes a variable, so the caller's environment cannot leak in.
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
+    env = {**base, "PYTHONPATH": str(REPO), **env}
+    env = {k: v for k, v in env.items() if v is not None}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(before=before)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    return proc
+
+
+def pools(proc):
+    assert proc.returncode == 0, proc.stderr
+    return tuple(int(v) for v in proc.stdout.split()[-2:])
+
+
+def test_default_uses_the_cores_this_process_may_use():
+    proc = probe(EMNIST_ESTIMATORS_THREADS=None)
+    assert pools(proc) == (available_cpus(), available_cpus())
+
+
+def test_environment_variable_sets_both_pools():
+    assert pools(probe(EMNIST_ESTIMATORS_THREADS="1")) == (1, 1)
+
+
+def test_set_num_threads_before_first_fit():
+    assert pools(probe("e.set_num_threads(3)", EMNIST_ESTIMATORS_THREADS=None)) == (3, 3)
+
+
+def test_tensorflow_own_variables_are_respected():
+    proc = probe(EMNIST_ESTIMATORS_THREADS=None, TF_NUM_INTRAOP_THREADS="1")
+    intra, inter = pools(proc)
+    # 0 = not overridden: TensorFlow reads its own variable when it starts.
+    assert intra == 0 and inter == available_cpus()
+
+
+def test_too_late_is_a_clear_error():
+    code = (
+        "import tensorflow as tf; tf.constant(1.0) + 1\n"
+        "import emnist_estimators as e; e.EmnistMLP\n"
+        "try:\n    e.set_num_threads(7)\n"
+        "except RuntimeError as exc:\n    print('ERR', exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("EMNIST_ESTIMATORS_THREADS", None)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "ERR TensorFlow already started" in proc.stdout
+    assert "before the first fit" in proc.stdout
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "two", True, None])
+def test_bad_thread_counts(bad):
+    with pytest.raises(ValueError, match="positive whole number of threads"):
+        set_num_threads(bad)
+
+
+def test_bad_environment_variable_names_it():
+    proc = probe(EMNIST_ESTIMATORS_THREADS="lots")
+    assert proc.returncode != 0
+    assert "EMNIST_ESTIMATORS_THREADS must be a positive whole number" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_cgroup_quota(tmp_path, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert _cgroup_cpu_quota(tmp_path) == expected
+
+
+def test_available_cpus_within_affinity():
+    assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+
+
+def test_cli_threads_option(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "emnist_estimators", "--threads", "0", "data", "info",
+         "--data-home", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "positive whole number of threads" in proc.stderr
