@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import bench_data, bench_precision, bench_tuning, bench_wrappers
+from benchmarks import (
+    bench_data,
+    bench_precision,
+    bench_threads,
+    bench_tuning,
+    bench_wrappers,
+)
 
 
 def main(argv=None) -> None:
@@ -23,6 +29,7 @@ def main(argv=None) -> None:
         bench_data.main(["--full", "--repeats", "5"])
         bench_wrappers.main(["--n", "20000", "--epochs", "2", "--repeats", "3"])
         bench_precision.main(["--n", "20000", "--epochs", "2", "--repeats", "2"])
+        bench_threads.main(["--n", "20000", "--epochs", "1", "--repeats", "3"])
         bench_tuning.main(["--trials", "20", "--epochs", "10"])
     else:
         bench_data.main(["--repeats", "3"])

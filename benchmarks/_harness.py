@@ -124,7 +124,10 @@ def write_results(name: str, rows: list[dict], *, command: str, notes: str = "")
     meta = machine()
     payload = {"benchmark": name, "command": command, "machine": meta, "rows": rows}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    # Lists (e.g. learning curves) go to the JSON file only.
+    columns = list(dict.fromkeys(
+        k for row in rows for k, v in row.items() if not isinstance(v, (list, dict))
+    ))
     lines = [
         f"# {name}",
         "",

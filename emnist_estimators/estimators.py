@@ -535,12 +535,12 @@ def load_model(path):
 _DOC_COMMON = """
     learning_rate : float, default=1e-3
         Adam's (initial) step size.
-    lr_schedule : {'constant', 'cosine'}, default='constant'
+    lr_schedule : {'constant', 'cosine'}, default='cosine'
         'cosine' decays the learning rate to 1% of its initial value over the
-        ``epochs`` of a fit (cosine decay, per batch).
+        ``epochs`` of a fit (cosine decay, per batch); 'constant' keeps it.
     batch_size : int, default=256
         Samples per gradient step.
-    epochs : int, default=10
+    epochs : int, default={epochs}
         Passes over the training data (fewer with early stopping).
     validation_fraction : float, default=0.1
         Share of the training data held out (stratified) to report validation
@@ -596,18 +596,21 @@ class EmnistMLP(_EmnistClassifier):
     __doc__ = (
         """Multi-layer perceptron classifier for 28x28 grey characters (Keras).
 
-    Defaults reproduce the original report's network: 784-512-512-n_classes,
-    ReLU, dropout 0.2, Adam 1e-3, batch 256, 10 epochs, 10% held out.
+    Defaults: 784-1024-1024-n_classes, ReLU, dropout 0.4, Adam 1e-3 with a
+    cosine-decayed learning rate, batch 256, 40 epochs, 10% held out. The
+    original report's network is ``hidden_layer_sizes=(512, 512),
+    dropout=0.2, epochs=10, lr_schedule="constant"``; the defaults add 1.7
+    points on the EMNIST protocol (docs: Performance).
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default=(512, 512)
+    hidden_layer_sizes : tuple of int, default=(1024, 1024)
         Width of each hidden layer.
     activation : str, default='relu'
         Keras activation of the hidden layers.
-    dropout : float, default=0.2
+    dropout : float, default=0.4
         Dropout rate after each hidden layer."""
-        + _DOC_COMMON
+        + _DOC_COMMON.replace("{epochs}", "40")
         + _DOC_ATTRIBUTES
         + """
     See Also
@@ -638,17 +641,17 @@ class EmnistMLP(_EmnistClassifier):
 
     def __init__(
         self,
-        hidden_layer_sizes=(512, 512),
+        hidden_layer_sizes=(1024, 1024),
         *,
         activation="relu",
-        dropout=0.2,
+        dropout=0.4,
         learning_rate=1e-3,
         batch_size=256,
-        epochs=10,
+        epochs=40,
         validation_fraction=0.1,
         early_stopping=False,
         patience=3,
-        lr_schedule="constant",
+        lr_schedule="cosine",
         rescale="auto",
         precision="auto",
         callbacks=None,
@@ -690,10 +693,11 @@ class EmnistCNN(_EmnistClassifier):
     __doc__ = (
         """Convolutional network classifier for 28x28 grey characters (Keras).
 
-    Defaults reproduce the original report's network: two blocks of
-    [2 x (Conv2D 3x3 'same' + LeakyReLU(0.3)), MaxPool 2x2, Dropout] with 32
-    then 64 filters, two ReLU Dense layers (256, 128), softmax; Adam 1e-3,
-    batch 256, 10 epochs, 10% held out. Flat input of 784 pixels is reshaped to
+    Defaults: the original report's network - two blocks of
+    [2 x (Conv2D 3x3 'same' + LeakyReLU(0.3)), MaxPool 2x2, Dropout 0.25] with
+    32 then 64 filters, two ReLU Dense layers (256, 128), softmax - trained
+    with Adam 1e-3 and a cosine-decayed learning rate, batch 256, 20 epochs
+    (the report: constant rate, 10 epochs), 10% held out. Flat input of 784 pixels is reshaped to
     28x28 inside the model; image-shaped input keeps its height and width.
 
     Parameters
@@ -716,7 +720,7 @@ class EmnistCNN(_EmnistClassifier):
     image_shape : (int, int), default=None
         Height and width of flat input; default square (784 -> 28x28) or
         the shape of image-shaped X."""
-        + _DOC_COMMON
+        + _DOC_COMMON.replace("{epochs}", "20")
         + _DOC_ATTRIBUTES
         + """
     See Also
@@ -761,11 +765,11 @@ class EmnistCNN(_EmnistClassifier):
         image_shape=None,
         learning_rate=1e-3,
         batch_size=256,
-        epochs=10,
+        epochs=20,
         validation_fraction=0.1,
         early_stopping=False,
         patience=3,
-        lr_schedule="constant",
+        lr_schedule="cosine",
         rescale="auto",
         precision="auto",
         callbacks=None,

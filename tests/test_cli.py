@@ -36,7 +36,8 @@ def trained(tmp_path_factory):
     proc = cli(
         "train", "--model", "cnn", "--dataset", data, "--output", work / "model",
         "--epochs", 8, "--batch-size", 32, "--param", "filters=(8,)",
-        "--param", "dense_units=(32,)", "--json", cwd=work,
+        "--param", "dense_units=(32,)", "--param", "lr_schedule=constant",
+        "--json", cwd=work,
     )
     return work, data, json.loads(proc.stdout)
 

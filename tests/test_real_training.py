@@ -1,8 +1,10 @@
 """Default estimators trained on real data reach the CI floors (slow).
 
-Floors, not goals: measured with the report's recipes in plain Keras, 10
-epochs - EMNIST protocol MLP 86.5%, CNN 88.0%; Fashion-MNIST MLP 88.3%, CNN
-91.5%. The goals live in benchmarks/ (issue: performance).
+Each floor lies above what the original report's recipe reaches in plain
+Keras (EMNIST protocol: MLP 86.5%, CNN 88.0%; Fashion-MNIST: MLP 88.3%, CNN
+91.5%), so a pass shows the defaults still beat the report, and about half a
+point below what the defaults measured here (benchmarks/results/
+bench_accuracy.md), leaving room for other CPUs and float32 arithmetic.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _train_and_score(cls, X_train, X_test, y_train, y_test, label, capsys):
     return accuracy
 
 
-@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.855), (EmnistCNN, 0.870)])
+@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.870), (EmnistCNN, 0.885)])
 def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
     X_train, X_test, y_train, y_test = emnist_protocol(emnist_dir)
     assert len(y_train) == 98_874 and len(y_test) == 17_449
@@ -59,7 +61,7 @@ def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
     assert accuracy >= floor
 
 
-@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.875), (EmnistCNN, 0.905)])
+@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.895), (EmnistCNN, 0.925)])
 def test_fashion_mnist_floor(fashion_dir, cls, floor, capsys):
     accuracy = _train_and_score(cls, *fashion(fashion_dir), "Fashion-MNIST", capsys)
     assert accuracy >= floor
