@@ -150,5 +150,5 @@ def write_results(name: str, rows: list[dict], *, command: str, notes: str = "")
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)

@@ -28,7 +28,7 @@ y_test = read_idx({test_labels!r})
 
 BODY = """
 clf = EmnistCNN(epochs={epochs}, validation_fraction=0, random_state=0,
-                precision={precision!r})
+                precision={precision!r}, lr_schedule="constant")
 t = time.perf_counter(); clf.fit(X, y); seconds = time.perf_counter() - t
 report(seconds_per_epoch=seconds / {epochs}, accuracy=clf.score(X_test, y_test),
        policy=clf.dtype_policy_)

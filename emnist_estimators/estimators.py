@@ -697,8 +697,9 @@ class EmnistCNN(_EmnistClassifier):
     [2 x (Conv2D 3x3 'same' + LeakyReLU(0.3)), MaxPool 2x2, Dropout 0.25] with
     32 then 64 filters, two ReLU Dense layers (256, 128), softmax - trained
     with Adam 1e-3 and a cosine-decayed learning rate, batch 256, 20 epochs
-    (the report: constant rate, 10 epochs), 10% held out. Flat input of 784 pixels is reshaped to
-    28x28 inside the model; image-shaped input keeps its height and width.
+    (the report: constant rate, 10 epochs), 10% held out. Flat input of 784
+    pixels is reshaped to 28x28 inside the model; image-shaped input keeps its
+    height and width.
 
     Parameters
     ----------
