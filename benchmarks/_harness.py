@@ -118,16 +118,22 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
-def write_results(name: str, rows: list[dict], *, command: str, notes: str = "") -> Path:
-    """Write ``results/<name>.json`` and ``results/<name>.md``."""
+def write_results(
+    name: str, rows: list[dict], *, command: str, notes: str = "", meta: dict | None = None
+) -> Path:
+    """Write ``results/<name>.json`` and ``results/<name>.md``.
+
+    ``meta`` (machine and versions) defaults to this process's; pass the
+    stored one to re-render a results file.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = machine()
-    payload = {"benchmark": name, "command": command, "machine": meta, "rows": rows}
+    meta = meta or machine()
+    payload = {"benchmark": name, "command": command, "machine": meta, "rows": rows,
+               "notes": notes}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     # Lists (e.g. learning curves) go to the JSON file only.
-    columns = list(dict.fromkeys(
-        k for row in rows for k, v in row.items() if not isinstance(v, (list, dict))
-    ))
+    nested = {k for row in rows for k, v in row.items() if isinstance(v, (list, dict))}
+    columns = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in nested]
     lines = [
         f"# {name}",
         "",
