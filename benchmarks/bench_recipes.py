@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from benchmarks._harness import RESULTS, SHARED_DATA, run_child, write_results
 
