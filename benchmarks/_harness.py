@@ -41,6 +41,37 @@ def report(**values):
 """
 
 
+_DATA_SETUP = """
+import numpy as np
+from sklearn.model_selection import train_test_split
+from emnist_estimators import load_emnist, EmnistMLP, EmnistCNN
+from emnist_estimators.datasets import read_idx
+if {dataset!r} == "emnist":
+    X, y = load_emnist("bymerge", "test", data_home={emnist!r}, download=False,
+                       return_X_y=True, orientation={orientation!r})
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.15, stratify=y,
+                                              random_state=0)
+else:
+    f = {fashion!r}
+    X_tr = read_idx(f + "/train-images-idx3-ubyte.gz").reshape(-1, 784)
+    y_tr = read_idx(f + "/train-labels-idx1-ubyte.gz")
+    X_te = read_idx(f + "/t10k-images-idx3-ubyte.gz").reshape(-1, 784)
+    y_te = read_idx(f + "/t10k-labels-idx1-ubyte.gz")
+"""
+
+
+def accuracy_data_setup(dataset: str, orientation: str = "upright") -> str:
+    """Child-process code defining X_tr, X_te, y_tr, y_te for an accuracy run.
+
+    'emnist': the EMNIST protocol (official bymerge test split, 85/15
+    stratified, random_state=0); 'fashion': Fashion-MNIST's 60k/10k files.
+    """
+    return _DATA_SETUP.format(
+        dataset=dataset, orientation=orientation,
+        emnist=str(SHARED_DATA / "emnist"), fashion=str(SHARED_DATA / "fashion-mnist"),
+    )
+
+
 def fashion_files() -> dict[str, str]:
     """Paths of the real Fashion-MNIST IDX files; exits with a message if absent."""
     folder = SHARED_DATA / "fashion-mnist"

@@ -23,25 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks._harness import SHARED_DATA, run_child, write_results
-
-SETUP = """
-import numpy as np
-from sklearn.model_selection import train_test_split
-from emnist_estimators import load_emnist, EmnistMLP, EmnistCNN
-from emnist_estimators.datasets import read_idx
-if {dataset!r} == "emnist":
-    X, y = load_emnist("bymerge", "test", data_home={emnist!r}, download=False,
-                       return_X_y=True, orientation={orientation!r})
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.15, stratify=y,
-                                              random_state=0)
-else:
-    f = {fashion!r}
-    X_tr = read_idx(f + "/train-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_tr = read_idx(f + "/train-labels-idx1-ubyte.gz")
-    X_te = read_idx(f + "/t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_te = read_idx(f + "/t10k-labels-idx1-ubyte.gz")
-"""
+from benchmarks._harness import SHARED_DATA, accuracy_data_setup, run_child, write_results
 
 MODELS = {
     "EmnistMLP defaults": "clf = EmnistMLP(random_state=0)",
@@ -164,11 +146,8 @@ def main(argv=None):
             continue
         first = len(rows)
         for name in args.models:
-            setup = SETUP.format(
-                dataset=dataset, emnist=str(SHARED_DATA / "emnist"),
-                fashion=str(SHARED_DATA / "fashion-mnist"),
-                orientation="raw" if name.startswith("report") else "upright",
-            ) + HELPERS
+            orientation = "raw" if name.startswith("report") else "upright"
+            setup = accuracy_data_setup(dataset, orientation) + HELPERS
             result = run_child(setup, BODY.format(model_code=MODELS[name]), timeout=3600)
             rows.append({
                 "dataset": "EMNIST protocol" if dataset == "emnist" else "Fashion-MNIST",
