@@ -51,6 +51,11 @@ if {dataset!r} == "emnist":
                        return_X_y=True, orientation={orientation!r})
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.15, stratify=y,
                                               random_state=0)
+elif {dataset!r} == "balanced":  # official train/test, from EMNIST_DATA
+    X_tr, y_tr = load_emnist("balanced", "train", download=False, return_X_y=True,
+                             orientation={orientation!r})
+    X_te, y_te = load_emnist("balanced", "test", download=False, return_X_y=True,
+                             orientation={orientation!r})
 else:
     f = {fashion!r}
     X_tr = read_idx(f + "/train-images-idx3-ubyte.gz").reshape(-1, 784)
@@ -64,7 +69,8 @@ def accuracy_data_setup(dataset: str, orientation: str = "upright") -> str:
     """Child-process code defining X_tr, X_te, y_tr, y_te for an accuracy run.
 
     'emnist': the EMNIST protocol (official bymerge test split, 85/15
-    stratified, random_state=0); 'fashion': Fashion-MNIST's 60k/10k files.
+    stratified, random_state=0); 'fashion': Fashion-MNIST's 60k/10k files;
+    'balanced': EMNIST balanced's official train/test files from EMNIST_DATA.
     """
     return _DATA_SETUP.format(
         dataset=dataset, orientation=orientation,

@@ -13,7 +13,9 @@ training wall time and test accuracy, side by side:
   stopping) on the same pixels scaled to [0, 1].
 
 Datasets: the EMNIST protocol (official bymerge test split, 85/15 stratified,
-random_state=0) and Fashion-MNIST (60k/10k), from ../shared/data.
+random_state=0) and Fashion-MNIST (60k/10k), from ../shared/data, and EMNIST
+balanced (official 112,800/18,800 train/test) when ``EMNIST_DATA`` points at
+the full official files (skipped with the reason otherwise).
 
 Run: ``python -m benchmarks.bench_accuracy [--datasets emnist fashion] [--models ...]``
 """
@@ -131,18 +133,42 @@ def add_time_to_target(rows: list[dict]) -> None:
                 row[column] = "-" if hit is None else round(hit, 1)
 
 
+DATASETS = {
+    "emnist": "EMNIST protocol",
+    "fashion": "Fashion-MNIST",
+    "balanced": "EMNIST balanced",
+}
+
+
+def missing_data(dataset: str) -> str | None:
+    """Why ``dataset`` cannot run here, or None if its files are present."""
+    if dataset == "balanced":
+        from emnist_estimators.datasets import get_data_home
+        from emnist_estimators.datasets.loader import find_split_files
+
+        home = get_data_home()
+        for subset in ("train", "test"):
+            if find_split_files("balanced", subset, home) is None:
+                return (f"EMNIST_DATA ({home}) holds no balanced {subset} images; "
+                        "point EMNIST_DATA at the full official files to run it")
+        return None
+    folder = SHARED_DATA / ("emnist" if dataset == "emnist" else "fashion-mnist")
+    return None if folder.is_dir() else f"{folder} is absent"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["emnist", "fashion"],
-                        choices=["emnist", "fashion"])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS),
+                        choices=list(DATASETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
                         metavar="MODEL")
     args = parser.parse_args(argv)
-    rows = []
+    rows, skipped = [], []
     for dataset in args.datasets:
-        folder = SHARED_DATA / ("emnist" if dataset == "emnist" else "fashion-mnist")
-        if not folder.is_dir():
-            print(f"skipping {dataset}: {folder} is absent", file=sys.stderr)
+        reason = missing_data(dataset)
+        if reason:
+            print(f"skipping {DATASETS[dataset]}: {reason}", file=sys.stderr)
+            skipped.append(f"{DATASETS[dataset]} skipped: {reason}.")
             continue
         first = len(rows)
         for name in args.models:
@@ -150,7 +176,7 @@ def main(argv=None):
             setup = accuracy_data_setup(dataset, orientation) + HELPERS
             result = run_child(setup, BODY.format(model_code=MODELS[name]), timeout=3600)
             rows.append({
-                "dataset": "EMNIST protocol" if dataset == "emnist" else "Fashion-MNIST",
+                "dataset": DATASETS[dataset],
                 "model": name,
                 "train images": result["n_train"],
                 "fit s": round(result["seconds"], 1),
@@ -169,7 +195,7 @@ def main(argv=None):
         "random_state=0, upright except the report's recipes (fed as stored). "
         "fit s excludes the per-epoch test scoring that draws the accuracy curves "
         "(kept in the JSON file); 's to ...' = training seconds until the test accuracy "
-        "first reached that sklearn model's final accuracy.",
+        "first reached that sklearn model's final accuracy. " + " ".join(skipped),
     )
 
 
