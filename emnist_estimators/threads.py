@@ -114,7 +114,7 @@ def set_num_threads(n: int) -> None:
     """
     global _requested
     _requested = _validate(n, "set_num_threads(n)")
-    if _tensorflow_imported():
+    if "tensorflow" in sys.modules:  # else the estimators' import applies it
         configure_threads()
 
 
@@ -167,7 +167,3 @@ def configure_threads() -> tuple[int, int]:
         threading.get_intra_op_parallelism_threads(),
         threading.get_inter_op_parallelism_threads(),
     )
-
-
-def _tensorflow_imported() -> bool:
-    return "tensorflow" in sys.modules
