@@ -17,7 +17,7 @@ import argparse
 import json
 
 from benchmarks._harness import RESULTS, accuracy_data_setup, run_child, write_results
-from benchmarks.bench_accuracy import HELPERS  # the Curve callback
+from benchmarks.bench_accuracy import DATASETS, HELPERS  # HELPERS: the Curve callback
 
 BODY = """
 clf = {recipe}
@@ -39,7 +39,7 @@ def main(argv=None):
     stored = json.loads(path.read_text()) if path.exists() else {}
     rows = stored.get("rows", [])
     rows.append({
-        "dataset": "EMNIST protocol" if args.dataset == "emnist" else "Fashion-MNIST",
+        "dataset": DATASETS[args.dataset],
         "recipe": args.recipe,
         "fit s": round(result["seconds"], 1),
         "test accuracy": round(result["accuracy"], 4),

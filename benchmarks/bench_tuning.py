@@ -72,8 +72,9 @@ def main(argv=None):
         "bench_tuning",
         rows,
         command="python -m benchmarks.bench_tuning " + " ".join(argv or sys.argv[1:]),
-        notes=(f"EmnistMLP (512, 512), constant learning rate, {args.epochs} epochs per trial, 20% stratified "
-               "hold-out of the 60,000 Fashion-MNIST training images, TPE seed 0. "
+        notes=(f"EmnistMLP (512, 512), constant learning rate, {args.epochs} epochs "
+               "per trial, 20% stratified hold-out of the 60,000 Fashion-MNIST "
+               "training images, TPE seed 0. "
                "Goal: compute <= 0.5, points behind <= 0.5."),
     )
 
