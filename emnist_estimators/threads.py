@@ -32,6 +32,12 @@ from pathlib import Path
 
 ENV_VAR = "EMNIST_ESTIMATORS_THREADS"
 
+#: At most this many threads per CPU this process may use. More threads than
+#: cores only add switching; far more (``--threads 100000`` was tried) make
+#: TensorFlow reserve gigabytes of thread stacks and abort, so larger requests
+#: are refused before TensorFlow starts.
+MAX_THREADS_PER_CPU = 4
+
 _requested: int | None = None
 
 
@@ -76,6 +82,18 @@ def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
+def max_threads() -> int:
+    """The largest thread count accepted: ``MAX_THREADS_PER_CPU`` per usable CPU.
+
+    Examples
+    --------
+    >>> from emnist_estimators.threads import available_cpus, max_threads
+    >>> max_threads() == 4 * available_cpus()
+    True
+    """
+    return MAX_THREADS_PER_CPU * available_cpus()
+
+
 def _validate(n, source: str) -> int:
     if isinstance(n, str) and n.strip().isdigit():
         n = int(n)
@@ -83,6 +101,15 @@ def _validate(n, source: str) -> int:
         raise ValueError(
             f"{source} must be a positive whole number of threads, got {n!r}; "
             f"use e.g. 2 for a 2-core machine."
+        )
+    limit = max_threads()
+    if n > limit:
+        raise ValueError(
+            f"{source} asks for {n} threads, but this process may use "
+            f"{available_cpus()} CPU(s) and at most {MAX_THREADS_PER_CPU} threads "
+            f"per CPU ({limit}) are accepted: more only slow TensorFlow down or "
+            f"exhaust memory. Use at most {limit}, or leave it unset to use one "
+            "thread per CPU."
         )
     return int(n)
 
@@ -103,7 +130,8 @@ def set_num_threads(n: int) -> None:
     Raises
     ------
     ValueError
-        If ``n`` is not a positive integer.
+        If ``n`` is not a positive integer, or above :func:`max_threads`
+        (``MAX_THREADS_PER_CPU`` = 4 threads per CPU this process may use).
     RuntimeError
         If TensorFlow already started its runtime with other pool sizes.
 

@@ -118,3 +118,48 @@ def test_cli_threads_option(tmp_path):
     )
     assert proc.returncode == 2
     assert "positive whole number of threads" in proc.stderr
+
+
+# --- upper bound (issue 11.5): a huge count is refused before TensorFlow starts ---
+def test_too_many_threads_are_refused_with_the_limit():
+    from emnist_estimators.threads import MAX_THREADS_PER_CPU, _validate, max_threads
+
+    limit = MAX_THREADS_PER_CPU * available_cpus()
+    assert max_threads() == limit
+    # The limit itself is accepted (checked without applying it: this
+    # process's TensorFlow may have started already).
+    assert _validate(limit, "n") == limit
+    with pytest.raises(ValueError, match=rf"at most {limit}"):
+        set_num_threads(limit + 1)
+    with pytest.raises(ValueError, match="asks for 100000 threads"):
+        set_num_threads(100000)
+
+
+def test_too_many_threads_from_the_environment_fail_before_tensorflow():
+    code = (
+        "import sys, resource, emnist_estimators as e\n"
+        "try:\n    e.EmnistMLP(epochs=1).fit([[0] * 784] * 4, [0, 1, 0, 1])\n"
+        "except ValueError as exc:\n    print('ERR', exc)\n"
+        "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EMNIST_ESTIMATORS_THREADS": "100000"}
+    env = {k: v for k, v in env.items() if not k.startswith("TF_NUM_")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "ERR EMNIST_ESTIMATORS_THREADS asks for 100000 threads" in proc.stdout
+    # TensorFlow never created the threads: memory stays that of an import
+    # (100000 threads took 19.7 GB before the limit).
+    rss = int(proc.stdout.split("MAXRSS_MB")[-1])
+    assert rss < 2000, proc.stdout
+
+
+def test_cli_refuses_too_many_threads(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "emnist_estimators", "--threads", "100000", "data",
+         "info", "--data-home", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "asks for 100000 threads" in proc.stderr and "at most" in proc.stderr
