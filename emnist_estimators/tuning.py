@@ -288,7 +288,10 @@ class EmnistSearchCV(MetaEstimatorMixin, BaseEstimator):
     pruner : {'median', 'hyperband', 'halving', 'none'} or optuna pruner, \
 default='median'
     sampler : optuna sampler, default=None
-        Default: ``TPESampler(seed=random_state)``.
+        Default: ``TPESampler(seed=random_state)``. A resumed study (one that
+        already holds ``k`` trials) is seeded from ``(random_state, k)``
+        instead, so it continues the search rather than replaying the first
+        ``k`` trials' parameters, and stays reproducible.
     storage : str or optuna storage, default=None
         None keeps the study in memory; ``sqlite:///study.db``,
         ``postgresql://...``, or ``journal:study.log`` persist it so it can
@@ -428,6 +431,16 @@ default='median'
                 "its objective; EmnistSearchCV maximises scikit-learn scores "
                 "(greater is better). Use another study_name."
             )
+        if self.sampler is None and self.random_state is not None:
+            done = len(study.get_trials(deepcopy=False))
+            if done:
+                # Seeded alike, a resumed study would draw the first trials'
+                # parameters again; a seed from (random_state, trials so far)
+                # continues the search and is still reproducible.
+                seed = np.random.SeedSequence([self.random_state, done])
+                study.sampler = optuna.samplers.TPESampler(
+                    seed=int(seed.generate_state(1)[0])
+                )
         return study
 
     def _splits(self, X, y):

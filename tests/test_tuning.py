@@ -225,3 +225,27 @@ def test_resume_after_sigkill(tmp_path, data):
     assert all(trials[n].state == optuna.trial.TrialState.COMPLETE for n in finished)
     assert trials[killed].state == optuna.trial.TrialState.FAIL
     assert len(trials) == len(before) + 2
+
+
+def _trial_params(search):
+    return [t.params for t in search.study_.trials]
+
+
+def test_resumed_study_continues_instead_of_replaying(data, tmp_path):
+    """Issue 11.7: resuming with a fixed random_state drew trials 0 and 1 again."""
+    X, y = data
+
+    def run(folder):
+        url = f"sqlite:///{folder / 'study.db'}"
+        kw = dict(n_trials=2, storage=url, study_name="s", random_state=0,
+                  refit=False, pruner="none", load_if_exists=True)
+        EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y)
+        return _trial_params(EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y))
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run(tmp_path / "a")
+    assert len(first) == 4
+    assert first[2] != first[0] and first[3] != first[1]
+    assert len({tuple(sorted(p.items())) for p in first}) == 4
+    assert run(tmp_path / "b") == first  # still reproducible
