@@ -15,16 +15,45 @@ import numpy as np
 
 from .exceptions import DataFormatError
 
-__all__ = ["to_emnist", "read_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "is_blank", "read_image", "to_emnist"]
+
+#: Largest picture :func:`read_image` decodes: 25 megapixels (a 6000x4000
+#: camera photo fits). A character needs far less, and a small PNG can claim
+#: a huge canvas (a 145 KB file of 12000x12000 pixels took 2.4 GB to decode),
+#: so the size in the file's header is checked before any pixel is decoded.
+MAX_IMAGE_PIXELS = 25_000_000
 
 
 def read_image(path) -> np.ndarray:
-    """Read an image file (PNG, JPEG, BMP, ...) as a float grey array in [0, 255]."""
+    """Read an image file (PNG, JPEG, BMP, ...) as a float grey array in [0, 255].
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file.
+
+    Returns
+    -------
+    ndarray of shape (height, width), float32
+
+    Raises
+    ------
+    DataFormatError
+        If the file is not an image Pillow can decode, or its header claims
+        more than :data:`MAX_IMAGE_PIXELS` pixels (checked before decoding).
+    """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataFormatError(
+                    f"{path} is {width}x{height} pixels, more than the "
+                    f"{MAX_IMAGE_PIXELS:,} this reader decodes (a character needs "
+                    "far fewer). Crop or shrink the picture to the character first."
+                )
             img.load()
             if img.mode in ("RGBA", "LA") or "transparency" in img.info:
                 # transparent background: composite on white like a page
@@ -32,12 +61,46 @@ def read_image(path) -> np.ndarray:
                 background = Image.new("RGBA", img.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(background, img)
             grey = np.asarray(img.convert("L"), dtype=np.float32)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise DataFormatError(
             f"Cannot decode {path} as an image ({exc}). Give a PNG, JPEG or "
             "BMP file of one character."
         ) from exc
     return grey
+
+
+def is_blank(pixels) -> np.ndarray:
+    """True for each image that holds no character: every pixel the same value.
+
+    All-white, all-black and fully transparent pictures become such images
+    (:func:`to_emnist` returns all zeros for them); a classifier still gives
+    them a label, which means nothing.
+
+    Parameters
+    ----------
+    pixels : array-like of shape (n_images, ...)
+        Images, flat or 2-D each.
+
+    Returns
+    -------
+    ndarray of shape (n_images,), bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emnist_estimators.images import is_blank
+    >>> X = np.zeros((2, 784), np.uint8)
+    >>> X[1, 300] = 255
+    >>> is_blank(X)
+    array([ True, False])
+    """
+    flat = np.asarray(pixels).reshape(len(pixels), -1)
+    return flat.min(axis=1) == flat.max(axis=1)
 
 
 def to_emnist(image: np.ndarray, *, margin: int = 2) -> np.ndarray:
@@ -70,6 +133,7 @@ def to_emnist(image: np.ndarray, *, margin: int = 2) -> np.ndarray:
     img = np.asarray(image, dtype=np.float32)
     if img.ndim != 2 or min(img.shape) < 2:
         raise ValueError(f"Expected one grey image (h, w), got shape {img.shape}.")
+
     def border(a):
         return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
 
