@@ -13,13 +13,12 @@ import ast
 import contextlib
 import json
 import logging
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from .exceptions import EmnistEstimatorsError
+from .output_folder import check_output_folder, output_folder, write_manifest
 from .threads import set_num_threads
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -52,27 +51,6 @@ def _parse_params(pairs: list[str]) -> dict:
     return params
 
 
-@contextlib.contextmanager
-def _output_folder(path: Path, overwrite: bool):
-    """Yield a temp folder that becomes ``path`` only if the block succeeds."""
-    if path.exists() and not overwrite:
-        raise UsageError(
-            f"Output folder {path} already exists. Choose another --output or pass "
-            "--overwrite."
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _add_data_source(parser, *, subset="train"):
     parser.add_argument(
         "--dataset",
@@ -99,6 +77,14 @@ def _load(args, *, subset=None, random_state=0):
         )
         data.X, data.y = X, y
     return data
+
+
+def _add_overwrite(parser):
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the output folder if an earlier emnist-estimators run wrote "
+        "it (never any other folder or file); default: refuse an existing folder",
+    )
 
 
 def _add_output(parser, default=None):
@@ -204,6 +190,7 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--output", default="emnist-demo-output", help="report folder")
+    _add_overwrite(parser)
     parser.add_argument("--random-state", type=int, default=0)
     _add_output(parser)
 
@@ -213,7 +200,7 @@ def _run_demo(args) -> int:
 
     result = run_demo(
         model=args.model, epochs=args.epochs, output=args.output,
-        random_state=args.random_state,
+        random_state=args.random_state, overwrite=args.overwrite,
     )
     _emit(
         args,
@@ -235,7 +222,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: evaluate on the test subset when it exists)",
     )
     parser.add_argument("--output", required=True, help="folder for model and metrics")
-    parser.add_argument("--overwrite", action="store_true")
+    _add_overwrite(parser)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
@@ -252,6 +239,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_train(args) -> int:
     import numpy as np
 
+    output = check_output_folder(args.output, overwrite=args.overwrite)
     params = _parse_params(args.param)
     for key in ("epochs", "batch_size", "learning_rate", "dropout", "random_state"):
         if getattr(args, key) is not None:
@@ -268,8 +256,7 @@ def _run_train(args) -> int:
         )
     else:
         X, y = data.X, data.y
-    output = Path(args.output)
-    with _output_folder(output, args.overwrite) as tmp:
+    with output_folder(output, overwrite=args.overwrite, command="train") as tmp:
         start = time.perf_counter()
         show = not (args.quiet or args.json)
         clf.fit(X, y, callbacks=[_epoch_progress(show, clf.epochs)])
@@ -368,28 +355,39 @@ def _predict_inputs(paths):
 def _run_predict(args) -> int:
     import numpy as np
 
+    from .images import is_blank
+
     clf = _load_model(args.model_file)
     names, X = _predict_inputs(args.inputs)
     proba = clf.predict_proba(X)
+    blank = is_blank(X)
     top = np.argsort(-proba, axis=1)[:, : max(1, args.top)]
     results = [
         {
             "input": name,
             "prediction": str(clf.classes_[order[0]]),
+            # no character in the picture: the label above is a forced guess
+            "blank": bool(empty),
             "top": [
                 {"class": str(clf.classes_[j]), "probability": round(float(p[j]), 4)}
                 for j in order
             ],
         }
-        for name, p, order in zip(names, proba, top)
+        for name, p, order, empty in zip(names, proba, top, blank, strict=True)
     ]
     lines = [
         f"{r['input']}: {r['prediction']}  ("
         + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"])
         + ")"
+        + ("  BLANK: no character found, the label means nothing" if r["blank"] else "")
         for r in results
     ]
     _emit(args, {"predictions": results}, "\n".join(lines))
+    if blank.any() and not args.json:
+        log.warning(
+            "%d of %d inputs are blank (one grey level, e.g. all white, all black "
+            "or transparent); their labels are guesses.", blank.sum(), len(blank)
+        )
     return EXIT_OK
 
 
@@ -398,17 +396,17 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_file", help="model.keras written by train")
     _add_data_source(parser, subset="test")
     parser.add_argument("--output", required=True, help="report folder")
-    parser.add_argument("--overwrite", action="store_true")
+    _add_overwrite(parser)
     _add_output(parser)
 
 
 def _run_report(args) -> int:
     from .reporting import write_report
 
+    output = check_output_folder(args.output, overwrite=args.overwrite)
     clf = _load_model(args.model_file)
     data = _load(args)
-    output = Path(args.output)
-    with _output_folder(output, args.overwrite) as tmp:
+    with output_folder(output, overwrite=args.overwrite, command="report") as tmp:
         write_report(clf, data.X, data.y, tmp,
                      title=f"{type(clf).__name__} on {data.description}")
     metrics = json.loads((output / "metrics.json").read_text())
@@ -444,7 +442,7 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_tune(args) -> int:
-    from .tuning import EmnistSearchCV
+    from .output_folder import discard_created, prepare_reusable
 
     params = _parse_params(args.param)
     if args.epochs:
@@ -452,11 +450,41 @@ def _run_tune(args) -> int:
     clf = _estimator(args.model, params)
     if args.n_trials <= 0:
         raise UsageError(f"--n-trials must be positive, got {args.n_trials}.")
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    storage = args.storage or f"sqlite:///{(output / 'study.db').resolve()}"
-    study_name = args.study_name or f"emnist-{args.model}"
+    check_output_folder(args.output, reuse=True)
     data = _load(args, random_state=args.random_state or 0)
+    output, created = prepare_reusable(args.output, command="tune")
+    try:
+        result, text, written = _tune(args, clf, data, output)
+    except BaseException:
+        # A failed run leaves nothing it created - unless trials were stored
+        # in the default study file, which --resume can continue.
+        db = output / "study.db"
+        if created and not (args.storage is None and _stored_trials(db)):
+            discard_created(output, created, files=["study.db"])
+        raise
+    write_manifest(output, command="tune", files=written)
+    _emit(args, result, text)
+    return EXIT_OK
+
+
+def _stored_trials(db: Path) -> int:
+    """Trials in the SQLite study file ``db`` (0 when absent or unreadable)."""
+    import sqlite3
+
+    if not db.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return con.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _tune(args, clf, data, output: Path):
+    from .tuning import EmnistSearchCV
+
+    storage = args.storage or f"sqlite:///{output / 'study.db'}"
+    study_name = args.study_name or f"emnist-{args.model}"
     search = EmnistSearchCV(
         clf, n_trials=args.n_trials, timeout=args.timeout, cv=args.cv,
         pruner=args.pruner, storage=storage, study_name=study_name,
@@ -477,9 +505,8 @@ def _run_tune(args) -> int:
         "top": [{"number": t.number, "value": t.value, "params": t.params} for t in best],
         "figures": [str(f) for f in figures],
     }
-    (output / f"{study.study_name}-summary.json").write_text(
-        json.dumps(result, indent=2, default=str)
-    )
+    summary = output / f"{study.study_name}-summary.json"
+    summary.write_text(json.dumps(result, indent=2, default=str))
     header = f"{'trial':>5}  {'score':>7}  params"
     rows = [f"{t.number:>5}  {t.value:7.4f}  " +
             ", ".join(f"{k}={_short(v)}" for k, v in t.params.items()) for t in best]
@@ -491,8 +518,10 @@ def _run_tune(args) -> int:
         + (f"\nfigures in {output}" if figures else "")
         + f"\nview: optuna-dashboard {_safe_url(storage)}"
     )
-    _emit(args, result, text)
-    return EXIT_OK
+    written = [f.name for f in (*figures, summary)]
+    if args.storage is None:
+        written.append("study.db")
+    return result, text, written
 
 
 def _short(value):

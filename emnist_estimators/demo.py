@@ -46,6 +46,7 @@ def run_demo(
     epochs: int | None = None,
     output="emnist-demo-output",
     random_state: int = 0,
+    overwrite: bool = False,
 ) -> dict:
     """Train ``Pipeline(PixelScaler, EmnistCNN|EmnistMLP)`` on the digits demo.
 
@@ -55,9 +56,12 @@ def run_demo(
     epochs : int, default=None
         Default: 15 for the CNN, 30 for the MLP (the demo set is small).
     output : str or path-like, default='emnist-demo-output'
-        Folder for the report (created; existing files are replaced).
+        Folder for the report, created when the demo succeeds.
     random_state : int, default=0
         Seeds the split and the network.
+    overwrite : bool, default=False
+        Replace ``output`` if it exists - only a folder this package wrote
+        (see :mod:`emnist_estimators.output_folder`); anything else is refused.
 
     Returns
     -------
@@ -69,9 +73,11 @@ def run_demo(
     from sklearn.pipeline import Pipeline
 
     from .estimators import EmnistCNN, EmnistMLP
+    from .output_folder import check_output_folder, output_folder
     from .preprocessing import PixelScaler
     from .reporting import write_report
 
+    output = check_output_folder(output, overwrite=overwrite)  # before training
     X, y = load_digits_28()
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, stratify=y, random_state=random_state
@@ -87,22 +93,23 @@ def run_demo(
     pipe.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
     accuracy = float(pipe.score(X_test, y_test))
-    report = write_report(
-        pipe,
-        X_test,
-        y_test,
-        output,
-        title=f"Digits demo: {type(clf).__name__}",
-        class_names=[str(c) for c in range(10)],
-        extra_metrics={"fit_seconds": round(fit_seconds, 2)},
-    )
     result = {
         "model": type(clf).__name__,
         "accuracy": accuracy,
         "fit_seconds": fit_seconds,
         "n_train": len(y_train),
         "n_test": len(y_test),
-        "report": str(report),
     }
-    (Path(output) / "demo.json").write_text(json.dumps(result, indent=2))
+    with output_folder(output, overwrite=overwrite, command="demo") as tmp:
+        report = write_report(
+            pipe,
+            X_test,
+            y_test,
+            tmp,
+            title=f"Digits demo: {type(clf).__name__}",
+            class_names=[str(c) for c in range(10)],
+            extra_metrics={"fit_seconds": round(fit_seconds, 2)},
+        )
+        result["report"] = str(output / Path(report).relative_to(tmp))
+        (tmp / "demo.json").write_text(json.dumps(result, indent=2))
     return result

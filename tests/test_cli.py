@@ -46,8 +46,11 @@ def test_train_writes_model_and_metrics(trained):
     work, _, metrics = trained
     out = work / "model"
     assert sorted(p.name for p in out.iterdir()) == [
-        "history.json", "metrics.json", "model.keras", "params.json",
+        ".emnist-estimators.json", "history.json", "metrics.json", "model.keras",
+        "params.json",
     ]
+    manifest = json.loads((out / ".emnist-estimators.json").read_text())
+    assert manifest["command"] == "train" and "model.keras" in manifest["files"]
     assert metrics["n_train"] == 300 and metrics["n_test"] == 90
     assert metrics["test_accuracy"] > 0.8
     params = json.loads((out / "params.json").read_text())
@@ -83,11 +86,33 @@ def test_predict_png_files(trained, tmp_path):
     assert [p["input"] for p in predictions] == [f.name for f in files]
     predicted = [int(p["prediction"]) for p in predictions]
     assert np.mean(np.array(predicted) == y) >= 5 / 6
-    assert all(abs(sum(t["probability"] for t in p["top"]) - 1) < 0.05 or len(p["top"]) == 3
+    # 3 classes, --top 3 by default: the shown probabilities are all of them
+    assert all(len(p["top"]) == 3 for p in predictions)
+    assert all(abs(sum(t["probability"] for t in p["top"]) - 1) < 1e-3
                for p in predictions)
+    assert not any(p["blank"] for p in predictions)
     np.save(tmp_path / "pixels.npy", X.reshape(6, 784))
     text = cli("predict", work / "model" / "model.keras", tmp_path / "pixels.npy", cwd=work)
     assert text.stdout.count("pixels.npy[") == 6
+
+
+def test_predict_flags_blank_pictures(trained, tmp_path):
+    """Issue 11.6: a blank picture got a confident-looking label."""
+    from PIL import Image
+
+    work, _, _ = trained
+    Image.new("RGB", (50, 70), "white").save(tmp_path / "white.png")
+    Image.new("RGBA", (50, 70), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    X, _ = bar_images(1, rng=3)
+    Image.fromarray(255 - X[0]).save(tmp_path / "bar.png")
+    files = [tmp_path / n for n in ("white.png", "bar.png", "clear.png")]
+    proc = cli("predict", work / "model" / "model.keras", *files, "--json", cwd=work)
+    blank = [p["blank"] for p in json.loads(proc.stdout)["predictions"]]
+    assert blank == [True, False, True]
+    proc = cli("predict", work / "model" / "model.keras", *files, cwd=work)
+    lines = proc.stdout.splitlines()
+    assert ["BLANK" in line for line in lines] == [True, False, True]
+    assert "2 of 3 inputs are blank" in proc.stderr
 
 
 def test_report_figures_and_html(trained, tmp_path):
@@ -139,13 +164,32 @@ def test_existing_output_is_refused_unless_overwrite(trained, tmp_path):
     work, data, _ = trained
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
-    args = ("train", "--model", "mlp", "--dataset", data, "--output", tmp_path / "out",
-            "--epochs", 1, "--quiet")
-    proc = cli(*args, cwd=tmp_path, check=False)
+    args = ("train", "--model", "mlp", "--dataset", data, "--epochs", 1, "--quiet")
+    proc = cli(*args, "--output", tmp_path / "out", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "already exists" in proc.stderr
-    assert (tmp_path / "out" / "keep.txt").exists()
-    cli(*args, "--overwrite", cwd=tmp_path)
-    assert (tmp_path / "out" / "model.keras").exists()
+    # --overwrite never deletes a folder this package did not write
+    proc = cli(*args, "--output", tmp_path / "out", "--overwrite", cwd=tmp_path,
+               check=False)
+    assert proc.returncode == 2 and "not written by emnist-estimators" in proc.stderr
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+    cli(*args, "--output", tmp_path / "run", cwd=tmp_path)
+    first = (tmp_path / "run" / "model.keras").read_bytes()
+    cli(*args, "--output", tmp_path / "run", "--overwrite", "--random-state", 1,
+        cwd=tmp_path)
+    assert (tmp_path / "run" / "model.keras").read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run"]
+
+
+def test_demo_command_writes_its_report_once(tmp_path):
+    proc = cli("demo", "--model", "mlp", "--epochs", 2, "--output", "demo", "--json",
+               cwd=tmp_path)
+    result = json.loads(proc.stdout)
+    assert 0.5 < result["accuracy"] <= 1 and result["n_test"] == 450
+    assert (tmp_path / "demo" / "index.html").exists()
+    assert result["report"] == str(tmp_path / "demo" / "index.html")
+    proc = cli("demo", "--model", "mlp", "--epochs", 1, "--output", "demo", cwd=tmp_path,
+               check=False)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
 
 
 def test_failed_training_leaves_no_output_folder(tmp_path, capsys):
