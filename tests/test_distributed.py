@@ -3,7 +3,8 @@
 The server is started by the test on a free loopback port in a temporary
 folder (initdb + pg_ctl, as the ``postgres`` user when running as root) and
 stopped afterwards. Skipped, with the reason, only where the PostgreSQL
-server binaries or the psycopg driver are not installed.
+server binaries or the psycopg driver are not installed - and failed instead
+under ``CI=true``, whose ``.ci/run`` installs both.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO, write_idx_folder
+from conftest import REPO, skip_unless_ci, write_idx_folder
 
 
 def _pg_bin() -> Path | None:
@@ -36,13 +37,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_server(run, bindir: Path, data: Path, folder: Path) -> int:
+    """Start the server on a free port; retry with another if it was taken.
+
+    The free port is released before the server binds it, so another
+    process may take it in between: then pg_ctl fails and we try again.
+    """
+    for attempt in range(5):
+        port = _free_port()
+        try:
+            run(bindir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
+                f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start")
+            return port
+        except subprocess.CalledProcessError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 def postgres_url():
-    pytest.importorskip("psycopg", reason="PostgreSQL driver psycopg (v3) not installed")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        skip_unless_ci("PostgreSQL driver psycopg (v3) is not installed")
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed; "
-                    "install the Debian package 'postgresql'")
+        skip_unless_ci("PostgreSQL server binaries (initdb, pg_ctl) are not installed; "
+                       "install the Debian package 'postgresql'")
     as_postgres = []
     folder = Path(tempfile.mkdtemp(prefix="emnist-pg-", dir="/tmp"))
     if os.geteuid() == 0:  # initdb refuses to run as root
@@ -51,14 +73,13 @@ def postgres_url():
         user = pwd.getpwnam("postgres")
         os.chown(folder, user.pw_uid, user.pw_gid)
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = folder / "data", _free_port()
+    data = folder / "data"
     run = lambda *cmd: subprocess.run(  # noqa: E731
         [*as_postgres, *map(str, cmd)], check=True, capture_output=True, text=True
     )
     try:
         run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        run(bindir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
-            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start")
+        port = _start_server(run, bindir, data, folder)
         run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "optuna")
         yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
     finally:

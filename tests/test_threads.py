@@ -163,3 +163,15 @@ def test_cli_refuses_too_many_threads(tmp_path):
     )
     assert proc.returncode == 2
     assert "asks for 100000 threads" in proc.stderr and "at most" in proc.stderr
+
+
+@pytest.mark.parametrize("quota, expected", [(None, 8), (1.5, 2), (0.2, 1), (3.0, 3),
+                                             (64.0, 8)])
+def test_cgroup_quota_caps_the_affinity_mask(monkeypatch, quota, expected):
+    """A container quota of 1.5 CPUs on an 8-CPU mask gives 2 threads, not 8."""
+    import emnist_estimators.threads as threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(threads, "_cgroup_cpu_quota", lambda: quota)
+    assert threads.available_cpus() == expected
+    assert threads.max_threads() == 4 * expected
