@@ -171,14 +171,33 @@ def test_study_with_other_direction(data, tmp_path):
 
 
 WORKER = """
+import pathlib, time
+import keras
 import numpy as np
 from emnist_estimators import EmnistMLP
 from emnist_estimators.tuning import EmnistSearchCV
+
+SIGNALS = pathlib.Path({signals!r})
+
+
+class HoldSecondTrial(keras.callbacks.Callback):
+    # Trial 0 runs to the end; trial 1 tells the test it is running, then
+    # waits to be killed, so the test never races a trial that completes.
+    def on_epoch_end(self, epoch, logs=None):
+        fits = len(list(SIGNALS.glob("fit-*")))
+        if fits >= 2 and epoch == 0:
+            (SIGNALS / "running").touch()
+            time.sleep(600)
+
+    def on_train_begin(self, logs=None):
+        (SIGNALS / f"fit-{{time.time_ns()}}").touch()
+
+
 rng = np.random.default_rng(0)
-X = rng.integers(0, 256, size=(3000, 784), dtype=np.uint8)
+X = rng.integers(0, 256, size=(600, 784), dtype=np.uint8)
 y = (X[:, :392].mean(axis=1) > X[:, 392:].mean(axis=1)).astype(int)
-EmnistSearchCV(EmnistMLP(hidden_layer_sizes=(64,), epochs=30), n_trials=50,
-               storage={url!r}, study_name="killed", load_if_exists=True,
+EmnistSearchCV(EmnistMLP(hidden_layer_sizes=(16,), epochs=3, callbacks=[HoldSecondTrial()]),
+               n_trials=50, storage={url!r}, study_name="killed", load_if_exists=True,
                heartbeat_interval=1, random_state=0, refit=False,
                pruner="none").fit(X, y)
 """
@@ -186,34 +205,30 @@ EmnistSearchCV(EmnistMLP(hidden_layer_sizes=(64,), epochs=30), n_trials=50,
 
 def test_resume_after_sigkill(tmp_path, data):
     url = f"sqlite:///{tmp_path / 'study.db'}"
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    err_file = (tmp_path / "worker.err").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(WORKER.format(url=url))],
+        [sys.executable, "-c", textwrap.dedent(WORKER.format(url=url, signals=str(signals)))],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=err_file,
     )
     try:
         deadline = time.time() + 240
-        while time.time() < deadline:
-            time.sleep(1)
-            try:
-                study = optuna.load_study(study_name="killed", storage=url)
-            except KeyError:
-                continue
-            states = [t.state for t in study.trials]
-            if (
-                states.count(optuna.trial.TrialState.COMPLETE) >= 1
-                and states[-1] == optuna.trial.TrialState.RUNNING
-            ):
-                break
-        else:
-            pytest.fail("the worker never finished a trial")
+        while not (signals / "running").exists():
+            if time.time() > deadline or proc.poll() is not None:
+                err = (tmp_path / "worker.err").read_text()[-2000:]
+                pytest.fail(f"the worker never reached its second trial:\n{err}")
+            time.sleep(0.2)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+        err_file.close()
     before = optuna.load_study(study_name="killed", storage=url).trials
     finished = [t.number for t in before if t.state == optuna.trial.TrialState.COMPLETE]
+    assert finished == [0] and before[-1].state == optuna.trial.TrialState.RUNNING
     killed = before[-1].number
     time.sleep(3)  # longer than the grace period of 2 heartbeats
     X, y = data
