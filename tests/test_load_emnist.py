@@ -10,8 +10,7 @@ import pytest
 from conftest import glyph_images
 
 from emnist_estimators import load_emnist
-from emnist_estimators.datasets import EMNIST_SPLITS, write_idx
-from emnist_estimators.datasets import _official, loader
+from emnist_estimators.datasets import EMNIST_SPLITS, _official, loader, write_idx
 from emnist_estimators.exceptions import DataFormatError, DataNotFoundError
 
 N = 64
@@ -76,7 +75,9 @@ def test_read_only_folder_caches_in_user_cache(tmp_path, small_mnist):
     assert bunch.images.shape == (N, 28, 28)
     assert not list(data.glob("*.npy"))
     user_cache = Path(os.environ["EMNIST_ESTIMATORS_CACHE"])
-    assert any(p.name.startswith("emnist-mnist-test") for p in user_cache.rglob("*.npy"))
+    assert any(
+        p.name.startswith("emnist-mnist-test") for p in user_cache.rglob("*.npy")
+    )
 
 
 def test_as_characters(tmp_path, small_mnist):
@@ -86,7 +87,11 @@ def test_as_characters(tmp_path, small_mnist):
         "".join(f"{i} {48 + i}\n" for i in range(10))
     )
     X, y = load_emnist(
-        "mnist", "test", data_home=tmp_path, download=False, return_X_y=True,
+        "mnist",
+        "test",
+        data_home=tmp_path,
+        download=False,
+        return_X_y=True,
         as_characters=True,
     )
     assert y[:3].tolist() == ["0", "1", "2"]
@@ -151,3 +156,51 @@ def test_env_var_data_home(tmp_path, small_mnist, monkeypatch):
     _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
     monkeypatch.setenv("EMNIST_DATA", str(tmp_path))
     assert load_emnist("mnist", "test", download=False).data.shape == (N, 784)
+
+
+# --- package errors instead of raw ones (issue 11, item 8) ---------------------------
+@pytest.fixture
+def no_download(monkeypatch):
+    """Record download calls instead of going to the network."""
+    from emnist_estimators.datasets import download
+
+    calls = []
+    monkeypatch.setattr(download, "download_split", lambda *a, **k: calls.append(a))
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink-loop", "broken-symlink"])
+def test_non_file_named_like_a_data_file(tmp_path, small_mnist, no_download, kind):
+    blocker = tmp_path / "emnist-mnist-test-images-idx3-ubyte.gz"
+    if kind == "folder":
+        blocker.mkdir()
+    elif kind == "symlink-loop":
+        os.symlink(tmp_path / "loop-b", blocker)
+        os.symlink(blocker, tmp_path / "loop-b")
+    else:
+        os.symlink(tmp_path / "nowhere", blocker)
+    with pytest.raises(DataNotFoundError, match="Move or delete it") as info:
+        load_emnist("mnist", "test", data_home=tmp_path, download=True)
+    assert str(blocker) in str(info.value)
+    assert no_download == []  # refused before any download
+
+
+def test_files_still_missing_after_download(tmp_path, small_mnist, no_download):
+    with pytest.raises(DataNotFoundError, match="still missing"):
+        load_emnist("mnist", "test", data_home=tmp_path, download=True)
+    assert len(no_download) == 1
+
+
+def test_mat_with_images_of_another_width(tmp_path, small_mnist):
+    import scipy.io
+
+    X = np.zeros((N, 100), np.uint8)
+    y = np.zeros((N, 1))
+    dataset = {
+        "train": {"images": X, "labels": y},
+        "test": {"images": X, "labels": y},
+        "mapping": np.array([[i, 48 + i] for i in range(10)]),
+    }
+    scipy.io.savemat(tmp_path / "emnist-mnist.mat", {"dataset": dataset})
+    with pytest.raises(DataFormatError, match="784"):
+        load_emnist("mnist", "test", data_home=tmp_path, download=False)

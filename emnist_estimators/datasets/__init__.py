@@ -7,7 +7,13 @@ that live outside the usual layout.
 from ._official import EMNIST_SPLITS, OFFICIAL_FILES, OFFICIAL_URL
 from .cache import user_cache_dir
 from .download import download_members, download_split
-from .loader import default_mapping, find_split_files, get_data_home, load_emnist
+from .loader import (
+    clean_cache,
+    default_mapping,
+    find_split_files,
+    get_data_home,
+    load_emnist,
+)
 from .readers import (
     idx_header,
     read_emnist_csv,
@@ -22,6 +28,7 @@ __all__ = [
     "EMNIST_SPLITS",
     "OFFICIAL_FILES",
     "OFFICIAL_URL",
+    "clean_cache",
     "default_mapping",
     "download_members",
     "download_split",

@@ -1,27 +1,66 @@
 """Compact on-disk cache: uint8 ``.npy`` files that later loads memory-map.
 
-The first load of a source file (IDX, CSV or .mat) converts its images to an
-upright uint8 ``.npy`` next to the source; when that folder is read-only the
-cache goes to ``<data_home>/.npy-cache`` or the user cache instead. Later loads
-``np.load(..., mmap_mode="r")`` it: no parsing, no decompression, and pages are
-read only when touched.
+The first load of an IDX file converts its images to an upright uint8 ``.npy``
+next to the source; when that folder is read-only the cache goes to the user
+cache instead. Later loads memory-map it: no parsing, no decompression, and
+pages are read only when touched.
+
+A cache is never trusted blindly. Next to each ``.npy`` a small JSON sidecar
+records what it was built from: the cache version, the source's size,
+``st_mtime_ns`` and sha256 (of the bytes actually read), the array's shape and
+dtype, and the ``.npy``'s own size, ``st_mtime_ns`` and payload sha256. A
+cache is served only when all of it still holds; otherwise it is rebuilt. With
+``verify_source`` (``load_emnist(verify=True)``) the source is hashed again and
+the payload's sha256 checked, so the arrays returned are the verified bytes.
+
+Writes are crash-safe: the ``.npy`` is written under a temporary name that
+carries the writer's pid and host, renamed into place, and only then is its
+sidecar written (atomically too). A writer killed at any point leaves at worst
+a cache without a sidecar (rebuilt by the next load) and a temporary file that
+the next load removes once its writer is dead.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
+import math
 import os
+import re
+import socket
 import stat
 from pathlib import Path
 
 import numpy as np
 from numpy.lib import format
 
-from .readers import idx_header, iter_idx_blocks, read_idx
+from ..exceptions import DataFormatError
+from .readers import _read_idx_data, idx_header, iter_idx_blocks
 
-__all__ = ["cache_path_for", "load_cached_images", "user_cache_dir"]
+__all__ = [
+    "cache_path_for",
+    "cache_files",
+    "cache_kind",
+    "load_cached_images",
+    "remove_stale_temps",
+    "user_cache_dir",
+]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+# Our file names, and only ours: ``<source>.v<N>.upright.npy`` with its
+# ``.upright.json`` sidecar, and their temporaries ``.<name>.<pid>@<host>.tmp``
+# (version 1 wrote ``.<name>.<pid>.tmp``, without the host).
+_CACHE_RE = re.compile(r"^.+\.v\d+\.upright\.(?:npy|json)$")
+_TEMP_RE = re.compile(
+    r"^\.(?P<target>.+\.v\d+\.upright\.(?:npy|json))"
+    r"\.(?P<pid>\d{1,10})(?:@(?P<host>[A-Za-z0-9_-]{1,64}))?\.tmp$"
+)
+
+
+# Errors of the cache's folder, not of the data: fall back to reading in memory.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def user_cache_dir() -> Path:
@@ -65,49 +104,342 @@ def cache_path_for(source: Path) -> Path | None:
     return None
 
 
-def _is_fresh(cache: Path, source: Path) -> bool:
+def _sidecar(cache: Path) -> Path:
+    return cache.with_suffix(".json")
+
+
+# --- temporary files --------------------------------------------------------------
+def _host() -> str:
+    """This machine's name as it goes into temporary names (``[A-Za-z0-9_-]``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "host"
+
+
+def _temp_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}@{_host()}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (in doubt: yes)."""
+    if pid <= 0:
+        return True
     try:
-        return cache.stat().st_mtime_ns >= source.stat().st_mtime_ns
-    except OSError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
+    except OverflowError:  # larger than any pid the kernel hands out
+        return False
+    except OSError:  # EPERM: alive, owned by someone else
+        return True
+    return True
+
+
+def _is_stale_temp(name: str) -> bool:
+    """True for our temporary files whose writer is dead.
+
+    A file of another host is left alone: its writer may be alive there (a
+    shared network folder). Our own pid is alive by definition.
+    """
+    match = _TEMP_RE.match(name)
+    if match is None:
+        return False
+    host, pid = match["host"], int(match["pid"])
+    if host is not None and host != _host():
+        return False
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def _stale_temps(folder: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    return [
+        Path(entry.path)
+        for entry in entries
+        if _is_stale_temp(entry.name) and entry.is_file(follow_symlinks=False)
+    ]
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary cache files that dead writers left in ``folder``.
+
+    Only files named like our temporaries (``.<cache>.<pid>[@<host>].tmp``)
+    whose writer no longer runs on this machine are removed; a live writer's
+    file, another host's file and anything else in the folder are kept.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    removed = []
+    for path in _stale_temps(Path(folder)):
+        try:
+            path.unlink()
+        except FileNotFoundError:  # another process cleaned it first
+            continue
+        except OSError:  # read-only folder: nothing we can do, nothing lost
+            continue
+        removed.append(path)
+    return removed
+
+
+def cache_files(folder: Path) -> list[Path]:
+    """Our caches, sidecars and stale temporaries in ``folder``, sorted.
+
+    Matches our exact names only (any cache version); temporaries of live
+    writers are not listed.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    found = [
+        Path(entry.path)
+        for entry in entries
+        if entry.is_file(follow_symlinks=False)
+        and (_CACHE_RE.match(entry.name) or _is_stale_temp(entry.name))
+    ]
+    return sorted(found)
+
+
+def cache_kind(name: str) -> str | None:
+    """``"cache"`` for our ``.npy``/sidecar names, ``"temp"`` for our temporaries."""
+    if _CACHE_RE.match(name):
+        return "cache"
+    if _TEMP_RE.match(name):
+        return "temp"
+    return None
+
+
+# --- identity -----------------------------------------------------------------------
+def _source_identity(st: os.stat_result) -> dict:
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _write_sidecar(path: Path, meta: dict) -> None:
+    tmp = _temp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=1)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _payload_sha256(images: np.ndarray) -> str:
+    return hashlib.sha256(memoryview(images).cast("B")).hexdigest()
+
+
+def _open_cache(cache: Path, source: Path, shape, dtype, source_sha256):
+    """The memory-mapped cache if it still describes ``source``, else None.
+
+    Without ``source_sha256`` this costs a few system calls and a small JSON
+    read; with it, also one sha256 pass over the cached payload.
+    """
+    meta = _read_sidecar(_sidecar(cache))
+    if meta is None or meta.get("cache_version") != CACHE_VERSION:
+        return None
+    try:
+        src = meta["source"]
+        if {"size": src["size"], "mtime_ns": src["mtime_ns"]} != _source_identity(
+            source.stat()
+        ):
+            return None
+        if meta["shape"] != list(shape) or meta["dtype"] != dtype.str:
+            return None
+        if source_sha256 is not None and src["sha256"] != source_sha256:
+            return None
+        with open(cache, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            npy = meta["npy"]
+            if (st.st_size, st.st_mtime_ns) != (npy["size"], npy["mtime_ns"]):
+                return None
+            images = _map_npy(fh, st.st_size, shape, dtype)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None  # missing, unreadable or damaged: rebuild
+    if images is None:
+        return None
+    if source_sha256 is not None and _payload_sha256(images) != npy["sha256"]:
+        return None
+    return images
+
+
+def _map_npy(fh, size: int, shape, dtype) -> np.ndarray | None:
+    """Memory-map an open ``.npy`` whose header must say exactly ``shape``/``dtype``."""
+    if format.read_magic(fh) != (1, 0):
+        return None
+    got_shape, fortran, got_dtype = format.read_array_header_1_0(fh)
+    offset = fh.tell()
+    if got_shape != tuple(shape) or fortran or got_dtype != dtype:
+        return None
+    if offset + dtype.itemsize * math.prod(shape) != size:
+        return None
+    return _memmap(fh, dtype, offset, shape)
+
+
+def _memmap(fh, dtype, offset: int, shape) -> np.ndarray:
+    if math.prod(shape) == 0:  # mmap cannot map zero bytes
+        return np.empty(shape, dtype)
+    return np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
+
+
+# --- building -----------------------------------------------------------------------
+def _check_source_bytes(source: Path, want: str | None, raw_hash) -> None:
+    """The bytes just read must be the ones that were verified."""
+    if want is not None and raw_hash.hexdigest() != want:
+        raise DataFormatError(
+            f"{source} changed while it was being read (its sha256 is no longer "
+            "the one verified a moment before). Load it again once nothing writes "
+            "to it."
+        )
+
+
+def _write_npy(tmp: Path, source: Path, shape, dtype, square: bool, raw_hash):
+    """Write the upright ``.npy`` of ``source`` to ``tmp``.
+
+    Returns ``(offset, sha256)``: where the payload starts, and its hash.
+
+    Plain writes, not a writable memory map: no page faults on a fresh file,
+    and the pages stay in the page cache instead of this process's memory.
+    """
+    payload = hashlib.sha256()
+    with open(tmp, "wb") as fh:
+        header = {
+            "descr": format.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": tuple(shape),
+        }
+        format.write_array_header_1_0(fh, header)
+        offset = fh.tell()
+        blocks = iter_idx_blocks(
+            source, shape, dtype, transpose=square, raw_hash=raw_hash
+        )
+        for block in blocks:
+            data = memoryview(block).cast("B")
+            payload.update(data)
+            fh.write(data)
+    return offset, payload.hexdigest()
+
+
+def _build(cache: Path, source: Path, shape, dtype, source_sha256) -> np.ndarray:
+    """Convert ``source`` into ``cache`` crash-safely; return it memory-mapped."""
+    square = len(shape) == 3 and shape[1] == shape[2]
+    raw_hash = hashlib.sha256()
+    before = source.stat()
+    tmp = _temp_path(cache)
+    sidecar = _sidecar(cache)
+    try:
+        offset, payload = _write_npy(tmp, source, shape, dtype, square, raw_hash)
+        _check_source_bytes(source, source_sha256, raw_hash)
+        if _source_identity(source.stat()) != _source_identity(before):
+            raise DataFormatError(
+                f"{source} changed while it was being read. Load it again once "
+                "nothing writes to it."
+            )
+        with open(tmp, "rb") as fh:  # map our own file: valid after the rename
+            st = os.fstat(fh.fileno())
+            images = _memmap(fh, dtype, offset, shape)
+        meta = {
+            "cache_version": CACHE_VERSION,
+            "source": {
+                **_source_identity(before),
+                "sha256": raw_hash.hexdigest(),
+                "name": source.name,
+            },
+            "shape": list(shape),
+            "dtype": dtype.str,
+            "npy": {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": payload},
+        }
+        # No moment where an old sidecar describes the new .npy: drop it first.
+        sidecar.unlink(missing_ok=True)
+        os.replace(tmp, cache)
+        _write_sidecar(sidecar, meta)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return images
+
+
+def _read_in_memory(source: Path, shape, dtype, source_sha256) -> np.ndarray:
+    """Upright images without a cache (no writable folder, or ``use_cache=False``)."""
+    square = len(shape) == 3 and shape[1] == shape[2]
+    raw_hash = hashlib.sha256()
+    images = _read_idx_data(source, shape, dtype, transpose=square, raw_hash=raw_hash)
+    _check_source_bytes(source, source_sha256, raw_hash)
+    return images
 
 
 def load_cached_images(
-    source: Path, *, use_cache: bool = True, before_build=None
+    source: Path,
+    *,
+    use_cache: bool = True,
+    verify_source=None,
+    expected_count: int | None = None,
 ) -> np.ndarray:
     """Upright uint8 images of an IDX file, shape (n, 28, 28), via the cache.
 
-    A cold load decompresses straight into a memory-mapped temporary ``.npy``,
-    transposes it in place chunk by chunk and renames it into place, so peak
-    memory stays about one uint8 copy of the split. A warm load is an
-    ``np.load(mmap_mode="r")``. ``before_build(source)``, if given, runs
-    before a cold load (e.g. to verify the source's checksum).
+    A cold load decompresses straight into a temporary ``.npy``, transposing
+    block by block, and renames it into place, so memory stays a few MiB
+    whatever the split's size. A warm load memory-maps the ``.npy`` after
+    checking its sidecar (see the module docstring).
+
+    Parameters
+    ----------
+    source : Path
+        The IDX images file (gzip or raw).
+    use_cache : bool, default=True
+        Read and write the ``.npy`` cache; if False, read into memory.
+    verify_source : callable, default=None
+        ``verify_source(source) -> sha256 hex`` checks the source (raising if
+        it is wrong) and returns the hash it checked. When given, the cache is
+        served only if it was built from bytes with that hash and its payload
+        still has the sha256 recorded when it was written; a build checks that
+        the bytes it reads are the verified ones.
+    expected_count : int, default=None
+        Number of images the caller expects (e.g. the number of labels).
+
+    Returns
+    -------
+    ndarray of shape (n, rows, cols)
+        A read-only ``np.memmap`` when cached, else an in-memory array.
+
+    Raises
+    ------
+    DataFormatError
+        The source is corrupt, has the wrong size for its header, holds a
+        number of images other than ``expected_count``, or changed while read.
     """
-    cache = cache_path_for(source) if use_cache else None
-    if cache is not None and _is_fresh(cache, source):
-        try:
-            return np.load(cache, mmap_mode="r")
-        except (ValueError, OSError):
-            cache.unlink(missing_ok=True)  # damaged cache: rebuild it below
-    if before_build is not None:
-        before_build(source)
+    source = Path(source)
     shape, dtype = idx_header(source)
-    square = len(shape) == 3 and shape[1] == shape[2]
-    if cache is None:
-        return read_idx(source, transpose=square)
     dtype = dtype.newbyteorder("=")
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    if expected_count is not None and shape[0] != expected_count:
+        raise DataFormatError(
+            f"{source} holds {shape[0]:,} images but {expected_count:,} were "
+            "expected (one per label); the files do not belong together."
+        )
+    cache = cache_path_for(source) if use_cache else None
+    if cache is not None:
+        remove_stale_temps(cache.parent)
+    source_sha256 = verify_source(source) if verify_source is not None else None
+    if cache is None:
+        return _read_in_memory(source, shape, dtype, source_sha256)
+    images = _open_cache(cache, source, shape, dtype, source_sha256)
+    if images is not None:
+        return images
     try:
-        # Plain writes, not a writable memory map: no page faults on a fresh
-        # file, and the pages stay in the page cache instead of this
-        # process's resident memory.
-        with open(tmp, "wb") as fh:
-            header = {"descr": format.dtype_to_descr(dtype), "fortran_order": False,
-                      "shape": shape}
-            format.write_array_header_1_0(fh, header)
-            for block in iter_idx_blocks(source, shape, dtype, transpose=square):
-                fh.write(memoryview(block).cast("B"))
-        os.replace(tmp, cache)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return np.load(cache, mmap_mode="r")
+        return _build(cache, source, shape, dtype, source_sha256)
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            raise
+        # A full disk or a folder that turned read-only costs speed, not the
+        # data: the temporary file is gone (see _build), read into memory.
+        return _read_in_memory(source, shape, dtype, source_sha256)

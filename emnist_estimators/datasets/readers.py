@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import os
 import queue
 import struct
@@ -41,6 +42,9 @@ _IDX_DTYPES = {
 }
 _IDX_CODES = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
 _CHUNK = 1 << 22  # 4 MiB: big enough to be fast, small enough to stay lean
+# Deflate expands its input at most about 1032-fold, so a gzip file of n bytes
+# cannot hold more than 1032 * n bytes of data, whatever its header claims.
+_MAX_DEFLATE_RATIO = 1032
 
 
 try:  # ISA-L inflates gzip about 2.3x faster than zlib (benchmarks/bench_data)
@@ -64,12 +68,15 @@ def _corrupt(path: Path, exc: Exception) -> DataFormatError:
     )
 
 
-def _decompressed_chunks(path: Path, *, inflate=None):
+def _decompressed_chunks(path: Path, *, inflate=None, raw_hash=None):
     """Yield the decompressed bytes of a gzip (or raw) file, chunk by chunk.
 
     Uses a bare ``decompressobj`` instead of ``gzip.GzipFile``: the same
     checks (CRC32 and length in each member's trailer, multi-member files)
-    with one copy less, and ISA-L's faster inflate when it is installed.
+    with one copy less, and ISA-L's faster inflate when it is installed. No
+    chunk is larger than ``_CHUNK``, whatever the compression ratio: a small
+    file that inflates to gigabytes never takes more than a few MiB at once.
+    ``raw_hash`` (a hashlib object), if given, is fed the file's bytes as read.
     """
     inflate = inflate or _zlib
     with open(path, "rb") as fh:
@@ -77,21 +84,31 @@ def _decompressed_chunks(path: Path, *, inflate=None):
         fh.seek(0)
         if head != b"\x1f\x8b":
             while chunk := fh.read(_CHUNK):
+                if raw_hash is not None:
+                    raw_hash.update(chunk)
                 yield chunk
             return
         d, fed = inflate.decompressobj(31), False
         try:
             while data := fh.read(_CHUNK):
-                while data:
-                    out = d.decompress(data)
+                if raw_hash is not None:
+                    raw_hash.update(data)
+                while True:
+                    out = d.decompress(data, _CHUNK)
                     fed = True
                     if out:
                         yield out
                     if d.eof:  # end of a gzip member: another may follow
                         data = d.unused_data
                         d, fed = inflate.decompressobj(31), False
-                    else:
-                        data = b""
+                        if not data:
+                            break
+                        continue
+                    data = d.unconsumed_tail
+                    # a full chunk may leave output pending inside zlib even
+                    # when all the input was taken: ask again until it is drained
+                    if not data and len(out) < _CHUNK:
+                        break
         except inflate.error as exc:
             raise _corrupt(path, exc) from exc
         if fed and not d.eof:
@@ -126,7 +143,10 @@ def read_idx(
     Raises
     ------
     DataFormatError
-        Wrong magic number, truncated data, trailing bytes or corrupt gzip.
+        Wrong magic number, a zero image dimension, a file shorter or longer
+        than its header says, or corrupt gzip. A header is checked against the
+        file's real size before anything is allocated, so one that claims
+        more data than the file holds costs no memory.
 
     Examples
     --------
@@ -144,15 +164,31 @@ def read_idx(
     dtype = dtype.newbyteorder("=")
     if transpose and (len(shape) != 3 or shape[1] != shape[2]):
         raise ValueError(f"{path}: transpose needs square images; it holds {shape}.")
-    if out is None:
-        out = np.empty(shape, dtype=dtype)
-    elif out.shape != shape or out.dtype != dtype:
+    if out is not None and (out.shape != shape or out.dtype != dtype):
         raise ValueError(
             f"out has shape {out.shape} and dtype {out.dtype}; {path} holds "
             f"{shape} of {dtype}"
         )
+    return _read_idx_data(path, shape, dtype, transpose=transpose, out=out)
+
+
+def _read_idx_data(path, shape, dtype, *, transpose, out=None, raw_hash=None):
+    """Read the data of an IDX file whose header said ``shape`` and ``dtype``.
+
+    Allocates the whole array up front only when the file vouches for the
+    header's size (see ``_check_idx_size``); otherwise it keeps just the blocks
+    the stream really yields, so a header that lies about its size cannot
+    cost more memory than the data actually present.
+    """
+    backed = _check_idx_size(path, shape, dtype)
+    blocks = _idx_blocks(path, shape, dtype, transpose=transpose, raw_hash=raw_hash)
+    if out is None and not backed:
+        parts = list(blocks)
+        return np.concatenate(parts) if parts else np.empty(shape, dtype)
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
     pos = 0
-    for block in iter_idx_blocks(path, shape, dtype, transpose=transpose):
+    for block in blocks:
         out[pos : pos + len(block)] = block
         pos += len(block)
     return out
@@ -193,18 +229,87 @@ def _prefetch(iterator, depth: int = 2):
             thread.join(timeout=0.01)
 
 
-def iter_idx_blocks(path, shape, dtype, *, transpose: bool):
+def _idx_layout(shape, dtype) -> tuple[int, int, int]:
+    """``(header, record, data)`` sizes in bytes of an IDX array, as exact ints.
+
+    Python integers, not numpy's int64: four 32-bit dimensions can overflow it.
+    """
+    record = np.dtype(dtype).itemsize * math.prod(shape[1:])
+    return 4 + 4 * len(shape), record, record * shape[0]
+
+
+def _check_idx_size(path, shape, dtype) -> bool:
+    """Check an IDX header against the real size of its file, before reading.
+
+    Parameters
+    ----------
+    path : path-like
+        The IDX file (raw or gzip).
+    shape, dtype
+        What its header announces (see :func:`idx_header`).
+
+    Returns
+    -------
+    bool
+        True when the file vouches for the announced size: a raw file of
+        exactly that size, or a gzip file whose trailer (ISIZE, the
+        uncompressed size modulo 2**32) agrees and whose size could hold that
+        much data. False for other gzip files (several members, or a header
+        that claims more than the file can hold): readers must then not
+        allocate ahead of the data actually decompressed.
+
+    Raises
+    ------
+    DataFormatError
+        A raw file shorter or longer than its header says.
+    """
+    path = Path(path)
+    header, _, data = _idx_layout(shape, dtype)
+    want = header + data
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            if size != want:
+                problem = "is truncated" if size < want else "has unexpected bytes"
+                raise DataFormatError(
+                    f"{path} {problem}: its IDX header announces {shape} of "
+                    f"{np.dtype(dtype).name}, {want:,} bytes with the header, but "
+                    f"the file has {size:,} bytes. The file is not a valid IDX "
+                    "file; download it again."
+                )
+            return True
+        if size < 18:  # smaller than an empty gzip member: the stream check fails
+            return False
+        fh.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(fh.read(4), "little")
+    return want < 2**32 and isize == want and want <= size * _MAX_DEFLATE_RATIO
+
+
+def iter_idx_blocks(path, shape, dtype, *, transpose: bool, raw_hash=None):
     """Yield the records of an IDX file as native-order arrays, block by block.
 
     With ``transpose``, each block holds whole images, transposed, contiguous.
-    Raises :class:`DataFormatError` on truncated data or trailing bytes.
+    The header is checked against the file's size first (see
+    ``_check_idx_size``); blocks are at most a few MiB, so memory stays
+    bounded whatever the header claims. ``raw_hash`` (a hashlib object), if
+    given, is fed the file's bytes as they are read.
+
+    Raises
+    ------
+    DataFormatError
+        Truncated data, trailing bytes or corrupt gzip.
     """
+    _check_idx_size(path, shape, dtype)
+    return _idx_blocks(path, shape, dtype, transpose=transpose, raw_hash=raw_hash)
+
+
+def _idx_blocks(path, shape, dtype, *, transpose: bool, raw_hash=None):
     path = Path(path)
     itemsize = dtype.itemsize
-    record = int(np.prod(shape[1:], dtype=np.int64)) * itemsize if len(shape) > 1 else itemsize
-    total = int(np.prod(shape, dtype=np.int64)) * itemsize
-    pos, skip, carry = 0, 4 + 4 * len(shape), b""
-    for chunk in _prefetch(_decompressed_chunks(path)):
+    skip, record, total = _idx_layout(shape, dtype)
+    pos, carry = 0, b""
+    chunks = _decompressed_chunks(path, raw_hash=raw_hash)
+    for chunk in _prefetch(chunks):
         if skip:
             chunk, skip = chunk[skip:], max(0, skip - len(chunk))
         if carry:
@@ -213,7 +318,8 @@ def iter_idx_blocks(path, shape, dtype, *, transpose: bool):
         if pos + usable == total and usable < len(chunk):
             raise DataFormatError(
                 f"{path}: unexpected bytes after the {shape} array the header "
-                "announces; the file is not a valid IDX file."
+                f"announces ({total:,} bytes of data after the header, the file "
+                "holds more); the file is not a valid IDX file. Download it again."
             )
         carry = chunk[usable:]
         pos += usable
@@ -232,7 +338,13 @@ def iter_idx_blocks(path, shape, dtype, *, transpose: bool):
 
 
 def idx_header(path) -> tuple[tuple[int, ...], np.dtype]:
-    """Return ``(shape, dtype)`` from an IDX file's header without reading data."""
+    """Return ``(shape, dtype)`` from an IDX file's header without reading data.
+
+    Raises
+    ------
+    DataFormatError
+        Not an IDX file, a truncated header, or a zero image dimension.
+    """
     path = Path(path)
     try:
         with _open_maybe_gzip(path) as fh:
@@ -257,8 +369,13 @@ def idx_header(path) -> tuple[tuple[int, ...], np.dtype]:
         raise DataFormatError(
             f"{path}: corrupt or truncated gzip data ({exc})."
         ) from exc
-    shape = struct.unpack(f">{ndim}I", dims)
-    return tuple(int(d) for d in shape), _IDX_DTYPES[code]
+    shape = tuple(int(d) for d in struct.unpack(f">{ndim}I", dims))
+    if 0 in shape[1:]:
+        raise DataFormatError(
+            f"{path}: the IDX header announces records of shape {shape[1:]}, with "
+            "a zero dimension; the header is corrupt. Download the file again."
+        )
+    return shape, _IDX_DTYPES[code]
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -321,12 +438,16 @@ def read_emnist_csv(path, *, n_features: int = 784) -> tuple[np.ndarray, np.ndar
     Raises
     ------
     DataFormatError
-        Header row, wrong column count, non-integers or values outside 0..255.
+        An empty file, a header row, a wrong column count, non-integers or
+        missing values, pixels outside 0..255 or negative labels.
     """
     import pandas as pd
 
     path = Path(path)
-    ncols = n_features + 1
+    fix = (
+        "Expected rows 'label,p0,...,p783' of integers with no header line; if "
+        "the file has a header, remove its first line."
+    )
     X_parts, y_parts = [], []
     try:
         reader = pd.read_csv(
@@ -338,33 +459,41 @@ def read_emnist_csv(path, *, n_features: int = 784) -> tuple[np.ndarray, np.ndar
             compression="infer",
         )
         for chunk in reader:
-            if chunk.shape[1] != ncols:
-                raise DataFormatError(
-                    f"{path}: expected {ncols} columns per row (label + "
-                    f"{n_features} pixels), found {chunk.shape[1]}."
-                )
-            values = chunk.to_numpy()
-            pixels = values[:, 1:]
-            if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
-                raise DataFormatError(
-                    f"{path}: pixel values must lie in 0..255, found "
-                    f"{pixels.min()}..{pixels.max()}."
-                )
-            X_parts.append(pixels.astype(np.uint8))
-            y_parts.append(values[:, 0].astype(np.int64))
-    except (ValueError, TypeError) as exc:
+            X_part, y_part = _csv_chunk(path, chunk.to_numpy(), n_features)
+            X_parts.append(X_part)
+            y_parts.append(y_part)
+    except pd.errors.EmptyDataError as exc:  # a ValueError too: test it first
+        raise DataFormatError(f"{path}: the CSV file is empty. {fix}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
         if isinstance(exc, DataFormatError):
             raise
         raise DataFormatError(
-            f"{path}: not an EMNIST CSV export ({exc}). Expected rows "
-            "'label,p0,...,p783' of integers with no header line; if the file has "
-            "a header, remove its first line."
+            f"{path}: not an EMNIST CSV export ({exc}). {fix}"
         ) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataFormatError(f"{path}: the CSV file is empty.") from exc
-    X = np.concatenate(X_parts) if X_parts else np.empty((0, n_features), np.uint8)
-    y = np.concatenate(y_parts) if y_parts else np.empty((0,), np.int64)
-    return X, y
+    if not X_parts:
+        raise DataFormatError(f"{path}: the CSV file has no rows. {fix}")
+    return np.concatenate(X_parts), np.concatenate(y_parts)
+
+
+def _csv_chunk(path: Path, values: np.ndarray, n_features: int):
+    """Check one parsed chunk of a CSV export; return its uint8 pixels and labels."""
+    if values.shape[1] != n_features + 1:
+        raise DataFormatError(
+            f"{path}: expected {n_features + 1} columns per row (label + "
+            f"{n_features} pixels), found {values.shape[1]}."
+        )
+    pixels, labels = values[:, 1:], values[:, 0]
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+        raise DataFormatError(
+            f"{path}: pixel values must lie in 0..255, found "
+            f"{pixels.min()}..{pixels.max()}."
+        )
+    if labels.size and labels.min() < 0:
+        raise DataFormatError(
+            f"{path}: labels must be non-negative integers, found {labels.min()} "
+            "in the first column."
+        )
+    return pixels.astype(np.uint8), labels.astype(np.int64)
 
 
 def read_emnist_mat(path, subset: str = "train") -> dict:
@@ -385,37 +514,126 @@ def read_emnist_mat(path, subset: str = "train") -> dict:
     -------
     dict
         ``{"images": uint8 (n, 784), "labels": int64 (n,), "mapping": dict}``
-    """
-    import scipy.io
 
+    Raises
+    ------
+    DataFormatError
+        An empty, truncated, damaged or v7.3 (HDF5) file, a file without the
+        EMNIST layout, or pixels/labels that are not whole numbers in range
+        (NaN, fractions, empty cells).
+    """
     path = Path(path)
+    dataset, part = _load_mat_struct(path, subset)
     try:
-        mat = scipy.io.loadmat(path, squeeze_me=False, struct_as_record=True)
-        dataset = mat["dataset"][0, 0]
-        part = dataset[subset][0, 0]
         images = np.asarray(part["images"])
         labels = np.asarray(part["labels"]).reshape(-1)
         mapping_rows = np.asarray(dataset["mapping"])
     except (KeyError, ValueError, IndexError, TypeError) as exc:
         raise DataFormatError(
             f"{path}: not an EMNIST MATLAB file (expected a struct 'dataset' with "
-            f"'train', 'test' and 'mapping'; {exc!r})."
+            f"'train', 'test' and 'mapping'; {exc!r}). Use the files of NIST's "
+            "matlab.zip."
         ) from exc
     if images.ndim != 2 or images.shape[0] != labels.shape[0]:
         raise DataFormatError(
             f"{path}: {subset} images have shape {images.shape} but there are "
             f"{labels.shape[0]} labels."
         )
-    if images.dtype != np.uint8:
-        if images.size and (images.min() < 0 or images.max() > 255):
-            raise DataFormatError(f"{path}: pixel values outside 0..255.")
-        images = images.astype(np.uint8)
-    mapping = {int(row[0]): chr(int(row[1])) for row in mapping_rows}
     return {
-        "images": np.ascontiguousarray(images),
-        "labels": labels.astype(np.int64),
-        "mapping": mapping,
+        "images": np.ascontiguousarray(_whole_numbers(path, images, "pixel", 255)),
+        "labels": _whole_numbers(path, labels, "label", None),
+        "mapping": _mat_mapping(path, mapping_rows),
     }
+
+
+def _load_mat_struct(path: Path, subset: str):
+    """The ``dataset`` struct of an EMNIST .mat file and its ``subset`` part."""
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    # Opened here so that a missing or unreadable file stays an ordinary
+    # OSError (scipy would raise one without errno, like its format errors).
+    with open(path, "rb") as fh:
+        try:
+            mat = scipy.io.loadmat(fh, squeeze_me=False, struct_as_record=True)
+        except NotImplementedError as exc:  # scipy's answer to MATLAB v7.3 (HDF5)
+            raise DataFormatError(
+                f"{path}: MATLAB v7.3 (HDF5) files are not supported ({exc}). Use "
+                "the files of NIST's matlab.zip, or save the file with -v7."
+            ) from exc
+        except (
+            MatReadError,
+            OSError,
+            ValueError,
+            TypeError,
+            IndexError,
+            ZeroDivisionError,
+            EOFError,
+            OverflowError,
+            zlib.error,
+            struct.error,
+        ) as exc:
+            # what scipy raises on empty, truncated or damaged files
+            raise _unreadable_mat(path, exc) from exc
+    try:
+        dataset = mat["dataset"][0, 0]
+        return dataset, dataset[subset][0, 0]
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise DataFormatError(
+            f"{path}: not an EMNIST MATLAB file (expected a struct 'dataset' with "
+            f"'train', 'test' and 'mapping'; {exc!r}). Use the files of NIST's "
+            "matlab.zip."
+        ) from exc
+
+
+def _unreadable_mat(path: Path, exc: Exception) -> DataFormatError:
+    return DataFormatError(
+        f"{path}: not a readable MATLAB file ({type(exc).__name__}: {exc}); it is "
+        "empty, truncated or of another format. Download NIST's matlab.zip again."
+    )
+
+
+def _whole_numbers(path: Path, values: np.ndarray, what: str, high) -> np.ndarray:
+    """``values`` as whole numbers in 0..``high`` (uint8 if ``high`` is 255).
+
+    MATLAB files may hold doubles, cells or empty values: anything that is not
+    a whole number in range (None, NaN, 2.5, text) is a :class:`DataFormatError`.
+    """
+    dtype = np.uint8 if high == 255 else np.int64
+    if values.dtype == dtype:
+        return values
+    allowed = "0..255" if high == 255 else "non-negative"
+    numbers = values
+    if values.dtype.kind not in "iuf":  # cells, text, None: no float copy otherwise
+        try:
+            numbers = values.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataFormatError(
+                f"{path}: {what} values must be {allowed} whole numbers, found "
+                f"{values.dtype} data ({exc}). The file is not an EMNIST MATLAB file."
+            ) from exc
+    with np.errstate(invalid="ignore"):  # NaN compares False: flagged below
+        bad = ~(numbers >= 0)
+        if numbers.dtype.kind == "f":
+            bad |= ~np.isfinite(numbers) | (numbers % 1 != 0)
+        if high is not None:
+            bad |= numbers > high
+    if bad.any():
+        value = values.reshape(-1)[np.argmax(bad.reshape(-1))]
+        raise DataFormatError(
+            f"{path}: {what} values must be {allowed} whole numbers, found "
+            f"{value}. The file is corrupt or not an EMNIST MATLAB file."
+        )
+    return numbers.astype(dtype)
+
+
+def _mat_mapping(path: Path, rows: np.ndarray) -> dict[int, str]:
+    try:
+        return {int(row[0]): chr(int(row[1])) for row in rows}
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise DataFormatError(
+            f"{path}: the 'mapping' field must hold rows 'label ascii_code' ({exc})."
+        ) from exc
 
 
 def read_mapping(path) -> dict[int, str]:
