@@ -152,12 +152,34 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--data-home", default=None)
     info.add_argument("--checksums", action="store_true", help="verify sha256 of files")
     _add_output(info)
+    clean = sub.add_parser(
+        "clean",
+        help="remove the .npy caches this package built and temp files left by "
+        "killed runs (never a data file)",
+    )
+    clean.add_argument("--data-home", default=None, help="folder (default: $EMNIST_DATA)")
+    clean.add_argument("--dry-run", action="store_true",
+                       help="list what would be removed, remove nothing")
+    _add_output(clean)
 
 
 def _run_data(args) -> int:
     from .datasets import load_emnist
     from .datasets.loader import data_info
 
+    if args.data_command == "clean":
+        from .datasets import clean_cache
+
+        removed = clean_cache(args.data_home, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        size = sum(p.stat().st_size for p in removed if p.exists()) if args.dry_run else None
+        lines = [str(p) for p in removed] + [
+            f"{verb} {len(removed)} file(s)"
+            + (f", {size / 2**20:,.1f} MiB" if size is not None else "")
+        ]
+        _emit(args, {"dry_run": args.dry_run, verb.replace(" ", "_"): [str(p) for p in removed]},
+              "\n".join(lines))
+        return EXIT_OK
     if args.data_command == "download":
         bunch = load_emnist(
             args.split, args.subset, data_home=args.data_home, url=args.url,

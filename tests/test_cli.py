@@ -229,3 +229,25 @@ def test_saved_model_is_a_keras_archive(trained):
     with zipfile.ZipFile(work / "model" / "model.keras") as zf:
         names = set(zf.namelist())
     assert {"config.json", "model.weights.h5", "emnist_estimators.json"} <= names
+
+
+def test_data_clean_removes_caches_and_stale_temps_only(tmp_path, capsys):
+    """Issue 11.3: caches and temps of killed writers can be listed and removed."""
+    from emnist_estimators.datasets.cache import load_cached_images
+
+    data = write_idx_folder(tmp_path / "bars", n_train=30, n_test=9)
+    load_cached_images(data / "train-images-idx3-ubyte.gz")
+    caches = sorted(p.name for p in data.iterdir() if ".upright." in p.name)
+    assert caches  # the .npy and its sidecar
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = data / f".{caches[0]}.{dead}.tmp"  # a writer killed mid-write
+    stale.write_bytes(b"\0" * 1000)
+    originals = sorted(p.name for p in data.iterdir() if p.name.endswith("ubyte.gz"))
+    assert main(["data", "clean", "--data-home", str(data), "--dry-run", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["would_remove"]
+    assert sorted(os.path.basename(p) for p in listed) == sorted([*caches, stale.name])
+    assert stale.exists()  # dry run removes nothing
+    assert main(["data", "clean", "--data-home", str(data)]) == 0
+    assert "removed 3 file(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in data.iterdir()) == originals
