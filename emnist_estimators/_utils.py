@@ -7,9 +7,18 @@ import random
 
 import numpy as np
 from scipy import sparse
+from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from sklearn.utils.validation import validate_data
 
-__all__ = ["check_pixels", "seeded", "resolve_seed", "resolve_precision"]
+from .exceptions import DataFormatError
+
+__all__ = [
+    "check_labels",
+    "check_pixels",
+    "seeded",
+    "resolve_seed",
+    "resolve_precision",
+]
 
 
 def _image_shape_of(X: np.ndarray) -> tuple[int, int] | None:
@@ -98,6 +107,40 @@ def check_pixels(
                 "levels."
             )
     return X, image_shape
+
+
+def check_labels(y: np.ndarray) -> None:
+    """Refuse labels that are missing (None, NaN, pd.NA) or of mixed types.
+
+    Without this, scikit-learn's label checks fail with a ``TypeError`` from
+    sorting (``'<' not supported between 'NoneType' and 'str'``) or a vague
+    "Unknown label type: unknown", depending on where the gap is.
+
+    Raises
+    ------
+    DataFormatError
+        Naming the positions of the missing labels or the mixed types.
+    """
+    if y.dtype != object:
+        return  # numeric NaN is reported by check_classification_targets
+    missing = [
+        i for i, v in enumerate(y) if v is None or is_scalar_nan(v) or is_pandas_na(v)
+    ]
+    if missing:
+        raise DataFormatError(
+            f"y has no label (None/NaN) for {len(missing)} of {len(y)} samples, "
+            f"at positions {missing[:10]}{'...' if len(missing) > 10 else ''}. "
+            "Every training sample needs a class label: drop the unlabelled "
+            "samples (and their rows of X) or fill in their labels."
+        )
+    try:
+        np.unique(y)
+    except TypeError as exc:
+        kinds = sorted({type(v).__name__ for v in y})
+        raise DataFormatError(
+            f"y mixes label types ({', '.join(kinds)}) that cannot be sorted into "
+            "classes. Give every label the same type, e.g. y.astype(str)."
+        ) from exc
 
 
 def resolve_seed(random_state) -> int | None:

@@ -10,10 +10,12 @@ and a fast prediction path for small batches.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 import zipfile
+import zlib
 from abc import abstractmethod
 from numbers import Integral, Real
 from pathlib import Path
@@ -29,8 +31,14 @@ from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from ._utils import check_pixels, resolve_precision, resolve_seed, seeded
-from .exceptions import EmnistEstimatorsError
+from ._utils import (
+    check_labels,
+    check_pixels,
+    resolve_precision,
+    resolve_seed,
+    seeded,
+)
+from .exceptions import DataFormatError, DataNotFoundError, EmnistEstimatorsError
 from .threads import configure_threads
 
 # scikeras imported TensorFlow above; size its thread pools to the cores this
@@ -176,6 +184,7 @@ class _EmnistClassifier(KerasClassifier):
             raise ValueError(
                 f"X has {n_samples} samples but y has {len(y)}; they must match."
             )
+        check_labels(y)  # None/NaN labels: a clear error, not sorting's TypeError
         check_classification_targets(y)
         if classes is None:
             encoder = LabelEncoder().fit(y)
@@ -193,6 +202,16 @@ class _EmnistClassifier(KerasClassifier):
                 "Pass every class with partial_fit(classes=...) or refit."
             )
         return np.searchsorted(self.classes_, y).astype(np.int32)
+
+    @staticmethod
+    def _check_weights(sample_weight, X) -> np.ndarray | None:
+        if sample_weight is None:
+            return None
+        # As scikit-learn's estimators: a negative weight would make the loss
+        # reward mistakes on that sample (the loss goes negative).
+        return _check_sample_weight(
+            sample_weight, X, dtype=np.float32, ensure_non_negative=True
+        )
 
     def _split_validation(self, X, y, w, seed):
         n_val = int(round(self.validation_fraction * len(y)))
@@ -233,9 +252,10 @@ class _EmnistClassifier(KerasClassifier):
             Grey pixels: uint8 0..255 (kept uint8, scaled inside the model) or
             floats in [0, 255] or [0, 1].
         y : array-like of shape (n_samples,)
-            Class labels: ints, strings or characters.
+            Class labels: ints, strings or characters, all of one type and
+            none missing (None/NaN).
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights of the loss.
+            Per-sample weights of the loss, non-negative (0 ignores a sample).
         callbacks : list of keras.callbacks.Callback, default=None
             Extra callbacks for this fit only (e.g. a pruning callback).
 
@@ -247,9 +267,7 @@ class _EmnistClassifier(KerasClassifier):
         self._validate_params()
         X, image_shape = check_pixels(self, X, reset=True)
         y_enc = self._encode_targets(y, X.shape[0])
-        w = None
-        if sample_weight is not None:
-            w = _check_sample_weight(sample_weight, X, dtype=np.float32)
+        w = self._check_weights(sample_weight, X)
         seed = resolve_seed(self.random_state)
         self.input_scale_ = self._input_scale(X)
         self.dtype_policy_ = resolve_precision(self.precision) or "float32"
@@ -278,7 +296,9 @@ class _EmnistClassifier(KerasClassifier):
             except BaseException:
                 del self.model_
                 raise
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.history_ = {
+            k: [float(v) for v in vals] for k, vals in history.history.items()
+        }
         self.n_iter_ = len(self.history_.get("loss", []))
         return self
 
@@ -294,7 +314,7 @@ class _EmnistClassifier(KerasClassifier):
         classes : array-like of shape (n_classes,), default=None
             Every class, required on the first call unless ``y`` has them all.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights.
+            Per-sample weights of the loss, non-negative.
 
         Returns
         -------
@@ -305,6 +325,7 @@ class _EmnistClassifier(KerasClassifier):
         if first:
             self._validate_params()
         X, image_shape = check_pixels(self, X, reset=first)
+        w = self._check_weights(sample_weight, X)  # before building a network
         if first:
             if classes is not None:
                 self.classes_ = np.unique(np.asarray(classes))
@@ -321,12 +342,14 @@ class _EmnistClassifier(KerasClassifier):
         else:
             self._check_scale(X)
             y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
-        w = None
-        if sample_weight is not None:
-            w = _check_sample_weight(sample_weight, X, dtype=np.float32)
         history = self.model_.fit(
-            X, y_enc, sample_weight=w, batch_size=self.batch_size, epochs=1,
-            verbose=self.verbose, shuffle=True,
+            X,
+            y_enc,
+            sample_weight=w,
+            batch_size=self.batch_size,
+            epochs=1,
+            verbose=self.verbose,
+            shuffle=True,
         )
         for key, vals in history.history.items():
             self.history_.setdefault(key, []).extend(float(v) for v in vals)
@@ -335,23 +358,42 @@ class _EmnistClassifier(KerasClassifier):
 
     # --- prediction --------------------------------------------------------
     def _check_scale(self, X) -> None:
-        if (
-            self.rescale == "auto"
-            and self.input_scale_ == 1.0
-            and X.size
-            and float(X.max()) > 1.0
-        ):
-            raise ValueError(
-                f"This {type(self).__name__} was fitted on pixels scaled to [0, 1], "
-                f"but X has values up to {float(X.max()):g}. Scale X the same way "
-                "(e.g. keep the PixelScaler in front of it in a Pipeline)."
-            )
+        """Refuse X scaled unlike the training X (auto ``rescale`` only).
+
+        The network divides by 255 inside when the training X was raw pixels
+        (uint8, or values above 1) and not otherwise, so X scaled the other
+        way gives silently wrong predictions. Raw pixels then must have a
+        value above 1 or be uint8; an all-zero batch fits both and passes.
+        """
+        if self.rescale != "auto" or not X.size:
+            return
+        name = type(self).__name__
+        if self.input_scale_ == 1.0:
+            hi = float(X.max())
+            if hi > 1.0:
+                raise DataFormatError(
+                    f"This {name} was fitted on pixels scaled to [0, 1], but X has "
+                    f"values up to {hi:g}. Scale X the same way (e.g. keep the "
+                    "PixelScaler in front of it in a Pipeline)."
+                )
+        elif X.dtype != np.uint8:
+            hi = float(X.max())
+            if 0.0 < hi <= 1.0:
+                raise DataFormatError(
+                    f"This {name} was fitted on raw pixels 0..255, but X holds "
+                    f"{X.dtype} values no larger than {hi:g}: it looks scaled to "
+                    "[0, 1] (e.g. X / 255), and the network would scale it again. "
+                    "Pass raw pixels as at fit (e.g. X * 255), or refit on scaled "
+                    "pixels. Raw pixels of near-black images pass as uint8."
+                )
 
     def _forward(self, X) -> np.ndarray:
         if len(X) <= self._direct_predict_max:
             out = self.model_.predict_on_batch(X)
         else:
-            out = self.model_.predict(X, batch_size=max(self.batch_size, 1024), verbose=0)
+            out = self.model_.predict(
+                X, batch_size=max(self.batch_size, 1024), verbose=0
+            )
         proba = np.asarray(out, dtype=np.float64)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba
@@ -423,7 +465,9 @@ class _EmnistClassifier(KerasClassifier):
             "classes": self.classes_.tolist(),
             "classes_dtype": self.classes_.dtype.str,
             "n_features_in": int(self.n_features_in_),
-            "feature_names_in": getattr(self, "feature_names_in_", np.array([])).tolist(),
+            "feature_names_in": getattr(
+                self, "feature_names_in_", np.array([])
+            ).tolist(),
             "input_scale": self.input_scale_,
             "dtype_policy": self.dtype_policy_,
             "history": self.history_,
@@ -434,6 +478,7 @@ class _EmnistClassifier(KerasClassifier):
             self.model_.save(tmp)
             with zipfile.ZipFile(tmp, "a") as zf:
                 zf.writestr(_STATE_ENTRY, json.dumps(state))
+                _check_loadable(zf, tmp)  # never write a file load_model refuses
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -464,6 +509,12 @@ def load_model(path):
     """Load an :class:`EmnistMLP` or :class:`EmnistCNN` saved with ``save``.
 
     The Keras network is loaded with ``safe_mode=True`` (no arbitrary code).
+    Only the members ``save`` writes are read - ``config.json``,
+    ``metadata.json``, ``model.weights.h5`` and the estimator state - each up
+    to a size cap (``MEMBER_CAPS``; the weights up to 64 MiB plus 4 times
+    the file's size), checked against the size the archive declares and again
+    while inflating, so a small hostile file cannot exhaust memory or disk.
+    Other members are ignored. The state is checked against the network.
 
     Parameters
     ----------
@@ -476,60 +527,245 @@ def load_model(path):
 
     Raises
     ------
+    DataNotFoundError
+        The file does not exist.
     EmnistEstimatorsError
-        The file is missing, not a Keras archive, not written by
-        emnist-estimators, or written by an incompatible version.
+        The file is not a zip (Keras) archive.
+    DataFormatError
+        The archive was not written by emnist-estimators, or by an
+        incompatible version, is corrupt or tampered with, or a member
+        exceeds its size cap.
     """
-    import keras
-
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as zf:
-            if _STATE_ENTRY not in zf.namelist():
-                raise EmnistEstimatorsError(
-                    f"{path} is a zip/Keras file but was not written by "
-                    "emnist-estimators (no estimator state inside). Load plain Keras "
-                    "models with keras.saving.load_model."
-                )
-            state = json.loads(zf.read(_STATE_ENTRY))
-    except (zipfile.BadZipFile, FileNotFoundError, IsADirectoryError) as exc:
-        raise EmnistEstimatorsError(
-            f"Cannot load {path}: not a saved emnist-estimators model ({exc})."
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError as exc:
+        raise DataNotFoundError(
+            f"Cannot load {path}: no such file, so not a saved emnist-estimators "
+            "model. Check the path."
         ) from exc
-    if state.get("format") != SAVE_FORMAT or state.get("class") not in _CLASSES:
-        raise EmnistEstimatorsError(
-            f"{path} was written by emnist-estimators "
-            f"{state.get('package_version', '?')} in save format "
-            f"{state.get('format')!r}; this version reads format {SAVE_FORMAT}. "
-            "Re-save it with a matching version."
-        )
-    cls = _CLASSES[state["class"]]
-    params = {
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in state["params"].items()
-    }
-    est = cls(**params, random_state=state["random_state"])
-    with tempfile.TemporaryDirectory() as tmp:
-        # Keras reads the archive by name; the extra entry is ignored.
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataFormatError(
+            f"Cannot load {path}: not a saved emnist-estimators model ({exc}). "
+            "Give a .keras file written by est.save() or the train command."
+        ) from exc
+    with zf, tempfile.TemporaryDirectory() as tmp:
+        state = _read_state(zf, path)
+        est = _estimator_from_state(state, path)
+        # Keras reads a copy holding only its own members, each size-capped.
         model_path = Path(tmp) / "model.keras"
-        with zipfile.ZipFile(path) as src, zipfile.ZipFile(model_path, "w") as dst:
-            for item in src.infolist():
-                if item.filename != _STATE_ENTRY:
-                    dst.writestr(item, src.read(item.filename))
-        try:
-            est.model_ = keras.saving.load_model(model_path, safe_mode=True)
-        except Exception as exc:  # Keras raises many types for bad archives
-            raise EmnistEstimatorsError(
-                f"Cannot load the Keras network in {path}: {exc}"
-            ) from exc
-    est.classes_ = np.array(state["classes"], dtype=np.dtype(state["classes_dtype"]))
-    est.n_features_in_ = state["n_features_in"]
-    if state["feature_names_in"]:
-        est.feature_names_in_ = np.array(state["feature_names_in"], dtype=object)
-    est.input_scale_ = state["input_scale"]
-    est.dtype_policy_ = state.get("dtype_policy", "float32")
-    est.history_ = state["history"]
-    est.n_iter_ = state["n_iter"]
+        _copy_network(zf, path, model_path)
+        est.model_ = _load_network(model_path, path)
+    _restore_state(est, state, path)
     return est
+
+
+#: Most bytes ``load_model`` reads from each JSON member of a saved model;
+#: real ones are a few kilobytes (the state grows ~100 bytes per epoch).
+MEMBER_CAPS = {
+    "metadata.json": 1 << 16,
+    "config.json": 1 << 24,
+    _STATE_ENTRY: 1 << 26,
+}
+_WEIGHTS_ENTRY = "model.weights.h5"
+# Keras stores the weights uncompressed, so they never exceed the file; the
+# floor and factor leave room for a file zipped again with compression.
+_WEIGHTS_CAP_FLOOR = 1 << 26
+_WEIGHTS_CAP_FACTOR = 4
+_CHUNK = 1 << 20
+
+
+def _corrupt(path, what: str) -> DataFormatError:
+    return DataFormatError(
+        f"{path} is corrupt or was not saved by emnist-estimators: {what}. "
+        "Save the model again with EmnistMLP.save / EmnistCNN.save."
+    )
+
+
+def _member_cap(name: str, archive_bytes: int) -> tuple[int, str]:
+    """The most bytes read from member ``name``, and that cap in words."""
+    if name == _WEIGHTS_ENTRY:
+        cap = _WEIGHTS_CAP_FLOOR + _WEIGHTS_CAP_FACTOR * archive_bytes
+        return cap, f"64 MiB + {_WEIGHTS_CAP_FACTOR}x the file's size"
+    cap = MEMBER_CAPS[name]
+    size = f"{cap >> 20} MiB" if cap >= 1 << 20 else f"{cap >> 10} KiB"
+    return cap, f"{size} for {name}"
+
+
+def _check_loadable(zf, path) -> None:
+    """Raise if a member of ``zf`` exceeds what :func:`load_model` reads."""
+    size = Path(path).stat().st_size
+    for name in (*MEMBER_CAPS, _WEIGHTS_ENTRY):
+        if name in zf.namelist():
+            cap, why = _member_cap(name, size)
+            if zf.getinfo(name).file_size > cap:
+                raise DataFormatError(
+                    f"Cannot save: the member {name!r} would hold "
+                    f"{zf.getinfo(name).file_size:,} bytes, more than the "
+                    f"{cap:,} load_model reads ({why}). Train with fewer epochs "
+                    "or a smaller network."
+                )
+
+
+def _copy_member(zf, path, name: str, dst) -> None:
+    """Copy member ``name`` into the binary file ``dst``, at most its cap."""
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise _corrupt(path, f"the member {name!r} is missing") from None
+    cap, why = _member_cap(name, Path(path).stat().st_size)
+    refusal = (
+        f"{path}: the member {name!r} {{}}, but load_model reads at most "
+        f"{cap:,} bytes of it ({why}). The file is corrupt or hostile (a "
+        "decompression bomb), not a model saved by emnist-estimators."
+    )
+    if info.file_size > cap:
+        raise DataFormatError(refusal.format(f"declares {info.file_size:,} bytes"))
+    total = 0
+    try:
+        with zf.open(info) as src:
+            while chunk := src.read(min(_CHUNK, cap + 1 - total)):
+                total += len(chunk)
+                if total > cap:  # the header lied about the size
+                    raise DataFormatError(refusal.format("inflates past the cap"))
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as exc:
+        raise _corrupt(path, f"the member {name!r} cannot be read ({exc})") from exc
+
+
+def _read_state(zf, path) -> dict:
+    if _STATE_ENTRY not in zf.namelist():
+        raise DataFormatError(
+            f"{path} is a zip/Keras file but was not written by emnist-estimators "
+            "(no estimator state inside). Load plain Keras models with "
+            "keras.saving.load_model."
+        )
+    buf = io.BytesIO()
+    _copy_member(zf, path, _STATE_ENTRY, buf)
+    try:
+        state = json.loads(buf.getvalue())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _corrupt(path, f"its {_STATE_ENTRY} is not valid JSON ({exc})") from exc
+    if not isinstance(state, dict):
+        raise _corrupt(path, f"its {_STATE_ENTRY} is not a JSON object")
+    fmt, name = state.get("format"), state.get("class")
+    if fmt != SAVE_FORMAT:
+        raise DataFormatError(
+            f"{path} was written by emnist-estimators "
+            f"{state.get('package_version', '?')} in save format {fmt!r}; this "
+            f"version reads format {SAVE_FORMAT}. Re-save it with a matching version."
+        )
+    if not isinstance(name, str) or name not in _CLASSES:
+        raise _corrupt(path, f"unknown estimator class {name!r}")
+    return state
+
+
+def _estimator_from_state(state: dict, path):
+    cls = _CLASSES[state["class"]]
+    params, seed = state.get("params"), state.get("random_state")
+    allowed = set(cls._get_param_names()) - {"callbacks", "random_state"}
+    if not isinstance(params, dict) or not set(params) <= allowed:
+        raise _corrupt(path, f"its parameters are not those of {cls.__name__}")
+    if seed is not None and not _is_int(seed):
+        raise _corrupt(path, f"random_state {seed!r} is not an int or null")
+    params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+    est = cls(**params, random_state=seed)
+    try:
+        est._validate_params()
+    except ValueError as exc:
+        raise _corrupt(path, f"bad parameters ({exc})") from exc
+    return est
+
+
+def _copy_network(zf, path, model_path: Path) -> None:
+    with zipfile.ZipFile(model_path, "w") as dst:
+        for name in ("metadata.json", "config.json", _WEIGHTS_ENTRY):
+            if name == "metadata.json" and name not in zf.namelist():
+                continue  # Keras itself does not need it
+            # zip64 lets weights above 2 GiB through (their size is unknown here)
+            with dst.open(name, "w", force_zip64=name == _WEIGHTS_ENTRY) as out:
+                _copy_member(zf, path, name, out)
+
+
+def _load_network(model_path: Path, path):
+    import keras
+
+    try:
+        return keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for bad archives
+        raise _corrupt(path, f"its Keras network cannot be loaded ({exc})") from exc
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _restore_state(est, state: dict, path) -> None:
+    """Check the fitted state against the network, then set it on ``est``."""
+    n_outputs, n_inputs = _network_shape(est.model_, path)
+    est.classes_ = _classes_from_state(state, n_outputs, path)
+    n_features = state.get("n_features_in")
+    if not _is_int(n_features) or n_features != n_inputs:
+        raise _corrupt(
+            path, f"n_features_in {n_features!r} differs from the network's {n_inputs}"
+        )
+    est.n_features_in_ = n_features
+    names = state.get("feature_names_in")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _corrupt(path, "feature_names_in is not a list of names")
+    if names:
+        if len(names) != n_features:
+            raise _corrupt(path, f"{len(names)} feature names for {n_features} pixels")
+        est.feature_names_in_ = np.array(names, dtype=object)
+    scale = state.get("input_scale")
+    if not _is_real(scale) or not 0 < scale < float("inf"):
+        raise _corrupt(path, f"input_scale {scale!r} is not a positive number")
+    est.input_scale_ = float(scale)
+    policy = state.get("dtype_policy", "float32")
+    if policy not in ("float32", "mixed_bfloat16"):
+        raise _corrupt(path, f"unknown dtype_policy {policy!r}")
+    est.dtype_policy_ = policy
+    est.history_, est.n_iter_ = _history_from_state(state, path)
+
+
+def _network_shape(model, path) -> tuple[int, int]:
+    try:
+        n_outputs = int(model.output_shape[-1])
+        n_inputs = int(np.prod(model.input_shape[1:]))
+    except (AttributeError, TypeError, ValueError, IndexError) as exc:
+        raise _corrupt(path, f"its network has no single input/output ({exc})") from exc
+    return n_outputs, n_inputs
+
+
+def _classes_from_state(state: dict, n_outputs: int, path) -> np.ndarray:
+    classes, dtype = state.get("classes"), state.get("classes_dtype")
+    if not isinstance(classes, list) or len(classes) != n_outputs:
+        raise _corrupt(
+            path, f"its classes do not match the network's {n_outputs} outputs"
+        )
+    try:
+        arr = np.array(classes, dtype=np.dtype(dtype))
+        ordered = arr.ndim == 1 and np.array_equal(np.unique(arr), arr)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _corrupt(path, f"its classes cannot be read ({exc})") from exc
+    if not ordered or arr.dtype.kind not in "biufUSO":
+        raise _corrupt(path, "its classes are not distinct sorted labels")
+    return arr
+
+
+def _history_from_state(state: dict, path) -> tuple[dict, int]:
+    history, n_iter = state.get("history"), state.get("n_iter")
+    if not isinstance(history, dict) or not all(
+        isinstance(v, list) and all(_is_real(x) for x in v) for v in history.values()
+    ):
+        raise _corrupt(path, "its training history is not lists of numbers")
+    if not _is_int(n_iter) or n_iter < 0:
+        raise _corrupt(path, f"n_iter {n_iter!r} is not a count of epochs")
+    return history, n_iter
 
 
 _DOC_COMMON = """
@@ -554,7 +790,9 @@ _DOC_COMMON = """
     rescale : 'auto' or float, default='auto'
         Factor applied to inputs inside the model. 'auto': 1/255 when the
         training X is uint8 or has values above 1 (raw pixels), else 1 (X
-        already scaled, e.g. by PixelScaler).
+        already scaled, e.g. by PixelScaler). Then predict refuses X scaled
+        the other way: float X no larger than 1 after raw training, values
+        above 1 after scaled training (an all-zero X fits both and passes).
     precision : {'auto', 'float32', 'mixed_bfloat16'}, default='auto'
         Arithmetic of the hidden layers (weights and the softmax stay
         float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor

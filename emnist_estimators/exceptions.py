@@ -22,7 +22,8 @@ class EmnistEstimatorsError(Exception):
 
 
 class DataFormatError(EmnistEstimatorsError, ValueError):
-    """A data file is corrupt, truncated or not in the format it claims."""
+    """Data - a file, or arrays given to fit/predict - is corrupt, truncated,
+    mis-scaled or not in the format it claims."""
 
 
 class DataNotFoundError(EmnistEstimatorsError, FileNotFoundError):

@@ -153,7 +153,8 @@ def test_corrupt_model_and_undecodable_image(trained, tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04garbage")
     proc = cli("predict", tmp_path / "bad.keras", tmp_path / "bad.keras", cwd=tmp_path,
                check=False)
-    assert proc.returncode == 1 and "not a saved emnist-estimators model" in proc.stderr
+    # a corrupt model file is bad input, like an undecodable image: exit 2
+    assert proc.returncode == 2 and "not a saved emnist-estimators model" in proc.stderr
     (tmp_path / "x.png").write_bytes(b"not an image")
     proc = cli("predict", work / "model" / "model.keras", tmp_path / "x.png", cwd=tmp_path,
                check=False)

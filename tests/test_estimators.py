@@ -28,10 +28,19 @@ from emnist_estimators.exceptions import EmnistEstimatorsError
 # Tiny networks trained for a few epochs: a constant learning rate learns the
 # toy data fastest (the cosine default is for real training lengths).
 SMALL = {
-    EmnistMLP: dict(hidden_layer_sizes=(16,), epochs=3, batch_size=32,
-                    lr_schedule="constant"),
-    EmnistCNN: dict(filters=(4, 8), dense_units=(16,), epochs=2, batch_size=32,
-                    lr_schedule="constant"),
+    EmnistMLP: {
+        "hidden_layer_sizes": (16,),
+        "epochs": 3,
+        "batch_size": 32,
+        "lr_schedule": "constant",
+    },
+    EmnistCNN: {
+        "filters": (4, 8),
+        "dense_units": (16,),
+        "epochs": 2,
+        "batch_size": 32,
+        "lr_schedule": "constant",
+    },
 }
 
 
@@ -83,7 +92,9 @@ def test_sklearn_sees_a_classifier(cls, data):
 def test_image_shaped_and_float_input_agree(fitted_cnn, data):
     X, y = data
     flat = fitted_cnn.predict_proba(X[:10])
-    np.testing.assert_allclose(fitted_cnn.predict_proba(X[:10].reshape(-1, 28, 28)), flat)
+    np.testing.assert_allclose(
+        fitted_cnn.predict_proba(X[:10].reshape(-1, 28, 28)), flat
+    )
     np.testing.assert_allclose(
         fitted_cnn.predict_proba(X[:10].reshape(-1, 28, 28, 1).astype(float)),
         flat,
@@ -192,7 +203,11 @@ def test_pipeline_in_searches_and_cv(data):
         },
         cv=2,
     ).fit(X, y)
-    assert set(grid.best_params_) == {"clf__batch_size", "clf__dropout", "clf__learning_rate"}
+    assert set(grid.best_params_) == {
+        "clf__batch_size",
+        "clf__dropout",
+        "clf__learning_rate",
+    }
     assert len(grid.cv_results_["params"]) == 8
     search = RandomizedSearchCV(
         pipe,
@@ -308,7 +323,9 @@ def test_precision_policies(precision, data, tmp_path):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     assert clf.score(X, y) > 0.8
     clf.save(tmp_path / "m.keras")
-    np.testing.assert_array_equal(load_model(tmp_path / "m.keras").predict_proba(X), proba)
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "m.keras").predict_proba(X), proba
+    )
 
 
 def test_auto_precision_resolves(data):
