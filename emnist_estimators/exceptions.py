@@ -14,6 +14,7 @@ __all__ = [
     "ChecksumError",
     "DownloadError",
     "StorageError",
+    "OutputFolderError",
 ]
 
 
@@ -40,3 +41,7 @@ class DownloadError(EmnistEstimatorsError, OSError):
 
 class StorageError(EmnistEstimatorsError, ConnectionError):
     """An optuna storage URL cannot be opened (server down, bad URL, no driver)."""
+
+
+class OutputFolderError(EmnistEstimatorsError, ValueError):
+    """An output path cannot be written or replaced safely; nothing was changed."""

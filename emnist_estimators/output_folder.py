@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .exceptions import EmnistEstimatorsError
+from .exceptions import OutputFolderError
 
 __all__ = [
     "MANIFEST_NAME",
@@ -52,10 +52,6 @@ __all__ = [
 
 MANIFEST_NAME = ".emnist-estimators.json"
 _WRITER = "emnist-estimators"
-
-
-class OutputFolderError(EmnistEstimatorsError, ValueError):
-    """An output path cannot be written or replaced safely; nothing was changed."""
 
 
 def read_manifest(folder) -> dict | None:
