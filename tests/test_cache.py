@@ -17,6 +17,7 @@ from conftest import REPO, glyph_images
 from emnist_estimators import load_emnist
 from emnist_estimators.datasets import (
     EMNIST_SPLITS,
+    _tempfiles,
     cache,
     clean_cache,
     loader,
@@ -273,7 +274,7 @@ def _temp(folder: Path, target: str, pid: int, host: str | None = None) -> Path:
 def test_stale_temps_of_dead_writers_are_removed_on_next_load(tmp_path, small_mnist):
     _write(tmp_path, glyph_images(N))
     target = f"{IMAGES}.v{cache.CACHE_VERSION}.upright.npy"
-    host = cache._host()
+    host = _tempfiles.host()
     dead = _dead_pid()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -311,7 +312,7 @@ def test_clean_cache_removes_only_our_files(tmp_path, small_mnist):
     finally:
         os.chmod(ro, 0o755)
     user = Path(os.environ["EMNIST_ESTIMATORS_CACHE"])
-    stale = _temp(data, f"{IMAGES}.v2.upright.npy", _dead_pid(), cache._host())
+    stale = _temp(data, f"{IMAGES}.v2.upright.npy", _dead_pid(), _tempfiles.host())
     (data / "notes.npy").write_bytes(b"mine")
     (data / ".x.123.tmp").write_bytes(b"mine")
     before = sorted(p.name for p in data.iterdir())
@@ -337,9 +338,9 @@ def test_clean_cache_removes_only_our_files(tmp_path, small_mnist):
 def test_data_info_shows_hidden_temps(tmp_path, small_mnist):
     _write(tmp_path, glyph_images(N))
     _load(tmp_path)
-    _temp(tmp_path, f"{IMAGES}.v2.upright.npy", 4_000_000, cache._host())
+    _temp(tmp_path, f"{IMAGES}.v2.upright.npy", 4_000_000, _tempfiles.host())
     kinds = {Path(r["path"]).name: r["kind"] for r in loader.data_info(tmp_path)}
-    assert kinds[f".{IMAGES}.v2.upright.npy.4000000@{cache._host()}.tmp"] == "temp"
+    assert kinds[f".{IMAGES}.v2.upright.npy.4000000@{_tempfiles.host()}.tmp"] == "temp"
     assert kinds[f"{IMAGES}.v2.upright.json"] == "cache"
 
 
@@ -432,5 +433,5 @@ def test_sigkill_while_writing_the_cache(tmp_path, small_mnist, point, earlier_c
 
 def test_temp_names_carry_pid_and_host(tmp_path):
     path = cache._temp_path(tmp_path / "x.v2.upright.npy")
-    assert path.name == f".x.v2.upright.npy.{os.getpid()}@{cache._host()}.tmp"
+    assert path.name == f".x.v2.upright.npy.{os.getpid()}@{_tempfiles.host()}.tmp"
     assert cache._TEMP_RE.match(path.name)

@@ -176,6 +176,16 @@ MAPPING_SHA256: dict[str, str] = {
     ),
 }
 
+#: Byte sizes of the mapping files (of the same copies as ``MAPPING_SHA256``).
+MAPPING_SIZE: dict[str, int] = {
+    "gzip/emnist-balanced-mapping.txt": 328,
+    "gzip/emnist-byclass-mapping.txt": 447,
+    "gzip/emnist-bymerge-mapping.txt": 328,
+    "gzip/emnist-digits-mapping.txt": 60,
+    "gzip/emnist-letters-mapping.txt": 274,
+    "gzip/emnist-mnist-mapping.txt": 60,
+}
+
 
 def member_names(split: str, subset: str) -> dict[str, str]:
     """Archive members that hold one split/subset: images, labels and mapping."""
@@ -191,3 +201,14 @@ def expected_sha256(member: str) -> str | None:
     if member in OFFICIAL_FILES:
         return OFFICIAL_FILES[member][0]
     return MAPPING_SHA256.get(member)
+
+
+def official_size(member: str) -> int | None:
+    """Byte size of an official archive member, or None if it is not one.
+
+    The downloader stops writing a member at this size, so an archive whose
+    member inflates beyond it (a zip bomb) cannot fill the disk.
+    """
+    if member in OFFICIAL_FILES:
+        return OFFICIAL_FILES[member][1]
+    return MAPPING_SIZE.get(member)

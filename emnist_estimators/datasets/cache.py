@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import socket
 import stat
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import numpy as np
 from numpy.lib import format
 
 from ..exceptions import DataFormatError
+from ._tempfiles import stale_files, temp_path, writer_is_dead
 from .readers import _read_idx_data, idx_header, iter_idx_blocks
 
 __all__ = [
@@ -109,55 +109,14 @@ def _sidecar(cache: Path) -> Path:
 
 
 # --- temporary files --------------------------------------------------------------
-def _host() -> str:
-    """This machine's name as it goes into temporary names (``[A-Za-z0-9_-]``)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "host"
-
-
 def _temp_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}@{_host()}.tmp")
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (in doubt: yes)."""
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OverflowError:  # larger than any pid the kernel hands out
-        return False
-    except OSError:  # EPERM: alive, owned by someone else
-        return True
-    return True
+    return temp_path(target, "tmp")
 
 
 def _is_stale_temp(name: str) -> bool:
-    """True for our temporary files whose writer is dead.
-
-    A file of another host is left alone: its writer may be alive there (a
-    shared network folder). Our own pid is alive by definition.
-    """
+    """True for our temporary files whose writer is dead (see :mod:`._tempfiles`)."""
     match = _TEMP_RE.match(name)
-    if match is None:
-        return False
-    host, pid = match["host"], int(match["pid"])
-    if host is not None and host != _host():
-        return False
-    return pid != os.getpid() and not _pid_alive(pid)
-
-
-def _stale_temps(folder: Path) -> list[Path]:
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
-    return [
-        Path(entry.path)
-        for entry in entries
-        if _is_stale_temp(entry.name) and entry.is_file(follow_symlinks=False)
-    ]
+    return match is not None and writer_is_dead(int(match["pid"]), match["host"])
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:
@@ -173,7 +132,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
         The files removed.
     """
     removed = []
-    for path in _stale_temps(Path(folder)):
+    for path in stale_files(folder, _TEMP_RE):
         try:
             path.unlink()
         except FileNotFoundError:  # another process cleaned it first

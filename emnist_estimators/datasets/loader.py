@@ -467,7 +467,8 @@ def clean_cache(data_home=None, *, dry_run: bool = False) -> list[Path]:
     Looks in the data folder (and its ``gzip/`` and ``matlab/`` subfolders)
     and in the user cache. Only files named like ours are touched: caches
     ``<source>.v<N>.upright.npy`` of any version, their ``.json`` sidecars,
-    and temporary files of cache writers that no longer run. Data files, a
+    temporary files of cache writers and partial downloads of processes that
+    no longer run. Data files, a
     live writer's temporary file and anything else are left alone. Caches are
     rebuilt by the next :func:`load_emnist`.
 
@@ -490,12 +491,13 @@ def clean_cache(data_home=None, *, dry_run: bool = False) -> list[Path]:
     >>> clean_cache(tempfile.mkdtemp(), dry_run=True)
     []
     """
+    from .download import remove_stale_parts
+
+    folders = _cache_folders(get_data_home(data_home))
     found = sorted(
-        {
-            p
-            for folder in _cache_folders(get_data_home(data_home))
-            for p in cache_files(folder)
-        }
+        {p for folder in folders for p in cache_files(folder)}
+        # partial downloads of dead processes (``.<name>.<pid>@<host>.part``)
+        | {p for folder in folders for p in remove_stale_parts(folder, dry_run=True)}
     )
     if dry_run:
         return found

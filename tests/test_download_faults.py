@@ -1,0 +1,300 @@
+"""The downloader under hostile or broken servers and odd target folders.
+
+Each server is a loopback one started by the test (127.0.0.1 only). Disk use
+is asserted by the bytes this process wrote (``wchar`` in /proc/self/io, which
+counts file writes and not socket sends), never by wall time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from test_download import MEMBERS, ArchiveServer, make_archive, needed_bytes
+
+from emnist_estimators.datasets import _tempfiles, download_members, download_split
+from emnist_estimators.datasets import download as download_mod
+from emnist_estimators.datasets._official import official_size
+from emnist_estimators.exceptions import ChecksumError, DownloadError
+
+LABELS = MEMBERS[1]  # official size 5,144 bytes
+BOMB = 32 << 20  # bytes of zeros a bomb member inflates to (about 32 kB zipped)
+SLACK = 64 << 10  # bytes written besides the capped member (logs, tqdm)
+UNREACHABLE = "http://127.0.0.1:9/gzip.zip"  # nothing listens on port 9
+
+
+def bytes_written() -> int:
+    """Bytes this process has passed to write(2) so far."""
+    try:
+        text = Path("/proc/self/io").read_text()
+    except OSError:
+        pytest.skip("/proc/self/io is not available on this system")
+    return int(next(ln for ln in text.splitlines() if ln.startswith("wchar:"))[6:])
+
+
+def bomb(name: str, *, local: int | None = None, central: int | None = None) -> bytes:
+    """A zip whose only member inflates to ``BOMB`` zero bytes.
+
+    ``local`` and ``central`` overwrite the uncompressed size the member's
+    local header and central-directory entry declare.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, bytes(BOMB))
+    data = bytearray(buf.getvalue())
+    if local is not None:
+        data[22:26] = struct.pack("<I", local)  # the header is at offset 0
+    if central is not None:
+        entry = data.index(b"PK\x01\x02")
+        data[entry + 24 : entry + 28] = struct.pack("<I", central)
+    return bytes(data)
+
+
+def assert_nothing_left(folder: Path) -> None:
+    left = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    assert left == [], f"left behind: {left}"
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_zip_bomb_stops_at_official_size(tmp_path, ranges):
+    """Issue 11 4(a): an official member that inflates past its official size."""
+    payload = bomb(LABELS)
+    out = tmp_path / "out"
+    before = bytes_written()
+    with ArchiveServer(payload, ranges=ranges) as server:
+        with pytest.raises(ChecksumError, match=r"labels-idx1-ubyte\.gz.*5,144"):
+            download_members([LABELS], out, url=server.url, progress=False)
+    written = bytes_written() - before
+    archive = 0 if ranges else len(payload)  # the temp copy of a whole archive
+    assert written <= official_size(LABELS) + archive + SLACK, f"{written:,} B"
+    assert_nothing_left(out)
+
+
+@pytest.mark.parametrize(
+    ("local", "central", "error"),
+    [
+        (5_000, None, "local zip header"),  # the local header declares less
+        (5_000, 5_000, "Bad CRC|inflates past"),  # both lie: inflates past them
+    ],
+)
+def test_zip_bomb_stops_at_declared_size(tmp_path, local, central, error):
+    """Issue 11 4(a): a member whose stream outgrows the size its headers declare."""
+    payload = bomb(LABELS, local=local, central=central)
+    checksums = {LABELS: hashlib.sha256(bytes(BOMB)).hexdigest()}  # not official
+    out = tmp_path / "out"
+    before = bytes_written()
+    with ArchiveServer(payload) as server:
+        with pytest.raises(DownloadError, match=error) as info:
+            download_members(
+                [LABELS], out, url=server.url, progress=False, checksums=checksums
+            )
+    written = bytes_written() - before
+    assert LABELS in str(info.value)
+    assert written <= 5_000 + SLACK, f"{written:,} B"
+    assert_nothing_left(out)
+
+
+@pytest.mark.parametrize("call", ["download_split", "download_members"])
+def test_folder_where_a_data_file_belongs(tmp_path, call):
+    """Issue 11 item 8: refused by name, before any network access."""
+    blocker = tmp_path / "emnist-mnist-test-images-idx3-ubyte.gz"
+    (blocker / "keep").mkdir(parents=True)
+    with pytest.raises(DownloadError, match="is a folder") as info:
+        if call == "download_split":
+            download_split("mnist", "test", tmp_path, url=UNREACHABLE)
+        else:
+            download_members(MEMBERS, tmp_path, url=UNREACHABLE)
+    assert str(blocker) in str(info.value) and "Move or delete it" in str(info.value)
+    assert (blocker / "keep").is_dir()  # the user's folder is untouched
+
+
+@pytest.mark.parametrize("call", ["download_split", "download_members"])
+def test_symlink_loop_where_a_data_file_belongs(tmp_path, call):
+    """Issue 11 item 8: a loop is a DownloadError, not a RuntimeError."""
+    target = tmp_path / "emnist-mnist-test-labels-idx1-ubyte.gz"
+    os.symlink(tmp_path / "other", target)
+    os.symlink(target, tmp_path / "other")
+    with pytest.raises(DownloadError, match="symbolic link loop") as info:
+        if call == "download_split":
+            download_split("mnist", "test", tmp_path, url=UNREACHABLE)
+        else:
+            download_members(MEMBERS, tmp_path, url=UNREACHABLE)
+    assert str(target) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "what"),
+    [
+        (b"<!DOCTYPE html><html><title>Sign in</title></html>", "text/html", "HTML"),
+        (b'{"error": "quota exceeded"}', "application/json", "not a zip archive"),
+    ],
+)
+@pytest.mark.parametrize("ranges", [True, False])
+def test_reply_that_is_not_a_zip_says_what_came(
+    tmp_path, body, content_type, what, ranges
+):
+    """Issue 11 item 8: the message shows status, Content-Type and first bytes."""
+    with ArchiveServer(body * 40, ranges=ranges, content_type=content_type) as server:
+        with pytest.raises(DownloadError, match=what) as info:
+            download_members(MEMBERS, tmp_path / "out", url=server.url, progress=False)
+    message = str(info.value)
+    assert server.url in message and content_type in message
+    assert repr(body[:20])[2:-1] in message  # the first bytes received
+    assert "internet connection" not in message
+    assert_nothing_left(tmp_path / "out")
+
+
+def test_server_dropping_every_100kb_completes(tmp_path, monkeypatch):
+    """Issue 11 item 8: retries that make progress do not use up the budget."""
+    monkeypatch.setattr(download_mod.time, "sleep", lambda s: None)
+    big = "gzip/emnist-letters-test-images-idx3-ubyte.gz"
+    payload, checksums, contents = make_archive(tmp_path, big=1_500_000)
+    out = tmp_path / "out"
+    with ArchiveServer(payload, drop_every=100_000) as server:
+        (path,) = download_members(
+            [big], out, url=server.url, progress=False, checksums=checksums
+        )
+    assert path.read_bytes() == contents[big]
+    drops = sum(r.cut for r in server.log)
+    assert drops > 2 * (download_mod._RETRIES + 1)  # more than the old total budget
+    directory, member = needed_bytes(payload, [big])
+    assert server.bytes_served <= directory + member + 256  # each retry resumed
+
+
+@pytest.mark.timeout(60)
+def test_silent_server_fails_after_the_timeout(tmp_path):
+    """Issue 11 item 8: a server that accepts and never answers; timeout= param."""
+    with ArchiveServer(b"PK", stall_after=-1) as server:
+        with pytest.raises(DownloadError, match="stalled") as info:
+            download_members(
+                MEMBERS, tmp_path / "out", url=server.url, progress=False, timeout=0.5
+            )
+    message = str(info.value)
+    assert server.url in message and "0.5 s" in message
+    assert "EMNIST_DOWNLOAD_TIMEOUT" in message and "timeout=" in message
+    assert len(server.log) == download_mod._STALL_RETRIES + 1
+
+
+@pytest.mark.timeout(60)
+def test_server_that_stops_sending_fails_after_the_timeout(tmp_path, monkeypatch):
+    """Issue 11 item 8: sends 50 kB of a member, then nothing; env variable."""
+    monkeypatch.setattr(download_mod.time, "sleep", lambda s: None)
+    monkeypatch.setenv("EMNIST_DOWNLOAD_TIMEOUT", "0.5")
+    payload, checksums, _ = make_archive(tmp_path)
+    out = tmp_path / "out"
+    server = ArchiveServer(payload, stall_after=[50_000, 0], cut_min=100_000)
+    with server, pytest.raises(DownloadError, match="stalled") as info:
+        download_members(
+            MEMBERS, out, url=server.url, progress=False, checksums=checksums
+        )
+    assert "0.5 s" in str(info.value)
+    stalled = [r for r in server.log if r.start is not None and r.end - r.start > 1e5]
+    first = stalled[0]
+    assert first.sent == 50_000
+    # One fresh connection per stall allowed, each resuming where data stopped.
+    assert len(stalled) == 1 + download_mod._STALL_RETRIES + 1
+    assert all(r.start == first.start + 50_000 for r in stalled[1:])
+    assert_nothing_left(out)
+
+
+def test_timeout_setting(monkeypatch):
+    assert download_mod.download_timeout() == download_mod.DOWNLOAD_TIMEOUT
+    monkeypatch.setenv("EMNIST_DOWNLOAD_TIMEOUT", "2.5")
+    assert download_mod.download_timeout() == 2.5
+    assert download_mod.download_timeout(7) == 7.0  # the parameter wins
+    for bad in ("0", "-1", "nan", "soon"):
+        monkeypatch.setenv("EMNIST_DOWNLOAD_TIMEOUT", bad)
+        with pytest.raises(ValueError, match="EMNIST_DOWNLOAD_TIMEOUT"):
+            download_mod.download_timeout()
+
+
+def test_size_cap_holds_when_the_zip_reader_does_not(tmp_path, monkeypatch):
+    """The copy itself stops at the limit, whatever zipfile hands it."""
+    payload = bomb(LABELS, local=5_144, central=5_144)  # headers say the official size
+    monkeypatch.setattr(
+        zipfile.ZipFile, "open", lambda *a, **k: io.BytesIO(bytes(BOMB))
+    )
+    out = tmp_path / "out"
+    before = bytes_written()
+    with ArchiveServer(payload) as server:
+        with pytest.raises(DownloadError, match=r"labels-idx1-ubyte\.gz inflates past"):
+            download_members([LABELS], out, url=server.url, progress=False)
+    assert bytes_written() - before <= 5_144 + SLACK
+    assert_nothing_left(out)
+
+
+def test_partial_files_of_dead_downloads_are_removed(tmp_path):
+    """Issue 11 item 3 (downloader part): a killed download's .part goes next time."""
+    payload, checksums, _ = make_archive(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = _tempfiles.host()
+    stale = out / f".emnist-archive.zip.{dead.pid}@{host}.part"
+    alive = out / f".{Path(MEMBERS[0]).name}.{os.getppid()}@{host}.part"
+    elsewhere = out / f".emnist-archive.zip.{dead.pid}@another-host.part"
+    for path in (stale, alive, elsewhere):
+        path.write_bytes(b"x" * 1000)
+    assert download_mod.remove_stale_parts(out, dry_run=True) == [stale]
+    assert stale.exists()
+    with ArchiveServer(payload) as server:
+        download_members(
+            MEMBERS[1:], out, url=server.url, progress=False, checksums=checksums
+        )
+    assert not stale.exists()
+    assert alive.exists() and elsewhere.exists()  # a live writer, another machine
+
+
+@pytest.mark.parametrize("send_length", [True, False])
+def test_whole_archive_download_is_capped(tmp_path, monkeypatch, send_length):
+    """Without Range, an archive over MAX_ARCHIVE_BYTES is refused or cut off."""
+    monkeypatch.setattr(download_mod, "MAX_ARCHIVE_BYTES", 100_000)
+    payload, checksums, _ = make_archive(tmp_path, big=300_000)
+    out = tmp_path / "out"
+    before = bytes_written()
+    server = ArchiveServer(payload, ranges=False, send_length=send_length)
+    with server, pytest.raises(DownloadError, match="100,000") as info:
+        download_members(
+            MEMBERS, out, url=server.url, progress=False, checksums=checksums
+        )
+    assert server.url in str(info.value)
+    assert bytes_written() - before <= 100_000 + SLACK
+    assert_nothing_left(out)
+
+
+def test_huge_central_directory_is_refused_within_the_cap(tmp_path):
+    """A server declaring a central directory of 20 MB (zipfile would read it all
+    into memory) is refused after at most MAX_DIRECTORY_BYTES."""
+    size_cd = 20 << 20
+    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, size_cd, 0, 0)
+    payload = b"PK\x03\x04" + bytes(size_cd - 4) + eocd
+    with ArchiveServer(payload) as server:
+        with pytest.raises(DownloadError, match="central directory needs more"):
+            download_members(MEMBERS, tmp_path / "out", url=server.url, progress=False)
+    assert server.bytes_served <= download_mod.MAX_DIRECTORY_BYTES + (1 << 20)
+    assert_nothing_left(tmp_path / "out")
+
+
+def test_data_clean_lists_partial_downloads_of_dead_processes(tmp_path):
+    from emnist_estimators.datasets import clean_cache
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    part = tmp_path / f".{Path(LABELS).name}.{dead}@{_tempfiles.host()}.part"
+    part.write_bytes(b"half")
+    live = tmp_path / f".{Path(LABELS).name}.{os.getpid()}@{_tempfiles.host()}.part"
+    live.write_bytes(b"mine")
+    assert clean_cache(tmp_path, dry_run=True) == [part]
+    assert clean_cache(tmp_path) == [part]
+    assert not part.exists() and live.exists()
