@@ -283,9 +283,10 @@ def test_huge_central_directory_is_refused_within_the_cap(tmp_path):
     assert_nothing_left(tmp_path / "out")
 
 
-def test_data_clean_lists_partial_downloads_of_dead_processes(tmp_path):
+def test_data_clean_lists_partial_downloads_of_dead_processes(tmp_path, monkeypatch):
     from emnist_estimators.datasets import clean_cache
 
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "user-cache"))
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
