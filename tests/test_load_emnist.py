@@ -63,21 +63,27 @@ def test_cache_is_written_once_then_memory_mapped(tmp_path, small_mnist):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_read_only_folder_caches_in_user_cache(tmp_path, small_mnist):
+def test_read_only_folder_caches_in_user_cache(tmp_path, small_mnist, monkeypatch):
+    # its own empty user cache: a cache another test left must not satisfy it
+    user_cache = tmp_path / "user-cache"
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(user_cache))
     data = tmp_path / "ro"
     data.mkdir()
     _write_split(data, glyph_images(N), np.zeros(N, np.uint8))
     os.chmod(data, 0o555)  # even root must leave a write-protected folder alone
     try:
         bunch = load_emnist("mnist", "test", data_home=data, download=False)
+        again = load_emnist("mnist", "test", data_home=data, download=False)
     finally:
         os.chmod(data, 0o755)
     assert bunch.images.shape == (N, 28, 28)
+    np.testing.assert_array_equal(bunch.images, again.images)
     assert not list(data.glob("*.npy"))
-    user_cache = Path(os.environ["EMNIST_ESTIMATORS_CACHE"])
-    assert any(
-        p.name.startswith("emnist-mnist-test") for p in user_cache.rglob("*.npy")
-    )
+    (cached,) = user_cache.rglob("*.npy")
+    assert cached.name.startswith("emnist-mnist-test-images")
+    # the second load serves the user cache's memory map of that file
+    assert isinstance(again.images, np.memmap)
+    assert Path(again.images.filename) == cached
 
 
 def test_as_characters(tmp_path, small_mnist):
