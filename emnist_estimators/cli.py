@@ -261,6 +261,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_train(args) -> int:
     import numpy as np
 
+    from .sources import has_test_subset
+
     output = check_output_folder(args.output, overwrite=args.overwrite)
     params = _parse_params(args.param)
     for key in ("epochs", "batch_size", "learning_rate", "dropout", "random_state"):
@@ -288,7 +290,7 @@ def _run_train(args) -> int:
             "n_train": int(len(y)), "fit_seconds": round(seconds, 2),
             "epochs_run": clf.n_iter_,
         }
-        if X_test is None and args.subset == "train":
+        if X_test is None and args.subset == "train" and has_test_subset(args.dataset):
             with contextlib.suppress(EmnistEstimatorsError, FileNotFoundError):
                 test = _load(args, subset="test")
                 X_test, y_test = test.X, test.y
@@ -300,16 +302,26 @@ def _run_train(args) -> int:
         (tmp / "params.json").write_text(json.dumps(params_out, indent=2, default=str))
         (tmp / "history.json").write_text(json.dumps(clf.history_, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        report = None
         if args.report and X_test is not None:
             from .reporting import write_report
 
             write_report(clf, X_test, np.asarray(y_test), tmp / "report",
                          title=f"{type(clf).__name__} on {data.description}")
+            report = output / "report" / "index.html"
+        elif args.report:
+            log.warning("--report needs held-out images: add --test-size (e.g. 0.2) "
+                        "or use a dataset with a test subset; no report written.")
     metrics["output"] = str(output)
+    if report is not None:
+        metrics["report"] = str(report)
     text = f"{metrics['model']} trained on {metrics['n_train']:,} images in {seconds:.1f} s"
     if "test_accuracy" in metrics:
         text += f"; test accuracy {metrics['test_accuracy']:.4f} on {metrics['n_test']:,}"
-    _emit(args, metrics, text + f"; saved to {output / 'model.keras'}")
+    text += f"; saved to {output / 'model.keras'}"
+    if report is not None:
+        text += f"; report written to {report}"
+    _emit(args, metrics, text)
     return EXIT_OK
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from .datasets import load_emnist, read_emnist_csv, read_emnist_mat, read_idx, read_mapping
 from .exceptions import DataNotFoundError
 
-__all__ = ["Dataset", "load_source", "FASHION_MNIST_CLASSES"]
+__all__ = ["Dataset", "load_source", "has_test_subset", "FASHION_MNIST_CLASSES"]
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -58,6 +58,20 @@ def _idx_pair(folder: Path, subset: str):
             if labels.exists():
                 return images, labels
     return None
+
+
+def has_test_subset(spec: str) -> bool:
+    """Whether the source ``spec`` has a test subset apart from its training one.
+
+    A CSV export is one set of images: asking it for ``test`` gives the same
+    images again, so a caller must hold out part of it instead.
+
+    Examples
+    --------
+    >>> has_test_subset("emnist:balanced"), has_test_subset("emnist-balanced-train.csv")
+    (True, False)
+    """
+    return not str(spec).lower().endswith((".csv", ".csv.gz"))
 
 
 def load_source(spec: str, subset: str = "train", *, data_home=None) -> Dataset:
