@@ -19,7 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-SHARED_DATA = Path(os.environ.get("EMNIST_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("EMNIST_SHARED_DATA", REPO.parent / "shared" / "data")
+)
 WORK = Path(os.environ.get("EMNIST_BENCH_WORK", REPO / "benchmarks" / ".work"))
 
 _CHILD_PRELUDE = """
@@ -73,8 +75,10 @@ def accuracy_data_setup(dataset: str, orientation: str = "upright") -> str:
     'balanced': EMNIST balanced's official train/test files from EMNIST_DATA.
     """
     return _DATA_SETUP.format(
-        dataset=dataset, orientation=orientation,
-        emnist=str(SHARED_DATA / "emnist"), fashion=str(SHARED_DATA / "fashion-mnist"),
+        dataset=dataset,
+        orientation=orientation,
+        emnist=str(SHARED_DATA / "emnist"),
+        fashion=str(SHARED_DATA / "fashion-mnist"),
     )
 
 
@@ -111,7 +115,9 @@ def run_child(setup: str, body: str, *, timeout: float = 3600) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(f"benchmark child failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    raise RuntimeError(
+        f"benchmark child failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    )
 
 
 def alternate(cases: dict[str, tuple[str, str]], repeats: int) -> dict[str, list[dict]]:
@@ -156,7 +162,12 @@ def _cpu_name() -> str:
 
 
 def write_results(
-    name: str, rows: list[dict], *, command: str, notes: str = "", meta: dict | None = None
+    name: str,
+    rows: list[dict],
+    *,
+    command: str,
+    notes: str = "",
+    meta: dict | None = None,
 ) -> Path:
     """Write ``results/<name>.json`` and ``results/<name>.md``.
 
@@ -165,18 +176,24 @@ def write_results(
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = meta or machine()
-    payload = {"benchmark": name, "command": command, "machine": meta, "rows": rows,
-               "notes": notes}
+    payload = {
+        "benchmark": name,
+        "command": command,
+        "machine": meta,
+        "rows": rows,
+        "notes": notes,
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     # Lists (e.g. learning curves) go to the JSON file only.
     nested = {k for row in rows for k, v in row.items() if isinstance(v, (list, dict))}
-    columns = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in nested]
+    columns = [
+        k for k in dict.fromkeys(k for row in rows for k in row) if k not in nested
+    ]
     lines = [
         f"# {name}",
         "",
         f"Command: `{command}`  ",
-        "Machine: "
-        + ", ".join(f"{k} {v}" for k, v in meta.items()),
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in meta.items()),
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),

@@ -25,7 +25,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks._harness import SHARED_DATA, accuracy_data_setup, run_child, write_results
+from benchmarks._harness import (
+    SHARED_DATA,
+    accuracy_data_setup,
+    run_child,
+    write_results,
+)
 
 MODELS = {
     "EmnistMLP defaults": "clf = EmnistMLP(random_state=0)",
@@ -84,8 +89,10 @@ class Curve(keras.callbacks.Callback):
 def report_mlp():
     L = keras.layers
     return KerasRecipe(lambda k: keras.Sequential([
-        keras.Input((784,)), L.Dense(512, activation="relu"), L.Dropout(0.2),
-        L.Dense(512, activation="relu"), L.Dropout(0.2), L.Dense(k, activation="softmax")]))
+        keras.Input((784,)),
+        L.Dense(512, activation="relu"), L.Dropout(0.2),
+        L.Dense(512, activation="relu"), L.Dropout(0.2),
+        L.Dense(k, activation="softmax")]))
 def report_cnn():
     L = keras.layers
     def block(f):
@@ -112,7 +119,9 @@ report(seconds=seconds, accuracy=float(clf.score(X_te, y_te)), n_train=len(y_tr)
 
 TARGETS = {
     "sklearn MLPClassifier defaults": "s to sklearn defaults' accuracy",
-    "sklearn MLPClassifier (512, 512) early stopping": "s to sklearn (512, 512)'s accuracy",
+    "sklearn MLPClassifier (512, 512) early stopping": (
+        "s to sklearn (512, 512)'s accuracy"
+    ),
 }
 
 
@@ -129,7 +138,9 @@ def add_time_to_target(rows: list[dict]) -> None:
         for row in rows:
             curve = row["curve (s, test accuracy) per epoch"]
             if curve:
-                hit = next((t for t, acc in curve if acc >= target["test accuracy"]), None)
+                hit = next(
+                    (t for t, acc in curve if acc >= target["test accuracy"]), None
+                )
                 row[column] = "-" if hit is None else round(hit, 1)
 
 
@@ -149,8 +160,10 @@ def missing_data(dataset: str) -> str | None:
         home = get_data_home()
         for subset in ("train", "test"):
             if find_split_files("balanced", subset, home) is None:
-                return (f"EMNIST_DATA ({home}) holds no balanced {subset} images; "
-                        "point EMNIST_DATA at the full official files to run it")
+                return (
+                    f"EMNIST_DATA ({home}) holds no balanced {subset} images; "
+                    "point EMNIST_DATA at the full official files to run it"
+                )
         return None
     folder = SHARED_DATA / ("emnist" if dataset == "emnist" else "fashion-mnist")
     return None if folder.is_dir() else f"{folder} is absent"
@@ -158,10 +171,16 @@ def missing_data(dataset: str) -> str | None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS),
-                        choices=list(DATASETS))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
-                        metavar="MODEL")
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS)
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(MODELS),
+        choices=list(MODELS),
+        metavar="MODEL",
+    )
     args = parser.parse_args(argv)
     rows, skipped = [], []
     for dataset in args.datasets:
@@ -174,18 +193,24 @@ def main(argv=None):
         for name in args.models:
             orientation = "raw" if name.startswith("report") else "upright"
             setup = accuracy_data_setup(dataset, orientation) + HELPERS
-            result = run_child(setup, BODY.format(model_code=MODELS[name]), timeout=3600)
-            rows.append({
-                "dataset": DATASETS[dataset],
-                "model": name,
-                "train images": result["n_train"],
-                "fit s": round(result["seconds"], 1),
-                "test accuracy": round(result["accuracy"], 4),
-                "peak RSS MiB": round(result["peak_rss_mib"]),
-                "curve (s, test accuracy) per epoch": result["curve"],
-            })
-            print({k: v for k, v in rows[-1].items() if not k.startswith("curve")},
-                  flush=True)
+            result = run_child(
+                setup, BODY.format(model_code=MODELS[name]), timeout=3600
+            )
+            rows.append(
+                {
+                    "dataset": DATASETS[dataset],
+                    "model": name,
+                    "train images": result["n_train"],
+                    "fit s": round(result["seconds"], 1),
+                    "test accuracy": round(result["accuracy"], 4),
+                    "peak RSS MiB": round(result["peak_rss_mib"]),
+                    "curve (s, test accuracy) per epoch": result["curve"],
+                }
+            )
+            print(
+                {k: v for k, v in rows[-1].items() if not k.startswith("curve")},
+                flush=True,
+            )
         add_time_to_target(rows[first:])
     write_results(
         "bench_accuracy",
@@ -194,8 +219,9 @@ def main(argv=None):
         notes="EMNIST protocol: official bymerge test split, 85/15 stratified, "
         "random_state=0, upright except the report's recipes (fed as stored). "
         "fit s excludes the per-epoch test scoring that draws the accuracy curves "
-        "(kept in the JSON file); 's to ...' = training seconds until the test accuracy "
-        "first reached that sklearn model's final accuracy. " + " ".join(skipped),
+        "(kept in the JSON file); 's to ...' = training seconds until the test "
+        "accuracy first reached that sklearn model's final accuracy. "
+        + " ".join(skipped),
     )
 
 

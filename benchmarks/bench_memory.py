@@ -53,17 +53,21 @@ def main(argv=None):
     images, labels, _ = bymerge_size_files()
     setup = SETUP.format(images=str(images), labels=str(labels), batches=args.batches)
     rows = []
-    for name, pipeline in (("EmnistCNN on uint8", False),
-                           ("Pipeline(PixelScaler, EmnistCNN)", True)):
+    for name, pipeline in (
+        ("EmnistCNN on uint8", False),
+        ("Pipeline(PixelScaler, EmnistCNN)", True),
+    ):
         r = run_child(setup, BODY.format(pipeline=pipeline), timeout=3600)
-        rows.append({
-            "route": name,
-            "images": 814_255,
-            "uint8 data MiB": round(r["data_mib"]),
-            "peak RSS MiB": round(r["peak_rss_mib"]),
-            "peak / data": round(r["peak_rss_mib"] / r["data_mib"], 2),
-            "goal": "<= 3072 MiB" if not pipeline else "documented",
-        })
+        rows.append(
+            {
+                "route": name,
+                "images": 814_255,
+                "uint8 data MiB": round(r["data_mib"]),
+                "peak RSS MiB": round(r["peak_rss_mib"]),
+                "peak / data": round(r["peak_rss_mib"] / r["data_mib"], 2),
+                "goal": "<= 3072 MiB" if not pipeline else "documented",
+            }
+        )
         print(rows[-1], flush=True)
     write_results(
         "bench_memory",

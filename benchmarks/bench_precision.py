@@ -42,8 +42,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     setup = SETUP.format(**fashion_files(), n=args.n)
-    cases = {p: (setup, BODY.format(epochs=args.epochs, precision=p))
-             for p in ("float32", "mixed_bfloat16")}
+    cases = {
+        p: (setup, BODY.format(epochs=args.epochs, precision=p))
+        for p in ("float32", "mixed_bfloat16")
+    }
     runs = alternate(cases, args.repeats)
     base = median_of(runs["float32"], "seconds_per_epoch")
     rows = [
@@ -59,7 +61,8 @@ def main(argv=None):
     write_results(
         "bench_precision",
         rows,
-        command="python -m benchmarks.bench_precision " + " ".join(argv or sys.argv[1:]),
+        command="python -m benchmarks.bench_precision "
+        + " ".join(argv or sys.argv[1:]),
         notes=f"EmnistCNN defaults, {args.n:,} training images, {args.epochs} epochs, "
         "10,000 test images.",
     )

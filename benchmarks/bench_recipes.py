@@ -8,7 +8,9 @@ the test accuracy and the training seconds (scoring excluded) recorded after
 each epoch. Each run appends one row to ``results/bench_recipes.json`` and
 rewrites ``results/bench_recipes.md``.
 
-Run: ``python -m benchmarks.bench_recipes fashion "EmnistCNN(epochs=20, random_state=0)"``
+Run::
+
+    python -m benchmarks.bench_recipes fashion "EmnistCNN(epochs=20, random_state=0)"
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ BODY = """
 clf = {recipe}
 curve = Curve(clf, X_te, y_te)
 t = time.perf_counter(); clf.fit(X_tr, y_tr, callbacks=[curve])
-report(seconds=time.perf_counter() - t - curve.scoring, accuracy=float(clf.score(X_te, y_te)),
-       curve=curve.points, n_train=len(y_tr))
+report(seconds=time.perf_counter() - t - curve.scoring,
+       accuracy=float(clf.score(X_te, y_te)), curve=curve.points, n_train=len(y_tr))
 """
 
 
@@ -38,13 +40,15 @@ def main(argv=None):
     path = RESULTS / "bench_recipes.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     rows = stored.get("rows", [])
-    rows.append({
-        "dataset": DATASETS[args.dataset],
-        "recipe": args.recipe,
-        "fit s": round(result["seconds"], 1),
-        "test accuracy": round(result["accuracy"], 4),
-        "curve (s, test accuracy) per epoch": result["curve"],
-    })
+    rows.append(
+        {
+            "dataset": DATASETS[args.dataset],
+            "recipe": args.recipe,
+            "fit s": round(result["seconds"], 1),
+            "test accuracy": round(result["accuracy"], 4),
+            "curve (s, test accuracy) per epoch": result["curve"],
+        }
+    )
     write_results(
         "bench_recipes",
         rows,

@@ -47,10 +47,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cpus = available_cpus()
     files = fashion_files()
-    settings = {"1 thread": 1, f"default ({cpus} = cores given)": None,
-                f"{4 * cpus} threads (oversubscribed)": 4 * cpus}
+    settings = {
+        "1 thread": 1,
+        f"default ({cpus} = cores given)": None,
+        f"{4 * cpus} threads (oversubscribed)": 4 * cpus,
+    }
     cases = {
-        name: (SETUP.format(threads=t, n=args.n, **files), BODY.format(epochs=args.epochs))
+        name: (
+            SETUP.format(threads=t, n=args.n, **files),
+            BODY.format(epochs=args.epochs),
+        )
         for name, t in settings.items()
     }
     runs = alternate(cases, args.repeats)
@@ -69,8 +75,9 @@ def main(argv=None):
         "bench_threads",
         rows,
         command="python -m benchmarks.bench_threads " + " ".join(argv or sys.argv[1:]),
-        notes=f"EmnistCNN defaults (precision='auto'), {args.n:,} Fashion-MNIST training "
-        f"images, {args.epochs} epoch(s); {cpus} CPUs available to the process.",
+        notes=f"EmnistCNN defaults (precision='auto'), {args.n:,} Fashion-MNIST "
+        f"training images, {args.epochs} epoch(s); {cpus} CPUs available to the "
+        "process.",
     )
 
 

@@ -48,8 +48,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup = SETUP.format(**fashion_files())
     runs = {
-        pruner: run_child(setup, BODY.format(epochs=args.epochs, trials=args.trials,
-                                             pruner=pruner), timeout=7200)
+        pruner: run_child(
+            setup,
+            BODY.format(epochs=args.epochs, trials=args.trials, pruner=pruner),
+            timeout=7200,
+        )
         for pruner in ("none", "median")
     }
     base = runs["none"]
@@ -72,10 +75,12 @@ def main(argv=None):
         "bench_tuning",
         rows,
         command="python -m benchmarks.bench_tuning " + " ".join(argv or sys.argv[1:]),
-        notes=(f"EmnistMLP (512, 512), constant learning rate, {args.epochs} epochs "
-               "per trial, 20% stratified hold-out of the 60,000 Fashion-MNIST "
-               "training images, TPE seed 0. "
-               "Goal: compute <= 0.5, points behind <= 0.5."),
+        notes=(
+            f"EmnistMLP (512, 512), constant learning rate, {args.epochs} epochs "
+            "per trial, 20% stratified hold-out of the 60,000 Fashion-MNIST "
+            "training images, TPE seed 0. "
+            "Goal: compute <= 0.5, points behind <= 0.5."
+        ),
     )
 
 

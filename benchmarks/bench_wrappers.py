@@ -93,7 +93,10 @@ def main(argv=None):
         "stock scikeras": (setup, SCIKERAS.format(epochs=args.epochs)),
     }
     runs = alternate(cases, args.repeats)
-    med = {name: {k: median_of(r, k) for k in ("fit_s", "batch_s", "one_s")} for name, r in runs.items()}
+    med = {
+        name: {k: median_of(r, k) for k in ("fit_s", "batch_s", "one_s")}
+        for name, r in runs.items()
+    }
     ours, raw, sk = med["EmnistCNN"], med["raw Keras"], med["stock scikeras"]
     rows = [
         {

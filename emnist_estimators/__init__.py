@@ -18,7 +18,11 @@ from .threads import set_num_threads  # noqa: E402
 
 __version__ = "0.1.0"
 
-_LAZY = {"EmnistCNN": "estimators", "EmnistMLP": "estimators", "load_model": "estimators"}
+_LAZY = {
+    "EmnistCNN": "estimators",
+    "EmnistMLP": "estimators",
+    "load_model": "estimators",
+}
 
 __all__ = [
     "EmnistCNN",

@@ -100,9 +100,7 @@ def build_mlp(
             name=f"dense_{i}",
         )(x)
         if dropout > 0:
-            x = lay.Dropout(dropout, seed=_seed(seed, 100 + i), name=f"dropout_{i}")(
-                x
-            )
+            x = lay.Dropout(dropout, seed=_seed(seed, 100 + i), name=f"dropout_{i}")(x)
     outputs = _softmax_head(x, n_classes, seed)
     return keras.Model(inputs, outputs, name="emnist_mlp")
 
@@ -213,7 +211,11 @@ def build_cnn(
     if augment:
         shift_h = 2 / height if height > 2 else 0.0
         x = lay.RandomTranslation(
-            shift_h, 2 / width, fill_mode="constant", seed=_seed(seed, 500), name="shift"
+            shift_h,
+            2 / width,
+            fill_mode="constant",
+            seed=_seed(seed, 500),
+            name="shift",
         )(x)
         if height > 1:
             x = lay.RandomRotation(

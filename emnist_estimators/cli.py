@@ -58,7 +58,9 @@ def _add_data_source(parser, *, subset="train"):
         help="digits | emnist:<split> | folder of IDX files | file.csv | file.mat",
     )
     parser.add_argument("--subset", default=subset, choices=["train", "test"])
-    parser.add_argument("--data-home", default=None, help="EMNIST folder ($EMNIST_DATA)")
+    parser.add_argument(
+        "--data-home", default=None, help="EMNIST folder ($EMNIST_DATA)"
+    )
     parser.add_argument(
         "--max-samples", type=int, default=None, help="use a stratified sample this big"
     )
@@ -72,7 +74,10 @@ def _load(args, *, subset=None, random_state=0):
         from sklearn.model_selection import train_test_split
 
         X, _, y, _ = train_test_split(
-            data.X, data.y, train_size=args.max_samples, stratify=data.y,
+            data.X,
+            data.y,
+            train_size=args.max_samples,
+            stratify=data.y,
             random_state=random_state,
         )
         data.X, data.y = X, y
@@ -81,7 +86,8 @@ def _load(args, *, subset=None, random_state=0):
 
 def _add_overwrite(parser):
     parser.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace the output folder if an earlier emnist-estimators run wrote "
         "it (never any other folder or file); default: refuse an existing folder",
     )
@@ -115,8 +121,13 @@ def _epoch_progress(enabled: bool, epochs: int):
 
     class EpochBar(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, desc="training", unit="epoch",
-                            disable=not enabled, file=sys.stderr)
+            self.bar = tqdm(
+                total=epochs,
+                desc="training",
+                unit="epoch",
+                disable=not enabled,
+                file=sys.stderr,
+            )
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -141,7 +152,9 @@ def _load_model(path):
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", required=True)
     dl = sub.add_parser("download", help="download EMNIST files from NIST")
-    dl.add_argument("--split", default="balanced", help="EMNIST split (default: balanced)")
+    dl.add_argument(
+        "--split", default="balanced", help="EMNIST split (default: balanced)"
+    )
     dl.add_argument(
         "--subset", default="all", choices=["train", "test", "all"], help="default: all"
     )
@@ -157,9 +170,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="remove the .npy caches this package built and temp files left by "
         "killed runs (never a data file)",
     )
-    clean.add_argument("--data-home", default=None, help="folder (default: $EMNIST_DATA)")
-    clean.add_argument("--dry-run", action="store_true",
-                       help="list what would be removed, remove nothing")
+    clean.add_argument(
+        "--data-home", default=None, help="folder (default: $EMNIST_DATA)"
+    )
+    clean.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be removed, remove nothing",
+    )
     _add_output(clean)
 
 
@@ -172,24 +190,42 @@ def _run_data(args) -> int:
 
         removed = clean_cache(args.data_home, dry_run=args.dry_run)
         verb = "would remove" if args.dry_run else "removed"
-        size = sum(p.stat().st_size for p in removed if p.exists()) if args.dry_run else None
+        size = (
+            sum(p.stat().st_size for p in removed if p.exists())
+            if args.dry_run
+            else None
+        )
         lines = [str(p) for p in removed] + [
             f"{verb} {len(removed)} file(s)"
             + (f", {size / 2**20:,.1f} MiB" if size is not None else "")
         ]
-        _emit(args, {"dry_run": args.dry_run, verb.replace(" ", "_"): [str(p) for p in removed]},
-              "\n".join(lines))
+        _emit(
+            args,
+            {
+                "dry_run": args.dry_run,
+                verb.replace(" ", "_"): [str(p) for p in removed],
+            },
+            "\n".join(lines),
+        )
         return EXIT_OK
     if args.data_command == "download":
         bunch = load_emnist(
-            args.split, args.subset, data_home=args.data_home, url=args.url,
+            args.split,
+            args.subset,
+            data_home=args.data_home,
+            url=args.url,
             progress=not (args.quiet or args.json),
         )
         folder = Path(bunch.files[0].images).parent
         _emit(
             args,
-            {"split": args.split, "subset": args.subset, "n_samples": len(bunch.target),
-             "n_classes": len(bunch.target_names), "folder": str(folder)},
+            {
+                "split": args.split,
+                "subset": args.subset,
+                "n_samples": len(bunch.target),
+                "n_classes": len(bunch.target_names),
+                "folder": str(folder),
+            },
             f"EMNIST {args.split}/{args.subset}: {len(bunch.target):,} images, "
             f"{len(bunch.target_names)} classes, files in {folder}",
         )
@@ -201,7 +237,9 @@ def _run_data(args) -> int:
     if not rows:
         print("No EMNIST files found.")
     for row in rows:
-        check = {True: "sha256 ok", False: "sha256 MISMATCH", None: ""}[row["sha256_ok"]]
+        check = {True: "sha256 ok", False: "sha256 MISMATCH", None: ""}[
+            row["sha256_ok"]
+        ]
         print(f"{row['size']:>12,}  {row['path']}  {row['kind']}  {check}".rstrip())
     bad = [r for r in rows if r["sha256_ok"] is False]
     return EXIT_ERROR if bad else EXIT_OK
@@ -221,8 +259,11 @@ def _run_demo(args) -> int:
     from .demo import run_demo
 
     result = run_demo(
-        model=args.model, epochs=args.epochs, output=args.output,
-        random_state=args.random_state, overwrite=args.overwrite,
+        model=args.model,
+        epochs=args.epochs,
+        output=args.output,
+        random_state=args.random_state,
+        overwrite=args.overwrite,
     )
     _emit(
         args,
@@ -239,7 +280,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=["mlp", "cnn"], default="cnn")
     _add_data_source(parser)
     parser.add_argument(
-        "--test-size", type=float, default=None,
+        "--test-size",
+        type=float,
+        default=None,
         help="hold out this stratified share of the data and report its accuracy "
         "(default: evaluate on the test subset when it exists)",
     )
@@ -251,7 +294,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float)
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument(
-        "--param", action="append", metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
         help="any constructor parameter, e.g. --param batch_norm=True (repeatable)",
     )
     parser.add_argument("--report", action="store_true", help="also write the report")
@@ -275,7 +320,10 @@ def _run_train(args) -> int:
         from sklearn.model_selection import train_test_split
 
         X, X_test, y, y_test = train_test_split(
-            data.X, data.y, test_size=args.test_size, stratify=data.y,
+            data.X,
+            data.y,
+            test_size=args.test_size,
+            stratify=data.y,
             random_state=args.random_state,
         )
     else:
@@ -286,8 +334,10 @@ def _run_train(args) -> int:
         clf.fit(X, y, callbacks=[_epoch_progress(show, clf.epochs)])
         seconds = time.perf_counter() - start
         metrics = {
-            "model": type(clf).__name__, "dataset": data.description,
-            "n_train": int(len(y)), "fit_seconds": round(seconds, 2),
+            "model": type(clf).__name__,
+            "dataset": data.description,
+            "n_train": int(len(y)),
+            "fit_seconds": round(seconds, 2),
             "epochs_run": clf.n_iter_,
         }
         if X_test is None and args.subset == "train" and has_test_subset(args.dataset):
@@ -306,18 +356,30 @@ def _run_train(args) -> int:
         if args.report and X_test is not None:
             from .reporting import write_report
 
-            write_report(clf, X_test, np.asarray(y_test), tmp / "report",
-                         title=f"{type(clf).__name__} on {data.description}")
+            write_report(
+                clf,
+                X_test,
+                np.asarray(y_test),
+                tmp / "report",
+                title=f"{type(clf).__name__} on {data.description}",
+            )
             report = output / "report" / "index.html"
         elif args.report:
-            log.warning("--report needs held-out images: add --test-size (e.g. 0.2) "
-                        "or use a dataset with a test subset; no report written.")
+            log.warning(
+                "--report needs held-out images: add --test-size (e.g. 0.2) "
+                "or use a dataset with a test subset; no report written."
+            )
     metrics["output"] = str(output)
     if report is not None:
         metrics["report"] = str(report)
-    text = f"{metrics['model']} trained on {metrics['n_train']:,} images in {seconds:.1f} s"
+    text = (
+        f"{metrics['model']} trained on {metrics['n_train']:,} images "
+        f"in {seconds:.1f} s"
+    )
     if "test_accuracy" in metrics:
-        text += f"; test accuracy {metrics['test_accuracy']:.4f} on {metrics['n_test']:,}"
+        text += (
+            f"; test accuracy {metrics['test_accuracy']:.4f} on {metrics['n_test']:,}"
+        )
     text += f"; saved to {output / 'model.keras'}"
     if report is not None:
         text += f"; report written to {report}"
@@ -338,10 +400,16 @@ def _run_evaluate(args) -> int:
     clf = _load_model(args.model_file)
     data = _load(args)
     accuracy = float(clf.score(data.X, data.y))
-    result = {"accuracy": accuracy, "n_samples": int(len(data.y)), "dataset": data.description}
+    result = {
+        "accuracy": accuracy,
+        "n_samples": int(len(data.y)),
+        "dataset": data.description,
+    }
     text = f"accuracy {accuracy:.4f} on {len(data.y):,} images of {data.description}"
     if not args.json and not args.quiet:
-        text += "\n" + classification_report(data.y, clf.predict(data.X), zero_division=0)
+        text += "\n" + classification_report(
+            data.y, clf.predict(data.X), zero_division=0
+        )
     _emit(args, result, text)
     return EXIT_OK
 
@@ -350,7 +418,8 @@ def _run_evaluate(args) -> int:
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_file", help="model.keras written by train")
     parser.add_argument(
-        "inputs", nargs="+",
+        "inputs",
+        nargs="+",
         help="image files (PNG, JPEG...), or .npy / .csv files of 784-pixel rows",
     )
     parser.add_argument("--top", type=int, default=3, help="classes to show per input")
@@ -376,7 +445,9 @@ def _predict_inputs(paths):
             if arr.shape[1] == 785:  # label,pixels export: drop the label
                 arr = arr[:, 1:]
             if arr.shape[1] != 784:
-                raise UsageError(f"{path}: rows must have 784 pixels, got {arr.shape[1]}.")
+                raise UsageError(
+                    f"{path}: rows must have 784 pixels, got {arr.shape[1]}."
+                )
             names += [f"{path.name}[{i}]" for i in range(len(arr))]
             rows.append(arr)
         else:
@@ -420,7 +491,9 @@ def _run_predict(args) -> int:
     if blank.any() and not args.json:
         log.warning(
             "%d of %d inputs are blank (one grey level, e.g. all white, all black "
-            "or transparent); their labels are guesses.", blank.sum(), len(blank)
+            "or transparent); their labels are guesses.",
+            blank.sum(),
+            len(blank),
         )
     return EXIT_OK
 
@@ -441,11 +514,20 @@ def _run_report(args) -> int:
     clf = _load_model(args.model_file)
     data = _load(args)
     with output_folder(output, overwrite=args.overwrite, command="report") as tmp:
-        write_report(clf, data.X, data.y, tmp,
-                     title=f"{type(clf).__name__} on {data.description}")
+        write_report(
+            clf,
+            data.X,
+            data.y,
+            tmp,
+            title=f"{type(clf).__name__} on {data.description}",
+        )
     metrics = json.loads((output / "metrics.json").read_text())
-    _emit(args, {**metrics, "report": str(output / "index.html")},
-          f"accuracy {metrics['accuracy']:.4f}; report written to {output / 'index.html'}")
+    _emit(
+        args,
+        {**metrics, "report": str(output / "index.html")},
+        f"accuracy {metrics['accuracy']:.4f}; "
+        f"report written to {output / 'index.html'}",
+    )
     return EXIT_OK
 
 
@@ -453,23 +535,36 @@ def _run_report(args) -> int:
 def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     _add_data_source(parser)
-    parser.add_argument("--n-trials", type=int, default=20, help="trials for this worker")
+    parser.add_argument(
+        "--n-trials", type=int, default=20, help="trials for this worker"
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds")
     parser.add_argument(
-        "--storage", default=None,
+        "--storage",
+        default=None,
         help="optuna storage URL (sqlite:///study.db, postgresql://...) or "
         "journal:FILE; default: sqlite in the output folder",
     )
     parser.add_argument("--study-name", default=None, help="default: emnist-<model>")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue (or join) an existing study of that name")
-    parser.add_argument("--pruner", default="median",
-                        choices=["median", "hyperband", "halving", "none"])
-    parser.add_argument("--cv", type=int, default=None, help="k-fold instead of hold-out")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue (or join) an existing study of that name",
+    )
+    parser.add_argument(
+        "--pruner", default="median", choices=["median", "hyperband", "halving", "none"]
+    )
+    parser.add_argument(
+        "--cv", type=int, default=None, help="k-fold instead of hold-out"
+    )
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--random-state", type=int, default=None)
-    parser.add_argument("--param", action="append", metavar="KEY=VALUE",
-                        help="fixed estimator parameter (repeatable)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="fixed estimator parameter (repeatable)",
+    )
     parser.add_argument("--output", default="emnist-tuning", help="folder for figures")
     parser.add_argument("--no-plots", action="store_true")
     _add_output(parser)
@@ -520,30 +615,49 @@ def _tune(args, clf, data, output: Path):
     storage = args.storage or f"sqlite:///{output / 'study.db'}"
     study_name = args.study_name or f"emnist-{args.model}"
     search = EmnistSearchCV(
-        clf, n_trials=args.n_trials, timeout=args.timeout, cv=args.cv,
-        pruner=args.pruner, storage=storage, study_name=study_name,
-        load_if_exists=args.resume, refit=False, random_state=args.random_state,
+        clf,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        cv=args.cv,
+        pruner=args.pruner,
+        storage=storage,
+        study_name=study_name,
+        load_if_exists=args.resume,
+        refit=False,
+        random_state=args.random_state,
         show_progress_bar=not (args.quiet or args.json),
     ).fit(data.X, data.y)
     study = search.study_
     figures = [] if args.no_plots else _tuning_figures(study, output)
-    done = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+    done = [
+        t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"
+    ]
     best = sorted(done, key=lambda t: -t.value)[:5]
-    counts = {s: sum(t.state.name == s for t in study.trials)
-              for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
+    counts = {
+        s: sum(t.state.name == s for t in study.trials)
+        for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+    }
     result = {
-        "study_name": study.study_name, "storage": _safe_url(storage),
-        "best_value": search.best_score_, "best_params": search.best_params_,
-        "n_trials": len(study.trials), "states": counts,
+        "study_name": study.study_name,
+        "storage": _safe_url(storage),
+        "best_value": search.best_score_,
+        "best_params": search.best_params_,
+        "n_trials": len(study.trials),
+        "states": counts,
         "epochs_spent": int(sum(search.cv_results_["epochs"])),
-        "top": [{"number": t.number, "value": t.value, "params": t.params} for t in best],
+        "top": [
+            {"number": t.number, "value": t.value, "params": t.params} for t in best
+        ],
         "figures": [str(f) for f in figures],
     }
     summary = output / f"{study.study_name}-summary.json"
     summary.write_text(json.dumps(result, indent=2, default=str))
     header = f"{'trial':>5}  {'score':>7}  params"
-    rows = [f"{t.number:>5}  {t.value:7.4f}  " +
-            ", ".join(f"{k}={_short(v)}" for k, v in t.params.items()) for t in best]
+    rows = [
+        f"{t.number:>5}  {t.value:7.4f}  "
+        + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+        for t in best
+    ]
     text = (
         f"study {study.study_name!r}: {len(study.trials)} trials "
         f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
@@ -608,9 +722,21 @@ COMMANDS = {
         _add_demo_arguments,
         _run_demo,
     ),
-    "train": ("train a model and save it with its metrics", _add_train_arguments, _run_train),
-    "evaluate": ("score a saved model on a dataset", _add_evaluate_arguments, _run_evaluate),
-    "predict": ("classify image files or pixel arrays", _add_predict_arguments, _run_predict),
+    "train": (
+        "train a model and save it with its metrics",
+        _add_train_arguments,
+        _run_train,
+    ),
+    "evaluate": (
+        "score a saved model on a dataset",
+        _add_evaluate_arguments,
+        _run_evaluate,
+    ),
+    "predict": (
+        "classify image files or pixel arrays",
+        _add_predict_arguments,
+        _run_predict,
+    ),
     "report": ("write figures and an HTML report", _add_report_arguments, _run_report),
     "tune": ("search hyper-parameters with optuna", _add_tune_arguments, _run_tune),
 }
@@ -626,7 +752,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument(
-        "--threads", type=int, default=None, metavar="N",
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
         help="CPU threads for TensorFlow (default: the cores this process may use; "
         "also $EMNIST_ESTIMATORS_THREADS)",
     )

@@ -36,7 +36,7 @@ def _final_estimator(estimator):
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 
-def plot_learning_curves(history) -> "Figure":  # noqa: F821
+def plot_learning_curves(history) -> Figure:  # noqa: F821
     """Training and validation loss and accuracy per epoch.
 
     Parameters
@@ -53,7 +53,7 @@ def plot_learning_curves(history) -> "Figure":  # noqa: F821
         history = _final_estimator(history).history_
     fig = _figure((10, 4))
     axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for prefix, label in (("", "train"), ("val_", "validation")):
             values = history.get(prefix + metric)
             if values:
@@ -88,8 +88,11 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
     image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
     long_names = max(len(name) for name in names) > 2
     ax.set_xticks(
-        range(n), names, fontsize=8 if n > 20 else 10,
-        rotation=45 if long_names else 0, ha="right" if long_names else "center",
+        range(n),
+        names,
+        fontsize=8 if n > 20 else 10,
+        rotation=45 if long_names else 0,
+        ha="right" if long_names else "center",
         rotation_mode="anchor",
     )
     ax.set_yticks(range(n), names, fontsize=8 if n > 20 else 10)
@@ -101,8 +104,13 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
             for j in range(n):
                 if cm[i, j] >= 0.01:
                     ax.text(
-                        j, i, f"{cm[i, j]:.2f}", ha="center", va="center",
-                        fontsize=7, color="white" if cm[i, j] > 0.5 else "black",
+                        j,
+                        i,
+                        f"{cm[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if cm[i, j] > 0.5 else "black",
                     )
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
     return fig
@@ -118,12 +126,19 @@ def most_confused_pairs(y_true, y_pred, *, top: int = 10):
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     wrong = y_true != y_pred
-    pairs, counts = np.unique(
-        np.stack([y_true[wrong].astype(str), y_pred[wrong].astype(str)], axis=1),
-        axis=0,
-        return_counts=True,
-    ) if wrong.any() else (np.empty((0, 2)), np.empty(0, int))
-    totals = {c: int(n) for c, n in zip(*np.unique(y_true.astype(str), return_counts=True))}
+    pairs, counts = (
+        np.unique(
+            np.stack([y_true[wrong].astype(str), y_pred[wrong].astype(str)], axis=1),
+            axis=0,
+            return_counts=True,
+        )
+        if wrong.any()
+        else (np.empty((0, 2)), np.empty(0, int))
+    )
+    totals = {
+        c: int(n)
+        for c, n in zip(*np.unique(y_true.astype(str), return_counts=True), strict=True)
+    }
     order = np.argsort(-counts, kind="stable")[:top]
     return [
         (pairs[i][0], pairs[i][1], int(counts[i]), counts[i] / totals[pairs[i][0]])
@@ -144,14 +159,22 @@ def plot_misclassified(images, y_true, y_pred, *, max_images: int = 100):
     cols = 10
     rows = max(1, int(np.ceil(len(idx) / cols)))
     # class names longer than a character go on two lines so titles never overlap
-    long_names = max((len(str(v)) for v in np.concatenate([y_true[idx], y_pred[idx]])),
-                     default=1) > 3
-    fig = _figure((cols * (1.35 if long_names else 1.1),
-                   rows * (1.55 if long_names else 1.25) + 0.4))
+    long_names = (
+        max(
+            (len(str(v)) for v in np.concatenate([y_true[idx], y_pred[idx]])), default=1
+        )
+        > 3
+    )
+    fig = _figure(
+        (
+            cols * (1.35 if long_names else 1.1),
+            rows * (1.55 if long_names else 1.25) + 0.4,
+        )
+    )
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     for ax in axes:
         ax.axis("off")
-    for ax, i in zip(axes, idx):
+    for ax, i in zip(axes, idx, strict=False):  # the grid may have spare cells
         ax.imshow(images[i], cmap="gray_r")
         if long_names:
             ax.set_title(f"{y_true[i]}\n→ {y_pred[i]}", fontsize=7)
@@ -207,8 +230,13 @@ def plot_confused_pairs(images, y_true, y_pred, *, top: int = 8, examples: int =
         ax.axis("off")
     for r, (true, pred, count, share) in enumerate(pairs):
         axes[r, 0].text(
-            0.0, 0.5, f"{true} → {pred}\n{count}x ({share:.1%})",
-            fontsize=10, va="center", ha="left", transform=axes[r, 0].transAxes,
+            0.0,
+            0.5,
+            f"{true} → {pred}\n{count}x ({share:.1%})",
+            fontsize=10,
+            va="center",
+            ha="left",
+            transform=axes[r, 0].transAxes,
         )
         idx = np.flatnonzero((y_true == true) & (y_pred == pred))[:examples]
         for c, i in enumerate(idx, start=1):
@@ -284,7 +312,7 @@ def write_report(
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
 <body style="font-family: sans-serif; max-width: 1100px; margin: auto">
 <h1>{html.escape(title)}</h1>
-<p>Accuracy: <b>{metrics['accuracy']:.4f}</b> on {metrics['n_samples']} samples.</p>
+<p>Accuracy: <b>{metrics["accuracy"]:.4f}</b> on {metrics["n_samples"]} samples.</p>
 <h2>Learning curves</h2><img src="learning_curves.png" alt="learning curves">
 <h2>Confusion matrix</h2><img src="confusion_matrix.png" alt="confusion matrix">
 <h2>Sample predictions</h2><img src="sample_predictions.png" alt="sample predictions">

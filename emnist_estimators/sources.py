@@ -21,14 +21,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import load_emnist, read_emnist_csv, read_emnist_mat, read_idx, read_mapping
+from .datasets import (
+    load_emnist,
+    read_emnist_csv,
+    read_emnist_mat,
+    read_idx,
+    read_mapping,
+)
 from .exceptions import DataNotFoundError
 
 __all__ = ["Dataset", "load_source", "has_test_subset", "FASHION_MNIST_CLASSES"]
 
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 
 
@@ -91,7 +105,9 @@ def load_source(spec: str, subset: str = "train", *, data_home=None) -> Dataset:
         split = spec.split(":", 1)[1]
         bunch = load_emnist(split, subset, data_home=data_home)
         return Dataset(
-            bunch.data, _names(bunch.target, bunch.mapping), f"EMNIST {split} ({subset})"
+            bunch.data,
+            _names(bunch.target, bunch.mapping),
+            f"EMNIST {split} ({subset})",
         )
     path = Path(spec).expanduser()
     if not path.exists():
@@ -112,7 +128,9 @@ def load_source(spec: str, subset: str = "train", *, data_home=None) -> Dataset:
         X = read_idx(images, transpose=transposed).reshape(-1, 784)
         y_int = read_idx(labels).astype(np.int64)
         mapping_files = sorted(path.glob("*mapping.txt"))
-        mapping = read_mapping(mapping_files[0]) if mapping_files and transposed else None
+        mapping = (
+            read_mapping(mapping_files[0]) if mapping_files and transposed else None
+        )
         if mapping is None and "fashion" in str(path).lower() and y_int.max() < 10:
             mapping = dict(enumerate(FASHION_MNIST_CLASSES))
         return Dataset(X, _names(y_int, mapping), f"{images.name} ({subset})")

@@ -172,10 +172,16 @@ def configure_threads() -> tuple[int, int]:
     inter = default if explicit or "TF_NUM_INTEROP_THREADS" not in os.environ else None
     threading = tf.config.threading
     for value, getter, setter in (
-        (intra, threading.get_intra_op_parallelism_threads,
-         threading.set_intra_op_parallelism_threads),
-        (inter, threading.get_inter_op_parallelism_threads,
-         threading.set_inter_op_parallelism_threads),
+        (
+            intra,
+            threading.get_intra_op_parallelism_threads,
+            threading.set_intra_op_parallelism_threads,
+        ),
+        (
+            inter,
+            threading.get_inter_op_parallelism_threads,
+            threading.set_inter_op_parallelism_threads,
+        ),
     ):
         if value is None or getter() == value:
             continue

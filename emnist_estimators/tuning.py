@@ -34,7 +34,7 @@ from optuna.distributions import (
 )
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import StratifiedKFold, KFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from .exceptions import StorageError
@@ -197,8 +197,12 @@ def make_storage(storage, *, heartbeat_interval: int | None = 60):
             return optuna.storages.RDBStorage(
                 storage,
                 heartbeat_interval=heartbeat_interval,
-                grace_period=None if heartbeat_interval is None else 2 * heartbeat_interval,
-                engine_kwargs={"pool_pre_ping": True} if "sqlite" not in storage else None,
+                grace_period=None
+                if heartbeat_interval is None
+                else 2 * heartbeat_interval,
+                engine_kwargs={"pool_pre_ping": True}
+                if "sqlite" not in storage
+                else None,
             )
         except Exception as exc:  # sqlalchemy raises many types
             # Workers started together on a fresh database race to create
@@ -389,14 +393,19 @@ default='median'
         if self.n_trials is not None and (
             not isinstance(self.n_trials, numbers.Integral) or self.n_trials <= 0
         ):
-            raise ValueError(f"n_trials must be a positive integer, got {self.n_trials!r}.")
+            raise ValueError(
+                f"n_trials must be a positive integer, got {self.n_trials!r}."
+            )
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout!r}.")
         if self.cv is None and not 0 < self.validation_fraction < 1:
             raise ValueError(
-                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}."
+                "validation_fraction must be in (0, 1), got "
+                f"{self.validation_fraction!r}."
             )
-        if self.cv is not None and (not isinstance(self.cv, numbers.Integral) or self.cv < 2):
+        if self.cv is not None and (
+            not isinstance(self.cv, numbers.Integral) or self.cv < 2
+        ):
             raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}.")
 
     def _create_study(self):
@@ -427,9 +436,10 @@ default='median'
             ) from exc
         if study.direction != optuna.study.StudyDirection.MAXIMIZE:
             raise ValueError(
-                f"Study {study.study_name!r} was created to {study.direction.name.lower()} "
-                "its objective; EmnistSearchCV maximises scikit-learn scores "
-                "(greater is better). Use another study_name."
+                f"Study {study.study_name!r} was created to "
+                f"{study.direction.name.lower()} its objective; EmnistSearchCV "
+                "maximises scikit-learn scores (greater is better). Use another "
+                "study_name."
             )
         if self.sampler is None and self.random_state is not None:
             done = len(study.get_trials(deepcopy=False))
@@ -448,23 +458,31 @@ default='median'
         if self.cv is None:
             try:
                 train, val = train_test_split(
-                    idx, test_size=self.validation_fraction, stratify=y,
+                    idx,
+                    test_size=self.validation_fraction,
+                    stratify=y,
                     random_state=self.random_state,
                 )
             except ValueError:
                 train, val = train_test_split(
-                    idx, test_size=self.validation_fraction, random_state=self.random_state
+                    idx,
+                    test_size=self.validation_fraction,
+                    random_state=self.random_state,
                 )
             return [(np.sort(train), np.sort(val))]
         kind = StratifiedKFold if is_classifier(self.estimator) else KFold
-        return list(kind(self.cv, shuffle=True, random_state=self.random_state).split(idx, y))
+        return list(
+            kind(self.cv, shuffle=True, random_state=self.random_state).split(idx, y)
+        )
 
     # -- the objective ------------------------------------------------------
     def _trial_params(self, trial, space):
         if callable(space):
             params = space(trial)
             if not isinstance(params, Mapping):
-                raise TypeError("A callable search space must return a dict of parameters.")
+                raise TypeError(
+                    "A callable search space must return a dict of parameters."
+                )
             return dict(params)
         return {name: trial._suggest(name, dist) for name, dist in space.items()}
 
@@ -497,9 +515,13 @@ default='median'
                         callback = PruningCallback(
                             trial, lambda Xv=X_val, yv=y_val: scorer(est, Xv, yv)
                         )
-                    self._fit_one(est, X[train], y[train], [callback] if callback else None)
-                    epochs += callback.epochs_run if callback else getattr(
-                        _final_step(est)[1], "n_iter_", 0
+                    self._fit_one(
+                        est, X[train], y[train], [callback] if callback else None
+                    )
+                    epochs += (
+                        callback.epochs_run
+                        if callback
+                        else getattr(_final_step(est)[1], "n_iter_", 0)
                     )
                     if callback is not None and callback.pruned:
                         raise optuna.TrialPruned(
@@ -569,9 +591,15 @@ default='median'
         self.study_ = study
         self.n_trials_ = len(study.trials)
         self.cv_results_ = _cv_results(study)
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        complete = [
+            t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+        ]
         if not complete:
-            errors = [t.user_attrs.get("error") for t in study.trials if t.user_attrs.get("error")]
+            errors = [
+                t.user_attrs.get("error")
+                for t in study.trials
+                if t.user_attrs.get("error")
+            ]
             raise RuntimeError(
                 "No trial completed"
                 + (f"; first error: {errors[0]}" if errors else " (all were pruned)")

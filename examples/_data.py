@@ -14,8 +14,13 @@ from sklearn.model_selection import train_test_split
 
 def example_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--emnist", metavar="SPLIT", nargs="?", const="balanced",
-                        help="use this EMNIST split (default balanced) instead of the demo")
+    parser.add_argument(
+        "--emnist",
+        metavar="SPLIT",
+        nargs="?",
+        const="balanced",
+        help="use this EMNIST split (default balanced) instead of the demo",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny settings for tests")
     return parser.parse_args()
 
@@ -26,8 +31,9 @@ def load_example_data(args, *, random_state: int = 0):
         from emnist_estimators import load_emnist
 
         X, y = load_emnist(args.emnist, "train", return_X_y=True, as_characters=True)
-        X_test, y_test = load_emnist(args.emnist, "test", return_X_y=True,
-                                     as_characters=True)
+        X_test, y_test = load_emnist(
+            args.emnist, "test", return_X_y=True, as_characters=True
+        )
         return X, X_test, y, y_test
     from emnist_estimators.demo import load_digits_28
 

@@ -1,6 +1,6 @@
 """Grid search over batch size, dropout and learning rate through a Pipeline.
 
-    python examples/grid_search.py [--emnist]
+python examples/grid_search.py [--emnist]
 """
 
 # %%
@@ -14,10 +14,12 @@ from emnist_estimators import EmnistMLP, PixelScaler
 args = example_args(__doc__.splitlines()[0])
 X_train, X_test, y_train, y_test = load_example_data(args)
 
-pipe = Pipeline([
-    ("scale", PixelScaler()),
-    ("clf", EmnistMLP(epochs=2 if args.quick else 20, random_state=0)),
-])
+pipe = Pipeline(
+    [
+        ("scale", PixelScaler()),
+        ("clf", EmnistMLP(epochs=2 if args.quick else 20, random_state=0)),
+    ]
+)
 grid = {
     "clf__batch_size": [64, 256],
     "clf__dropout": [0.1, 0.3],
@@ -27,6 +29,8 @@ grid = {
 search = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X_train, y_train)
 
 # %%
-table = pd.DataFrame(search.cv_results_)[["params", "mean_test_score", "rank_test_score"]]
+table = pd.DataFrame(search.cv_results_)[
+    ["params", "mean_test_score", "rank_test_score"]
+]
 print(table.sort_values("rank_test_score").to_string(index=False))
 print("best:", search.best_params_, f"test accuracy {search.score(X_test, y_test):.4f}")

@@ -39,14 +39,17 @@ vote = VotingClassifier(
     ],
     voting="soft",
 )
-model = Pipeline([
-    ("pixels", ColumnTransformer([("scale", PixelScaler(), pixels)])),
-    ("vote", vote),
-])
+model = Pipeline(
+    [
+        ("pixels", ColumnTransformer([("scale", PixelScaler(), pixels)])),
+        ("vote", vote),
+    ]
+)
 model.fit(as_frame(X_train), y_train)
 
 # %%
 print(f"soft-voting test accuracy: {model.score(as_frame(X_test), y_test):.4f}")
 for name, est in model.named_steps["vote"].named_estimators_.items():
     Xt = model.named_steps["pixels"].transform(as_frame(X_test))
-    print(f"  {name}: {est.score(Xt, model.named_steps['vote'].le_.transform(y_test)):.4f}")
+    yt = model.named_steps["vote"].le_.transform(y_test)
+    print(f"  {name}: {est.score(Xt, yt):.4f}")

@@ -40,5 +40,7 @@ search = EmnistSearchCV(
 # %%
 print(search.trials_dataframe()[["number", "value", "state"]].tail(10).to_string())
 print("best params:", search.best_params_)
-print(f"best hold-out accuracy {search.best_score_:.4f}; "
-      f"test accuracy {search.score(X_test, y_test):.4f}")
+print(
+    f"best hold-out accuracy {search.best_score_:.4f}; "
+    f"test accuracy {search.score(X_test, y_test):.4f}"
+)

@@ -20,10 +20,15 @@ X_train, X_test, y_train, y_test = load_example_data(args)
 
 # %%
 # Pixels stay uint8 until PixelScaler turns them into float32 in [0, 1].
-pipe = Pipeline([
-    ("scale", PixelScaler()),
-    ("clf", EmnistCNN(epochs=2 if args.quick else 12, batch_size=64, random_state=0)),
-])
+pipe = Pipeline(
+    [
+        ("scale", PixelScaler()),
+        (
+            "clf",
+            EmnistCNN(epochs=2 if args.quick else 12, batch_size=64, random_state=0),
+        ),
+    ]
+)
 pipe.fit(X_train, y_train)
 print(f"test accuracy: {pipe.score(X_test, y_test):.4f}")
 print("first predictions:", pipe.predict(X_test[:8]), "truth:", y_test[:8])

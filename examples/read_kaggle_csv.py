@@ -43,9 +43,11 @@ print(f"read {X.shape} {X.dtype} pixels and {len(np.unique(y))} classes")
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.25, stratify=y, random_state=0
 )
-pipe = Pipeline([
-    ("scale", PixelScaler(fix_orientation=True)),  # stored transposed -> upright
-    ("clf", EmnistMLP(epochs=3 if args.quick else 30, random_state=0)),
-])
+pipe = Pipeline(
+    [
+        ("scale", PixelScaler(fix_orientation=True)),  # stored transposed -> upright
+        ("clf", EmnistMLP(epochs=3 if args.quick else 30, random_state=0)),
+    ]
+)
 pipe.fit(X_train, y_train)
 print(f"test accuracy: {pipe.score(X_test, y_test):.4f}")

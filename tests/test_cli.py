@@ -21,7 +21,11 @@ def cli(*args, cwd, check=True):
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
     proc = subprocess.run(
         [sys.executable, "-m", "emnist_estimators", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -34,10 +38,25 @@ def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp("cli")
     data = write_idx_folder(work / "bars")
     proc = cli(
-        "train", "--model", "cnn", "--dataset", data, "--output", work / "model",
-        "--epochs", 8, "--batch-size", 32, "--param", "filters=(8,)",
-        "--param", "dense_units=(32,)", "--param", "lr_schedule=constant",
-        "--json", cwd=work,
+        "train",
+        "--model",
+        "cnn",
+        "--dataset",
+        data,
+        "--output",
+        work / "model",
+        "--epochs",
+        8,
+        "--batch-size",
+        32,
+        "--param",
+        "filters=(8,)",
+        "--param",
+        "dense_units=(32,)",
+        "--param",
+        "lr_schedule=constant",
+        "--json",
+        cwd=work,
     )
     return work, data, json.loads(proc.stdout)
 
@@ -46,7 +65,10 @@ def test_train_writes_model_and_metrics(trained):
     work, _, metrics = trained
     out = work / "model"
     assert sorted(p.name for p in out.iterdir()) == [
-        ".emnist-estimators.json", "history.json", "metrics.json", "model.keras",
+        ".emnist-estimators.json",
+        "history.json",
+        "metrics.json",
+        "model.keras",
         "params.json",
     ]
     manifest = json.loads((out / ".emnist-estimators.json").read_text())
@@ -61,8 +83,14 @@ def test_train_writes_model_and_metrics(trained):
 
 def test_evaluate(trained):
     work, data, metrics = trained
-    proc = cli("evaluate", work / "model" / "model.keras", "--dataset", data, "--json",
-               cwd=work)
+    proc = cli(
+        "evaluate",
+        work / "model" / "model.keras",
+        "--dataset",
+        data,
+        "--json",
+        cwd=work,
+    )
     result = json.loads(proc.stdout)
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
     text = cli("evaluate", work / "model" / "model.keras", "--dataset", data, cwd=work)
@@ -88,11 +116,14 @@ def test_predict_png_files(trained, tmp_path):
     assert np.mean(np.array(predicted) == y) >= 5 / 6
     # 3 classes, --top 3 by default: the shown probabilities are all of them
     assert all(len(p["top"]) == 3 for p in predictions)
-    assert all(abs(sum(t["probability"] for t in p["top"]) - 1) < 1e-3
-               for p in predictions)
+    assert all(
+        abs(sum(t["probability"] for t in p["top"]) - 1) < 1e-3 for p in predictions
+    )
     assert not any(p["blank"] for p in predictions)
     np.save(tmp_path / "pixels.npy", X.reshape(6, 784))
-    text = cli("predict", work / "model" / "model.keras", tmp_path / "pixels.npy", cwd=work)
+    text = cli(
+        "predict", work / "model" / "model.keras", tmp_path / "pixels.npy", cwd=work
+    )
     assert text.stdout.count("pixels.npy[") == 6
 
 
@@ -117,13 +148,23 @@ def test_predict_flags_blank_pictures(trained, tmp_path):
 
 def test_report_figures_and_html(trained, tmp_path):
     work, data, _ = trained
-    cli("report", work / "model" / "model.keras", "--dataset", data, "--output",
-        tmp_path / "rep", cwd=work)
+    cli(
+        "report",
+        work / "model" / "model.keras",
+        "--dataset",
+        data,
+        "--output",
+        tmp_path / "rep",
+        cwd=work,
+    )
     html = (tmp_path / "rep" / "index.html").read_text()
     pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
     assert set(pngs) == {
-        "learning_curves.png", "confusion_matrix.png", "misclassified.png",
-        "sample_predictions.png", "confused_pairs.png",
+        "learning_curves.png",
+        "confusion_matrix.png",
+        "misclassified.png",
+        "sample_predictions.png",
+        "confused_pairs.png",
     }
     for name in pngs:
         blob = (tmp_path / "rep" / name).read_bytes()
@@ -137,8 +178,11 @@ def test_report_figures_and_html(trained, tmp_path):
     [
         (["evaluate", "missing.keras", "--dataset", "digits"], 2, "does not exist"),
         (["train", "--dataset", "no-such-dataset", "--output", "o"], 2, "not found"),
-        (["train", "--dataset", "digits", "--output", "o", "--param", "widht=3"], 2,
-         "Unknown EmnistCNN parameter"),
+        (
+            ["train", "--dataset", "digits", "--output", "o", "--param", "widht=3"],
+            2,
+            "Unknown EmnistCNN parameter",
+        ),
     ],
 )
 def test_bad_input_exit_codes(tmp_path, args, code, message):
@@ -151,13 +195,23 @@ def test_bad_input_exit_codes(tmp_path, args, code, message):
 def test_corrupt_model_and_undecodable_image(trained, tmp_path):
     work, _, _ = trained
     (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04garbage")
-    proc = cli("predict", tmp_path / "bad.keras", tmp_path / "bad.keras", cwd=tmp_path,
-               check=False)
+    proc = cli(
+        "predict",
+        tmp_path / "bad.keras",
+        tmp_path / "bad.keras",
+        cwd=tmp_path,
+        check=False,
+    )
     # a corrupt model file is bad input, like an undecodable image: exit 2
     assert proc.returncode == 2 and "not a saved emnist-estimators model" in proc.stderr
     (tmp_path / "x.png").write_bytes(b"not an image")
-    proc = cli("predict", work / "model" / "model.keras", tmp_path / "x.png", cwd=tmp_path,
-               check=False)
+    proc = cli(
+        "predict",
+        work / "model" / "model.keras",
+        tmp_path / "x.png",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2 and "Cannot decode" in proc.stderr
 
 
@@ -169,33 +223,68 @@ def test_existing_output_is_refused_unless_overwrite(trained, tmp_path):
     proc = cli(*args, "--output", tmp_path / "out", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "already exists" in proc.stderr
     # --overwrite never deletes a folder this package did not write
-    proc = cli(*args, "--output", tmp_path / "out", "--overwrite", cwd=tmp_path,
-               check=False)
+    proc = cli(
+        *args, "--output", tmp_path / "out", "--overwrite", cwd=tmp_path, check=False
+    )
     assert proc.returncode == 2 and "not written by emnist-estimators" in proc.stderr
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
     cli(*args, "--output", tmp_path / "run", cwd=tmp_path)
     first = (tmp_path / "run" / "model.keras").read_bytes()
-    cli(*args, "--output", tmp_path / "run", "--overwrite", "--random-state", 1,
-        cwd=tmp_path)
+    cli(
+        *args,
+        "--output",
+        tmp_path / "run",
+        "--overwrite",
+        "--random-state",
+        1,
+        cwd=tmp_path,
+    )
     assert (tmp_path / "run" / "model.keras").read_bytes() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run"]
 
 
 def test_demo_command_writes_its_report_once(tmp_path):
-    proc = cli("demo", "--model", "mlp", "--epochs", 2, "--output", "demo", "--json",
-               cwd=tmp_path)
+    proc = cli(
+        "demo",
+        "--model",
+        "mlp",
+        "--epochs",
+        2,
+        "--output",
+        "demo",
+        "--json",
+        cwd=tmp_path,
+    )
     result = json.loads(proc.stdout)
     assert 0.5 < result["accuracy"] <= 1 and result["n_test"] == 450
     assert (tmp_path / "demo" / "index.html").exists()
     assert result["report"] == str(tmp_path / "demo" / "index.html")
-    proc = cli("demo", "--model", "mlp", "--epochs", 1, "--output", "demo", cwd=tmp_path,
-               check=False)
+    proc = cli(
+        "demo",
+        "--model",
+        "mlp",
+        "--epochs",
+        1,
+        "--output",
+        "demo",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
 
 
 def test_failed_training_leaves_no_output_folder(tmp_path, capsys):
-    code = main(["train", "--dataset", "digits", "--output", str(tmp_path / "o"),
-                 "--param", "dropout=2.0"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--output",
+            str(tmp_path / "o"),
+            "--param",
+            "dropout=2.0",
+        ]
+    )
     assert code == 2 and "dropout" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -240,8 +329,11 @@ def test_data_clean_removes_caches_and_stale_temps_only(tmp_path, capsys):
     load_cached_images(data / "train-images-idx3-ubyte.gz")
     caches = sorted(p.name for p in data.iterdir() if ".upright." in p.name)
     assert caches  # the .npy and its sidecar
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     stale = data / f".{caches[0]}.{dead}.tmp"  # a writer killed mid-write
     stale.write_bytes(b"\0" * 1000)
     originals = sorted(p.name for p in data.iterdir() if p.name.endswith("ubyte.gz"))

@@ -30,7 +30,11 @@ def test_official_test_splits_load(emnist_dir, split, n_classes):
 
 def test_bymerge_characters(emnist_dir):
     _, y = load_emnist(
-        "bymerge", "test", data_home=emnist_dir, download=False, return_X_y=True,
+        "bymerge",
+        "test",
+        data_home=emnist_dir,
+        download=False,
+        return_X_y=True,
         as_characters=True,
     )
     chars = set(np.unique(y))

@@ -46,8 +46,17 @@ def _start_server(run, bindir: Path, data: Path, folder: Path) -> int:
     for attempt in range(5):
         port = _free_port()
         try:
-            run(bindir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
-                f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start")
+            run(
+                bindir / "pg_ctl",
+                "-D",
+                data,
+                "-l",
+                folder / "log",
+                "-w",
+                "-o",
+                f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+                "start",
+            )
             return port
         except subprocess.CalledProcessError:
             if attempt == 4:
@@ -63,8 +72,10 @@ def postgres_url():
         skip_unless_ci("PostgreSQL driver psycopg (v3) is not installed")
     bindir = _pg_bin()
     if bindir is None:
-        skip_unless_ci("PostgreSQL server binaries (initdb, pg_ctl) are not installed; "
-                       "install the Debian package 'postgresql'")
+        skip_unless_ci(
+            "PostgreSQL server binaries (initdb, pg_ctl) are not installed; "
+            "install the Debian package 'postgresql'"
+        )
     as_postgres = []
     folder = Path(tempfile.mkdtemp(prefix="emnist-pg-", dir="/tmp"))
     if os.geteuid() == 0:  # initdb refuses to run as root
@@ -78,13 +89,41 @@ def postgres_url():
         [*as_postgres, *map(str, cmd)], check=True, capture_output=True, text=True
     )
     try:
-        run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        run(
+            bindir / "initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        )
         port = _start_server(run, bindir, data, folder)
-        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "optuna")
+        run(
+            bindir / "createdb",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-U",
+            "postgres",
+            "optuna",
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/optuna"
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m",
-                        "fast", "stop"], capture_output=True)
+        subprocess.run(
+            [
+                *as_postgres,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-m",
+                "fast",
+                "stop",
+            ],
+            capture_output=True,
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -93,12 +132,35 @@ def test_two_workers_share_one_study(postgres_url, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "emnist_estimators", "tune", "--model", "mlp",
-             "--dataset", str(data), "--n-trials", "4", "--epochs", "2",
-             "--param", "hidden_layer_sizes=(16,)", "--storage", postgres_url,
-             "--study-name", "shared", "--resume", "--no-plots", "--quiet",
-             "--output", str(tmp_path / f"worker{i}")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "emnist_estimators",
+                "tune",
+                "--model",
+                "mlp",
+                "--dataset",
+                str(data),
+                "--n-trials",
+                "4",
+                "--epochs",
+                "2",
+                "--param",
+                "hidden_layer_sizes=(16,)",
+                "--storage",
+                postgres_url,
+                "--study-name",
+                "shared",
+                "--resume",
+                "--no-plots",
+                "--quiet",
+                "--output",
+                str(tmp_path / f"worker{i}"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(2)
     ]

@@ -9,7 +9,9 @@ import sys
 import pytest
 from conftest import REPO
 
-EXAMPLES = sorted(p.name for p in (REPO / "examples").glob("*.py") if not p.name.startswith("_"))
+EXAMPLES = sorted(
+    p.name for p in (REPO / "examples").glob("*.py") if not p.name.startswith("_")
+)
 
 
 def test_examples_are_found():
@@ -18,10 +20,19 @@ def test_examples_are_found():
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_runs(name, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg", "TMPDIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "MPLBACKEND": "Agg",
+        "TMPDIR": str(tmp_path),
+    }
     proc = subprocess.run(
         [sys.executable, str(REPO / "examples" / name), "--quick"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "accuracy" in proc.stdout

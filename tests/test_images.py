@@ -35,7 +35,9 @@ def test_huge_canvas_is_refused_before_decoding(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", READ_AND_MEASURE, str(path)],
         env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "DataFormatError" in proc.stdout and "12000x12000" in proc.stdout

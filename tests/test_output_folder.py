@@ -124,7 +124,9 @@ def test_our_folder_with_user_files_added_is_not_replaced(home):
         ("/", "root of the file system"),
     ],
 )
-def test_cwd_home_parents_and_root_are_refused_even_with_a_manifest(home, target, reason):
+def test_cwd_home_parents_and_root_are_refused_even_with_a_manifest(
+    home, target, reason
+):
     (home / "work" / MANIFEST_NAME).write_text(
         json.dumps({"written_by": "emnist-estimators", "files": []})
     )
@@ -167,7 +169,15 @@ def test_failed_output_removes_the_parents_it_created(home):
     "argv",
     [
         ["train", "--dataset", "digits", "--output", "{out}", "--overwrite"],
-        ["report", "{model}", "--dataset", "digits", "--output", "{out}", "--overwrite"],
+        [
+            "report",
+            "{model}",
+            "--dataset",
+            "digits",
+            "--output",
+            "{out}",
+            "--overwrite",
+        ],
         ["demo", "--output", "{out}", "--overwrite"],
         ["demo", "--output", "{out}"],
         ["tune", "--dataset", "digits", "--output", "{out}"],
@@ -187,25 +197,43 @@ def test_commands_refuse_unrelated_folders_before_work(home, no_training, argv, 
 
 @pytest.mark.parametrize("output", [".", "..", "~"])
 def test_train_refuses_cwd_and_home(home, no_training, output, capsys):
-    assert cli.main(["train", "--dataset", "digits", "--output", output,
-                     "--overwrite"]) == 2
+    assert (
+        cli.main(["train", "--dataset", "digits", "--output", output, "--overwrite"])
+        == 2
+    )
     assert "Refusing" in capsys.readouterr().err
     assert (home / "work").is_dir()
 
 
 def test_train_refuses_a_file_output_before_training(home, no_training, capsys):
     (home / "work" / "out").write_text("keep")
-    assert cli.main(["train", "--dataset", "digits", "--output", "out",
-                     "--overwrite"]) == 2
+    assert (
+        cli.main(["train", "--dataset", "digits", "--output", "out", "--overwrite"])
+        == 2
+    )
     assert "is a file" in capsys.readouterr().err
     assert (home / "work" / "out").read_text() == "keep"
 
 
 def test_failed_tune_leaves_nothing(home, capsys):
-    code = cli.main([
-        "tune", "--dataset", "digits", "--max-samples", "200", "--n-trials", "1",
-        "--epochs", "1", "--output", "tuning/run", "--no-plots", "--quiet",
-        "--storage", "postgresql://nobody:pw@127.0.0.1:1/none",
-    ])
+    code = cli.main(
+        [
+            "tune",
+            "--dataset",
+            "digits",
+            "--max-samples",
+            "200",
+            "--n-trials",
+            "1",
+            "--epochs",
+            "1",
+            "--output",
+            "tuning/run",
+            "--no-plots",
+            "--quiet",
+            "--storage",
+            "postgresql://nobody:pw@127.0.0.1:1/none",
+        ]
+    )
     assert code == 1, capsys.readouterr().err
     assert os.listdir(home / "work") == []

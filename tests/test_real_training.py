@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 
 def emnist_protocol(folder):
     """The official bymerge test split, 85/15 stratified, random_state=0, upright."""
-    X, y = load_emnist("bymerge", "test", data_home=folder, download=False, return_X_y=True)
+    X, y = load_emnist(
+        "bymerge", "test", data_home=folder, download=False, return_X_y=True
+    )
     return train_test_split(X, y, test_size=0.15, stratify=y, random_state=0)
 
 

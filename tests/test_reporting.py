@@ -33,8 +33,12 @@ def test_most_confused_pairs_counts_and_shares():
 def test_plots_return_labelled_figures():
     y_true, y_pred = _labels()
     X, _ = bar_images(len(y_true))
-    history = {"loss": [1.0, 0.5], "accuracy": [0.6, 0.8], "val_loss": [1.1, 0.7],
-               "val_accuracy": [0.5, 0.7]}
+    history = {
+        "loss": [1.0, 0.5],
+        "accuracy": [0.6, 0.8],
+        "val_loss": [1.1, 0.7],
+        "val_accuracy": [0.5, 0.7],
+    }
     fig = plot_learning_curves(history)
     assert isinstance(fig, Figure)
     assert [ax.get_xlabel() for ax in fig.axes] == ["epoch", "epoch"]
@@ -42,7 +46,9 @@ def test_plots_return_labelled_figures():
     ax = cm.axes[0]
     assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "2", "O", "Z"]
-    assert "4 misclassified" in plot_misclassified(X, y_true, y_pred)._suptitle.get_text()
+    assert (
+        "4 misclassified" in plot_misclassified(X, y_true, y_pred)._suptitle.get_text()
+    )
     grid = plot_sample_predictions(X, y_true, y_pred, proba=np.full(len(X), 0.9))
     titles = [a.get_title() for a in grid.axes if a.get_title()]
     assert len(titles) == len(X) and "0 (true O)\n0.90" in titles

@@ -19,7 +19,8 @@ PROBE = (
     "import tensorflow as tf\n"
     "tf.constant(1.0) + 1  # starts the runtime\n"
     "t = tf.config.threading\n"
-    "print(t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads())\n"
+    "print(t.get_intra_op_parallelism_threads(),\n"
+    "      t.get_inter_op_parallelism_threads())\n"
 )
 
 
@@ -30,7 +31,10 @@ def probe(before="", **env):
     env = {k: v for k, v in env.items() if v is not None}
     proc = subprocess.run(
         [sys.executable, "-c", PROBE.format(before=before)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return proc
 
@@ -50,7 +54,10 @@ def test_environment_variable_sets_both_pools():
 
 
 def test_set_num_threads_before_first_fit():
-    assert pools(probe("e.set_num_threads(3)", EMNIST_ESTIMATORS_THREADS=None)) == (3, 3)
+    assert pools(probe("e.set_num_threads(3)", EMNIST_ESTIMATORS_THREADS=None)) == (
+        3,
+        3,
+    )
 
 
 def test_tensorflow_own_variables_are_respected():
@@ -69,8 +76,13 @@ def test_too_late_is_a_clear_error():
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("EMNIST_ESTIMATORS_THREADS", None)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ERR TensorFlow already started" in proc.stdout
     assert "before the first fit" in proc.stdout
@@ -93,7 +105,10 @@ def test_bad_environment_variable_names_it():
     [
         ({"cpu.max": "150000 100000\n"}, 1.5),
         ({"cpu.max": "max 100000\n"}, None),
-        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+        (
+            {"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"},
+            2.0,
+        ),
         ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
         ({}, None),
     ],
@@ -112,9 +127,21 @@ def test_available_cpus_within_affinity():
 def test_cli_threads_option(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "emnist_estimators", "--threads", "0", "data", "info",
-         "--data-home", str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "emnist_estimators",
+            "--threads",
+            "0",
+            "data",
+            "info",
+            "--data-home",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "positive whole number of threads" in proc.stderr
@@ -140,12 +167,18 @@ def test_too_many_threads_from_the_environment_fail_before_tensorflow():
         "import sys, resource, emnist_estimators as e\n"
         "try:\n    e.EmnistMLP(epochs=1).fit([[0] * 784] * 4, [0, 1, 0, 1])\n"
         "except ValueError as exc:\n    print('ERR', exc)\n"
-        "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print('MAXRSS_MB', rss // 1024)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "EMNIST_ESTIMATORS_THREADS": "100000"}
     env = {k: v for k, v in env.items() if not k.startswith("TF_NUM_")}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ERR EMNIST_ESTIMATORS_THREADS asks for 100000 threads" in proc.stdout
     # TensorFlow never created the threads: memory stays that of an import
@@ -157,16 +190,29 @@ def test_too_many_threads_from_the_environment_fail_before_tensorflow():
 def test_cli_refuses_too_many_threads(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "emnist_estimators", "--threads", "100000", "data",
-         "info", "--data-home", str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "emnist_estimators",
+            "--threads",
+            "100000",
+            "data",
+            "info",
+            "--data-home",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "asks for 100000 threads" in proc.stderr and "at most" in proc.stderr
 
 
-@pytest.mark.parametrize("quota, expected", [(None, 8), (1.5, 2), (0.2, 1), (3.0, 3),
-                                             (64.0, 8)])
+@pytest.mark.parametrize(
+    "quota, expected", [(None, 8), (1.5, 2), (0.2, 1), (3.0, 3), (64.0, 8)]
+)
 def test_cgroup_quota_caps_the_affinity_mask(monkeypatch, quota, expected):
     """A container quota of 1.5 CPUs on an 8-CPU mask gives 2 threads, not 8."""
     import emnist_estimators.threads as threads

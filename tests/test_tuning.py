@@ -36,11 +36,18 @@ def test_search_api_on_a_pipeline(data):
     X, y = data
     pipe = Pipeline([("scale", PixelScaler()), ("clf", mlp())])
     search = EmnistSearchCV(pipe, n_trials=4, random_state=0, pruner="none").fit(X, y)
-    assert set(search.best_params_) == {"clf__batch_size", "clf__dropout", "clf__learning_rate"}
+    assert set(search.best_params_) == {
+        "clf__batch_size",
+        "clf__dropout",
+        "clf__learning_rate",
+    }
     assert 0 <= search.best_score_ <= 1
     assert search.best_score_ == np.nanmax(search.cv_results_["mean_test_score"])
     assert search.n_trials_ == 4 and len(search.trials_dataframe()) == 4
-    assert search.best_estimator_.named_steps["clf"].dropout == search.best_params_["clf__dropout"]
+    assert (
+        search.best_estimator_.named_steps["clf"].dropout
+        == search.best_params_["clf__dropout"]
+    )
     assert search.predict(X[:5]).shape == (5,)
     assert search.predict_proba(X[:5]).shape == (5, 2)
     assert 0 <= search.score(X, y) <= 1
@@ -56,13 +63,23 @@ def test_custom_space_and_cv(data):
             "epochs": trial.suggest_int("epochs", 1, 2),
         }
 
-    search = tune(mlp(), X, y, param_distributions=space, n_trials=3, cv=2, random_state=0)
+    search = tune(
+        mlp(), X, y, param_distributions=space, n_trials=3, cv=2, random_state=0
+    )
     assert {"width", "epochs"} == set(search.study_.best_params)
     assert set(search.best_params_) == {"hidden_layer_sizes", "epochs"}
-    assert search.best_estimator_.hidden_layer_sizes == search.best_params_["hidden_layer_sizes"]
+    assert (
+        search.best_estimator_.hidden_layer_sizes
+        == search.best_params_["hidden_layer_sizes"]
+    )
     search = tune(
-        mlp(), X, y, param_distributions={"dropout": (0.0, 0.3), "batch_size": [32, 64]},
-        n_trials=2, random_state=0, refit=False,
+        mlp(),
+        X,
+        y,
+        param_distributions={"dropout": (0.0, 0.3), "batch_size": [32, 64]},
+        n_trials=2,
+        random_state=0,
+        refit=False,
     )
     assert not hasattr(search, "best_estimator_")
 
@@ -85,12 +102,16 @@ def test_a_pruned_trial_stops_its_fit(data):
 
 def test_median_pruner_prunes_a_hopeless_trial(data):
     X, y = data
+
     def space(trial):  # five good trials, then hopeless ones that cannot learn
         return {"learning_rate": 1e-2 if trial.number < 5 else 1e-9}
 
     search = EmnistSearchCV(
-        mlp(epochs=6, random_state=0), param_distributions=space, n_trials=8,
-        random_state=0, refit=False,
+        mlp(epochs=6, random_state=0),
+        param_distributions=space,
+        n_trials=8,
+        random_state=0,
+        refit=False,
     ).fit(X, y)
     states = search.cv_results_["state"]
     assert list(states[:5]) == ["COMPLETE"] * 5
@@ -101,7 +122,9 @@ def test_median_pruner_prunes_a_hopeless_trial(data):
 
 def test_pruning_callback_records_epochs(data):
     X, y = data
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2)
+    )
     trial = study.ask()
     clf = mlp(epochs=5)
     callback = PruningCallback(trial, lambda: clf.score(X, y))
@@ -112,7 +135,9 @@ def test_pruning_callback_records_epochs(data):
 def test_same_random_state_same_trials(data):
     X, y = data
     runs = [
-        EmnistSearchCV(mlp(), n_trials=3, random_state=1, pruner="none", refit=False).fit(X, y)
+        EmnistSearchCV(
+            mlp(), n_trials=3, random_state=1, pruner="none", refit=False
+        ).fit(X, y)
         for _ in range(2)
     ]
     assert runs[0].cv_results_["params"] == runs[1].cv_results_["params"]
@@ -124,7 +149,13 @@ def test_same_random_state_same_trials(data):
 def test_new_fit_starts_a_new_study_unless_resuming(data, tmp_path):
     X, y = data
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    kw = dict(n_trials=2, storage=url, study_name="s", random_state=0, refit=False)
+    kw = {
+        "n_trials": 2,
+        "storage": url,
+        "study_name": "s",
+        "random_state": 0,
+        "refit": False,
+    }
     EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y)
     with pytest.raises(ValueError, match="already exists.*load_if_exists=True"):
         EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y)
@@ -135,7 +166,10 @@ def test_new_fit_starts_a_new_study_unless_resuming(data, tmp_path):
 def test_journal_storage(data, tmp_path):
     X, y = data
     search = EmnistSearchCV(
-        mlp(epochs=1), n_trials=2, storage=str(tmp_path / "study.log"), study_name="j",
+        mlp(epochs=1),
+        n_trials=2,
+        storage=str(tmp_path / "study.log"),
+        study_name="j",
         refit=False,
     ).fit(X, y)
     assert (tmp_path / "study.log").stat().st_size > 0
@@ -145,12 +179,24 @@ def test_journal_storage(data, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"param_distributions": {"drop_out": (0.0, 0.5)}}, ValueError, "Unknown parameter.*drop_out.*dropout"),
+        (
+            {"param_distributions": {"drop_out": (0.0, 0.5)}},
+            ValueError,
+            "Unknown parameter.*drop_out.*dropout",
+        ),
         ({"param_distributions": {}}, ValueError, "empty"),
-        ({"param_distributions": {"dropout": (0.5, 0.1)}}, ValueError, "low 0.5 must be smaller"),
+        (
+            {"param_distributions": {"dropout": (0.5, 0.1)}},
+            ValueError,
+            "low 0.5 must be smaller",
+        ),
         ({"param_distributions": {"dropout": "wide"}}, TypeError, "Cannot search"),
         ({"n_trials": 0}, ValueError, "n_trials must be a positive integer"),
-        ({"storage": "postgresql://nobody:secret@127.0.0.1:1/none"}, StorageError, "Cannot open"),
+        (
+            {"storage": "postgresql://nobody:secret@127.0.0.1:1/none"},
+            StorageError,
+            "Cannot open",
+        ),
         ({"pruner": "mean"}, ValueError, "Unknown pruner"),
     ],
 )
@@ -166,8 +212,9 @@ def test_study_with_other_direction(data, tmp_path):
     url = f"sqlite:///{tmp_path / 'min.db'}"
     optuna.create_study(storage=url, study_name="m", direction="minimize")
     with pytest.raises(ValueError, match="minimize"):
-        EmnistSearchCV(mlp(epochs=1), n_trials=1, storage=url, study_name="m",
-                       load_if_exists=True).fit(X, y)
+        EmnistSearchCV(
+            mlp(epochs=1), n_trials=1, storage=url, study_name="m", load_if_exists=True
+        ).fit(X, y)
 
 
 WORKER = """
@@ -196,7 +243,8 @@ class HoldSecondTrial(keras.callbacks.Callback):
 rng = np.random.default_rng(0)
 X = rng.integers(0, 256, size=(600, 784), dtype=np.uint8)
 y = (X[:, :392].mean(axis=1) > X[:, 392:].mean(axis=1)).astype(int)
-EmnistSearchCV(EmnistMLP(hidden_layer_sizes=(16,), epochs=3, callbacks=[HoldSecondTrial()]),
+clf = EmnistMLP(hidden_layer_sizes=(16,), epochs=3, callbacks=[HoldSecondTrial()])
+EmnistSearchCV(clf,
                n_trials=50, storage={url!r}, study_name="killed", load_if_exists=True,
                heartbeat_interval=1, random_state=0, refit=False,
                pruner="none").fit(X, y)
@@ -209,7 +257,11 @@ def test_resume_after_sigkill(tmp_path, data):
     signals.mkdir()
     err_file = (tmp_path / "worker.err").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(WORKER.format(url=url, signals=str(signals)))],
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(WORKER.format(url=url, signals=str(signals))),
+        ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
@@ -233,8 +285,14 @@ def test_resume_after_sigkill(tmp_path, data):
     time.sleep(3)  # longer than the grace period of 2 heartbeats
     X, y = data
     resumed = EmnistSearchCV(
-        mlp(epochs=1), n_trials=2, storage=url, study_name="killed", load_if_exists=True,
-        heartbeat_interval=1, refit=False, param_distributions={"dropout": (0.0, 0.5)},
+        mlp(epochs=1),
+        n_trials=2,
+        storage=url,
+        study_name="killed",
+        load_if_exists=True,
+        heartbeat_interval=1,
+        refit=False,
+        param_distributions={"dropout": (0.0, 0.5)},
     ).fit(X, y)
     trials = {t.number: t for t in resumed.study_.trials}
     assert all(trials[n].state == optuna.trial.TrialState.COMPLETE for n in finished)
@@ -252,8 +310,15 @@ def test_resumed_study_continues_instead_of_replaying(data, tmp_path):
 
     def run(folder):
         url = f"sqlite:///{folder / 'study.db'}"
-        kw = dict(n_trials=2, storage=url, study_name="s", random_state=0,
-                  refit=False, pruner="none", load_if_exists=True)
+        kw = {
+            "n_trials": 2,
+            "storage": url,
+            "study_name": "s",
+            "random_state": 0,
+            "refit": False,
+            "pruner": "none",
+            "load_if_exists": True,
+        }
         EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y)
         return _trial_params(EmnistSearchCV(mlp(epochs=1), **kw).fit(X, y))
 
