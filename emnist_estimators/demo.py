@@ -11,33 +11,10 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
+from .datasets.digits import digits_train_test_split, load_digits_28
 
+# load_digits_28 lived here before datasets/digits.py; kept importable.
 __all__ = ["load_digits_28", "run_demo"]
-
-
-def load_digits_28(*, return_X_y: bool = True):
-    """scikit-learn's 1,797 handwritten digits as EMNIST-style 28x28 uint8.
-
-    The 8x8 images (values 0..16) are scaled to 0..255, enlarged to 20x20 by
-    bilinear interpolation and centred in a 28x28 frame, like MNIST/EMNIST
-    digits (a 20x20 glyph in a 4-pixel margin), upright.
-
-    Returns
-    -------
-    X : ndarray of shape (1797, 784), uint8
-    y : ndarray of shape (1797,), int
-    """
-    from scipy.ndimage import zoom
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    small = digits.images.astype(np.float32) * (255.0 / 16.0)
-    big = zoom(small, (1, 20 / 8, 20 / 8), order=1)
-    images = np.zeros((len(small), 28, 28), dtype=np.uint8)
-    images[:, 4:24, 4:24] = np.clip(np.rint(big), 0, 255).astype(np.uint8)
-    X = images.reshape(len(images), 784)
-    return X, digits.target
 
 
 def run_demo(
@@ -69,7 +46,6 @@ def run_demo(
         ``model``, ``accuracy``, ``fit_seconds``, ``n_train``, ``n_test`` and
         ``report`` (path of the report's index file).
     """
-    from sklearn.model_selection import train_test_split
     from sklearn.pipeline import Pipeline
 
     from .estimators import EmnistCNN, EmnistMLP
@@ -78,9 +54,8 @@ def run_demo(
     from .reporting import write_report
 
     output = check_output_folder(output, overwrite=overwrite)  # before training
-    X, y = load_digits_28()
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, stratify=y, random_state=random_state
+    X_train, X_test, y_train, y_test = digits_train_test_split(
+        random_state=random_state
     )
     if model == "cnn":
         clf = EmnistCNN(epochs=epochs or 15, batch_size=64, random_state=random_state)

@@ -93,12 +93,9 @@ def load_source(spec: str, subset: str = "train", *, data_home=None) -> Dataset:
     if subset not in ("train", "test"):
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
     if spec == "digits":
-        from sklearn.model_selection import train_test_split
+        from .datasets.digits import digits_train_test_split
 
-        from .demo import load_digits_28
-
-        X, y = load_digits_28()
-        parts = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+        parts = digits_train_test_split(random_state=0)
         X, y = (parts[0], parts[2]) if subset == "train" else (parts[1], parts[3])
         return Dataset(X, y.astype(str), f"scikit-learn digits as 28x28 ({subset})")
     if spec.startswith("emnist:"):

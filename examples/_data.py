@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from sklearn.model_selection import train_test_split
-
 
 def example_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
@@ -35,7 +33,6 @@ def load_example_data(args, *, random_state: int = 0):
             args.emnist, "test", return_X_y=True, as_characters=True
         )
         return X, X_test, y, y_test
-    from emnist_estimators.demo import load_digits_28
+    from emnist_estimators.datasets.digits import digits_train_test_split
 
-    X, y = load_digits_28()
-    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=random_state)
+    return digits_train_test_split(random_state=random_state)

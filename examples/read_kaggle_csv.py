@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 
 from emnist_estimators import EmnistMLP, PixelScaler
 from emnist_estimators.datasets import read_emnist_csv
-from emnist_estimators.demo import load_digits_28
+from emnist_estimators.datasets.digits import load_digits_28
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--csv", type=Path, help="an EMNIST CSV export")

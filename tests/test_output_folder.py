@@ -62,9 +62,9 @@ def no_training(monkeypatch):
         raise AssertionError("the command loaded data before refusing its output")
 
     monkeypatch.setattr(cli, "_load", refuse)
-    import emnist_estimators.demo as demo
+    import emnist_estimators.datasets.digits as digits
 
-    monkeypatch.setattr(demo, "load_digits_28", refuse)
+    monkeypatch.setattr(digits, "load_digits_28", refuse)
 
 
 # --- the rule, unit by unit --------------------------------------------------------
