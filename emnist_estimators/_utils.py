@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import random
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import validate_data
 
 from .exceptions import DataFormatError
 
 __all__ = [
+    "check_elements",
     "check_labels",
     "check_pixels",
     "seeded",
@@ -107,6 +110,46 @@ def check_pixels(
                 "levels."
             )
     return X, image_shape
+
+
+def check_elements(estimator, element_constraints: dict) -> None:
+    """Check every element of an estimator's sequence parameters.
+
+    scikit-learn's ``_parameter_constraints`` check a parameter's type (a
+    tuple or list), not what it holds; ``MLPClassifier`` checks the elements
+    of ``hidden_layer_sizes`` in ``fit`` instead. This does that for any
+    sequence parameter, before a Keras model is built: without it, ``(0,)``
+    fails deep inside Keras and ``("a",)`` with int()'s "invalid literal".
+
+    Parameters
+    ----------
+    estimator : estimator
+        Holds the parameters, already checked to be tuples or lists.
+    element_constraints : dict
+        ``{parameter name: constraint}`` with a scikit-learn constraint such
+        as ``Interval(Integral, 1, None, closed="left")`` that each element
+        must satisfy. Booleans are refused although they are ints.
+
+    Raises
+    ------
+    InvalidParameterError
+        scikit-learn's parameter error (a ValueError and a TypeError), worded
+        like its other messages, naming the bad element and the default as an
+        example of a valid value.
+    """
+    name = type(estimator).__name__
+    for param, rule in element_constraints.items():
+        value = getattr(estimator, param)
+        for i, element in enumerate(value):
+            if not isinstance(element, bool) and rule.is_satisfied_by(element):
+                continue
+            default = inspect.signature(type(estimator)).parameters[param].default
+            raise InvalidParameterError(
+                f"The {param!r} parameter of {name} must be a tuple or list with "
+                f"each element {rule}. Got {value!r} instead: element {i} is "
+                f"{element!r} ({type(element).__name__}). Pass e.g. "
+                f"{param}={default!r} (the default)."
+            )
 
 
 def check_labels(y: np.ndarray) -> None:

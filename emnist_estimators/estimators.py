@@ -26,12 +26,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Tags
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils._tags import ClassifierTags
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from ._utils import (
+    check_elements,
     check_labels,
     check_pixels,
     resolve_precision,
@@ -89,6 +90,21 @@ class _EmnistClassifier(KerasClassifier):
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
     }
+
+    #: What each element of a sequence parameter (layer widths, filters) must
+    #: be; scikit-learn's constraints above check only that it is a sequence.
+    _element_constraints: dict = {}
+
+    def _validate_params(self) -> None:
+        """scikit-learn's parameter validation, then the sequences' elements.
+
+        Every fit and ``load_model`` call this before a network is built, so
+        ``hidden_layer_sizes=(0,)`` is refused with scikit-learn's wording
+        instead of failing inside Keras (``MLPClassifier`` checks its
+        ``hidden_layer_sizes > 0`` in fit the same way).
+        """
+        super()._validate_params()
+        check_elements(self, self._element_constraints)
 
     # --- scikit-learn plumbing (scikeras' versions predate scikit-learn 1.6) --
     _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
@@ -830,6 +846,51 @@ _DOC_ATTRIBUTES = """
 """
 
 
+#: Keras activations (``keras.activations.get`` names) offered for EmnistMLP's
+#: hidden layers, as scikit-learn's MLPClassifier offers relu, tanh, logistic
+#: and identity (Keras calls the last two "sigmoid" and "linear").
+_ACTIVATIONS = {
+    "relu",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "softplus",
+    "linear",
+}
+
+#: The other names Keras 3 accepts that work in a Dense layer: still accepted
+#: (they worked before activation was constrained) but not offered in error
+#: messages - rarely used, or (softmax, log_softmax, sparsemax) normalising
+#: across units, which is meant for an output layer. Keras' "glu" and
+#: "threshold" are left out: they fail in a Dense layer.
+_OTHER_ACTIVATIONS = {
+    "relu6",
+    "celu",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "hard_tanh",
+    "log_sigmoid",
+    "sparse_sigmoid",
+    "sparse_plus",
+    "squareplus",
+    "softsign",
+    "exponential",
+    "hard_shrink",
+    "soft_shrink",
+    "tanh_shrink",
+    "softmax",
+    "log_softmax",
+    "sparsemax",
+}
+
+
 class EmnistMLP(_EmnistClassifier):
     __doc__ = (
         """Multi-layer perceptron classifier for 28x28 grey characters (Keras).
@@ -874,7 +935,13 @@ class EmnistMLP(_EmnistClassifier):
     _parameter_constraints: dict = {
         **_EmnistClassifier._common_constraints,
         "hidden_layer_sizes": [tuple, list],
-        "activation": [str],
+        "activation": [
+            StrOptions(_ACTIVATIONS),
+            Hidden(StrOptions(_OTHER_ACTIVATIONS)),
+        ],
+    }
+    _element_constraints: dict = {
+        "hidden_layer_sizes": Interval(Integral, 1, None, closed="left"),
     }
 
     def __init__(
@@ -989,6 +1056,10 @@ class EmnistCNN(_EmnistClassifier):
         "batch_norm": ["boolean"],
         "augment": ["boolean"],
         "image_shape": [tuple, list, None],
+    }
+    _element_constraints: dict = {
+        "filters": Interval(Integral, 1, None, closed="left"),
+        "dense_units": Interval(Integral, 1, None, closed="left"),
     }
 
     def __init__(

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import random
 import time
 from collections.abc import Callable, Mapping
+from numbers import Integral, Real
 
 import numpy as np
 import optuna
@@ -32,9 +32,18 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from scipy import sparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.metrics import check_scoring
+from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.utils import indexable
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Hidden,
+    Interval,
+    Options,
+    StrOptions,
+)
 from sklearn.utils.validation import check_is_fitted
 
 from .exceptions import StorageError
@@ -100,7 +109,7 @@ def _as_distribution(name: str, value) -> BaseDistribution:
     if (
         isinstance(value, tuple)
         and len(value) == 2
-        and all(isinstance(v, numbers.Real) for v in value)
+        and all(isinstance(v, Real) for v in value)
     ):
         low, high = value
         if not low < high:
@@ -108,7 +117,7 @@ def _as_distribution(name: str, value) -> BaseDistribution:
                 f"Invalid range for {name!r}: low {low!r} must be smaller than "
                 f"high {high!r}."
             )
-        if all(isinstance(v, numbers.Integral) for v in value):
+        if all(isinstance(v, Integral) for v in value):
             return IntDistribution(int(low), int(high))
         return FloatDistribution(float(low), float(high))
     raise TypeError(
@@ -118,13 +127,9 @@ def _as_distribution(name: str, value) -> BaseDistribution:
 
 
 def _check_space(estimator, space) -> dict[str, BaseDistribution] | Callable:
-    if callable(space) and not isinstance(space, Mapping):
-        return space
+    """The search space as optuna distributions; its type is checked already."""
     if not isinstance(space, Mapping):
-        raise TypeError(
-            "param_distributions must be a dict of name -> distribution or a "
-            f"callable taking an optuna trial, got {type(space).__name__}."
-        )
+        return space  # a callable trial -> params
     if not space:
         raise ValueError(
             "param_distributions is empty: name at least one parameter to search, "
@@ -308,15 +313,16 @@ default='median'
     refit : bool, default=True
         Refit the best parameters on all of ``X``.
     n_jobs : int, default=1
-        Trials run in parallel threads of this process. Trial order and fits
-        are then not reproducible; use separate processes on one storage for
-        large searches.
-    random_state : int or None, default=None
+        Trials run in parallel threads of this process (-1: one per CPU).
+        Trial order and fits are then not reproducible; use separate
+        processes on one storage for large searches.
+    random_state : int >= 0 or None, default=None
         Seeds the sampler, the evaluation split and, where the estimator's own
         ``random_state`` is None, every trial's fit.
-    heartbeat_interval : int, default=60
+    heartbeat_interval : int or None, default=60
         Seconds between heartbeats of running trials in an RDB storage; a trial
         silent for twice as long is marked FAIL when the study next runs.
+        None: no heartbeats.
     show_progress_bar : bool, default=False
         optuna's progress bar.
 
@@ -348,6 +354,37 @@ default='median'
     >>> sorted(search.best_params_)
     ['batch_size', 'dropout', 'learning_rate']
     """
+
+    # What each parameter may be, checked at fit by scikit-learn's machinery
+    # (as the estimators do) so that a bad value fails before a study starts.
+    # What constraints cannot say (names in param_distributions, their
+    # ranges) is checked by _check_space.
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit"])],
+        "param_distributions": [Mapping, callable, None],
+        "n_trials": [Interval(Integral, 1, None, closed="left"), None],
+        "timeout": [Interval(Real, 0, None, closed="neither"), None],
+        "scoring": [StrOptions(set(get_scorer_names())), callable, None],
+        "cv": [Interval(Integral, 2, None, closed="left"), None],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "pruner": [
+            StrOptions({"median", "hyperband", "halving", "none"}),
+            Hidden(StrOptions({"successive_halving"})),  # alias of 'halving'
+            optuna.pruners.BasePruner,
+            None,
+        ],
+        "sampler": [optuna.samplers.BaseSampler, None],
+        "storage": [str, optuna.storages.BaseStorage, None],
+        "study_name": [str, None],
+        "load_if_exists": ["boolean"],
+        "refit": ["boolean"],
+        # optuna runs n_jobs threads, or one per CPU for -1
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        # seeds optuna's sampler and numpy's SeedSequence: non-negative ints
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "heartbeat_interval": [Interval(Integral, 1, None, closed="left"), None],
+        "show_progress_bar": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -389,25 +426,6 @@ default='median'
         self.show_progress_bar = show_progress_bar
 
     # -- set-up -------------------------------------------------------------
-    def _check_settings(self):
-        if self.n_trials is not None and (
-            not isinstance(self.n_trials, numbers.Integral) or self.n_trials <= 0
-        ):
-            raise ValueError(
-                f"n_trials must be a positive integer, got {self.n_trials!r}."
-            )
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"timeout must be positive seconds, got {self.timeout!r}.")
-        if self.cv is None and not 0 < self.validation_fraction < 1:
-            raise ValueError(
-                "validation_fraction must be in (0, 1), got "
-                f"{self.validation_fraction!r}."
-            )
-        if self.cv is not None and (
-            not isinstance(self.cv, numbers.Integral) or self.cv < 2
-        ):
-            raise ValueError(f"cv must be None or an integer >= 2, got {self.cv!r}.")
-
     def _create_study(self):
         storage = make_storage(self.storage, heartbeat_interval=self.heartbeat_interval)
         sampler = self.sampler or optuna.samplers.TPESampler(seed=self.random_state)
@@ -502,7 +520,7 @@ default='median'
             est.set_params(**{f"{prefix}random_state": self.random_state})
         return est
 
-    def _objective(self, X, y, space, splits, scorer):
+    def _objective(self, X, y, space, splits, scorer, errors):
         def objective(trial):
             est = self._candidate(self._trial_params(trial, space))
             epochs = 0
@@ -536,6 +554,7 @@ default='median'
                 raise
             except Exception as exc:
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+                errors.append(exc)  # list.append is thread-safe (n_jobs > 1)
                 raise
             finally:
                 trial.set_user_attr("epochs", int(epochs))
@@ -554,24 +573,33 @@ default='median'
         Returns
         -------
         self : object
+
+        Raises
+        ------
+        Exception
+            When every trial of this fit failed, the first trial's error
+            itself (e.g. the estimator's ValueError for NaN in X), as
+            scikit-learn's searches with ``error_score='raise'`` do.
+        RuntimeError
+            When no trial of the study completed because all were pruned.
         """
         if fit_params:
             raise TypeError(
                 f"fit() got unexpected parameters {sorted(fit_params)}; set them on "
                 "the estimator instead."
             )
-        self._check_settings()
+        self._validate_params()
         space = (
             default_search_space(self.estimator)
             if self.param_distributions is None
             else _check_space(self.estimator, self.param_distributions)
         )
-        if hasattr(X, "iloc"):
-            X = X.to_numpy()
-        X, y = np.asarray(X), np.asarray(y)
-        if len(X) != len(y):
-            raise ValueError(f"X has {len(X)} samples but y has {len(y)}.")
+        X, y = self._indexable(X, y)
+        # a refit=False fit must not leave an earlier fit's model to predict
+        for stale in ("best_estimator_", "classes_"):
+            self.__dict__.pop(stale, None)
         scorer = check_scoring(self.estimator, scoring=self.scoring)
+        errors = []
         optuna_logger = optuna.logging.get_verbosity()
         try:
             if not self.show_progress_bar:
@@ -579,7 +607,7 @@ default='median'
             study = self._create_study()
             splits = self._splits(X, y)
             study.optimize(
-                self._objective(X, y, space, splits, scorer),
+                self._objective(X, y, space, splits, scorer, errors),
                 n_trials=self.n_trials,
                 timeout=self.timeout,
                 n_jobs=self.n_jobs,
@@ -591,20 +619,7 @@ default='median'
         self.study_ = study
         self.n_trials_ = len(study.trials)
         self.cv_results_ = _cv_results(study)
-        complete = [
-            t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
-        ]
-        if not complete:
-            errors = [
-                t.user_attrs.get("error")
-                for t in study.trials
-                if t.user_attrs.get("error")
-            ]
-            raise RuntimeError(
-                "No trial completed"
-                + (f"; first error: {errors[0]}" if errors else " (all were pruned)")
-                + "."
-            )
+        _raise_if_none_completed(study, errors)
         best = study.best_trial
         self.best_score_ = float(best.value)
         if callable(space):  # replay the callable to map trial values to params
@@ -619,7 +634,32 @@ default='median'
                 self.classes_ = self.best_estimator_.classes_
         return self
 
+    def _indexable(self, X, y):
+        """``X`` and ``y`` as arrays the splits can index, without checking
+        their values: that is the estimator's job, and its errors reach the
+        caller (see ``fit``)."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        if hasattr(X, "iloc"):
+            X = X.to_numpy()
+        # sparse X stays sparse, for the estimator to refuse in its own words
+        X = X if sparse.issparse(X) else np.asarray(X)
+        return indexable(X, np.asarray(y))
+
     # -- delegation ---------------------------------------------------------
+    @property
+    def n_features_in_(self):
+        """Number of features of the refit best estimator (as GridSearchCV)."""
+        if not hasattr(self, "best_estimator_"):
+            raise AttributeError(
+                f"{type(self).__name__} has no n_features_in_: it is not fitted, "
+                "or was fitted with refit=False."
+            )
+        return self.best_estimator_.n_features_in_
+
     def _best(self):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_
@@ -650,6 +690,31 @@ default='median'
         tags.classifier_tags = inner.classifier_tags
         tags.input_tags = inner.input_tags
         return tags
+
+
+def _raise_if_none_completed(study, errors: list) -> None:
+    """Fail a fit whose study has no completed trial.
+
+    When this fit's trials all failed, re-raise the first one's error: a
+    data error (NaN, sparse or one-class y) then reads as it would from the
+    estimator itself instead of hiding behind a generic one.
+    """
+    states = {t.state for t in study.trials}
+    if optuna.trial.TrialState.COMPLETE in states:
+        return
+    if errors:
+        first = errors[0]
+        first.add_note(
+            f"Every trial of this fit failed ({len(errors)}); this is the first "
+            "one's error."
+        )
+        raise first
+    stored = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
+    raise RuntimeError(
+        "No trial completed"
+        + (f"; first error: {stored[0]}" if stored else " (all were pruned)")
+        + "."
+    )
 
 
 def _fit_param_names(estimator) -> set[str]:

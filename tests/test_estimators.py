@@ -182,6 +182,100 @@ def test_bad_hyper_parameters_fail_before_training(data):
         EmnistCNN(batch_size=0).fit(X, y)
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """Make building a Keras network fail the test: errors must come first."""
+    from emnist_estimators import architectures
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a Keras network was built before the error")
+
+    monkeypatch.setattr(architectures, "build_mlp", refuse)
+    monkeypatch.setattr(architectures, "build_cnn", refuse)
+
+
+@pytest.mark.parametrize(
+    "cls, param, value, bad",
+    [
+        (EmnistMLP, "hidden_layer_sizes", (0,), "element 0 is 0 (int)"),
+        (EmnistMLP, "hidden_layer_sizes", ("a",), "element 0 is 'a' (str)"),
+        (EmnistMLP, "hidden_layer_sizes", [16, 2.5], "element 1 is 2.5 (float)"),
+        (EmnistMLP, "hidden_layer_sizes", (True,), "element 0 is True (bool)"),
+        (EmnistCNN, "filters", (4, -8), "element 1 is -8 (int)"),
+        (EmnistCNN, "dense_units", (None,), "element 0 is None (NoneType)"),
+    ],
+)
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_layer_sizes_must_be_positive_ints(cls, param, value, bad, method, data):
+    """Issue 12.4: (0,) failed inside Keras, ("a",) with int()'s message."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = data
+    clf = cls(**{param: value})
+    with pytest.raises(InvalidParameterError) as info:
+        getattr(clf, method)(X[:20], y[:20])
+    message = str(info.value)
+    assert message.startswith(
+        f"The '{param}' parameter of {cls.__name__} must be a tuple or list with "
+        "each element an int in the range [1, inf). Got "
+    )
+    assert bad in message
+    default = cls().get_params()[param]
+    assert f"Pass e.g. {param}={default!r} (the default)" in message
+    assert not hasattr(clf, "model_")
+
+
+def test_layer_sizes_errors_come_before_any_network(data, no_network):
+    X, y = data
+    with pytest.raises(ValueError, match="'filters' parameter of EmnistCNN"):
+        EmnistCNN(filters=(0,)).fit(X, y)
+    with pytest.raises(ValueError, match="'hidden_layer_sizes' parameter"):
+        EmnistMLP(hidden_layer_sizes=(8, 0)).partial_fit(X, y)
+
+
+def test_layer_sizes_accept_numpy_ints_lists_and_no_layer(data):
+    X, y = data
+    clf = small(EmnistMLP, hidden_layer_sizes=[np.int64(8), 4], epochs=1).fit(X, y)
+    assert [clf.model_.get_layer(f"dense_{i}").units for i in (0, 1)] == [8, 4]
+    flat = small(EmnistMLP, hidden_layer_sizes=(), epochs=1).fit(X, y)
+    assert [layer.name for layer in flat.model_.layers][-1] == "softmax"
+
+
+def test_activation_must_be_a_keras_activation(data, no_network):
+    """Issue 12.4: any string passed the constraint and failed inside Keras."""
+    X, y = data
+    with pytest.raises(ValueError) as info:
+        EmnistMLP(activation="logistic").fit(X, y)
+    message = str(info.value)
+    assert message.startswith(
+        "The 'activation' parameter of EmnistMLP must be a str among {"
+    )
+    assert "'sigmoid'" in message and "'linear'" in message
+    assert "softmax" not in message  # accepted, but not offered for hidden layers
+    with pytest.raises(ValueError, match="'activation' parameter of EmnistMLP"):
+        EmnistMLP(activation=len).fit(X, y)
+
+
+def _accepted_activations() -> list[str]:
+    constraints = EmnistMLP._parameter_constraints["activation"]
+    options = set()
+    for constraint in constraints:
+        options |= getattr(constraint, "options", None) or constraint.constraint.options
+    return sorted(options)
+
+
+def test_every_accepted_activation_builds_a_network():
+    """Accepted must mean it works: each name builds a Keras Dense layer."""
+    from emnist_estimators.architectures import build_mlp
+
+    names = _accepted_activations()
+    assert {"relu", "tanh", "sigmoid", "linear", "elu", "gelu", "swish"} <= set(names)
+    assert {"leaky_relu", "silu", "softmax"} <= set(names)  # softmax worked before
+    for name in names:
+        model = build_mlp(4, 2, hidden_layer_sizes=(2,), activation=name, seed=0)
+        assert model.output_shape == (None, 2), name
+
+
 def test_scaled_model_refuses_raw_pixels(data):
     X, y = data
     pipe_scaled = PixelScaler().fit_transform(X)

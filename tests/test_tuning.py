@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,11 +14,13 @@ import numpy as np
 import optuna
 import pytest
 from conftest import REPO
+from scipy import sparse
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
 from emnist_estimators import EmnistMLP, PixelScaler
 from emnist_estimators.exceptions import StorageError
-from emnist_estimators.tuning import EmnistSearchCV, PruningCallback, tune
+from emnist_estimators.tuning import EmnistSearchCV, PruningCallback, make_pruner, tune
 
 
 @pytest.fixture(scope="module")
@@ -191,13 +194,22 @@ def test_journal_storage(data, tmp_path):
             "low 0.5 must be smaller",
         ),
         ({"param_distributions": {"dropout": "wide"}}, TypeError, "Cannot search"),
-        ({"n_trials": 0}, ValueError, "n_trials must be a positive integer"),
+        (
+            {"n_trials": 0},
+            ValueError,
+            r"'n_trials' parameter of EmnistSearchCV must be an int in the range "
+            r"\[1, inf\) or None. Got 0 instead",
+        ),
         (
             {"storage": "postgresql://nobody:secret@127.0.0.1:1/none"},
             StorageError,
             "Cannot open",
         ),
-        ({"pruner": "mean"}, ValueError, "Unknown pruner"),
+        (
+            {"pruner": "mean"},
+            ValueError,
+            "'pruner' parameter of EmnistSearchCV must be a str among .*'median'",
+        ),
     ],
 )
 def test_bad_settings(data, kwargs, exc, match):
@@ -205,6 +217,111 @@ def test_bad_settings(data, kwargs, exc, match):
     with pytest.raises(exc, match=match) as info:
         EmnistSearchCV(mlp(epochs=1), **{"n_trials": 1, **kwargs}).fit(X, y)
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "param, value, expected",
+    [
+        ("n_jobs", "a", r"an int in the range \[1, inf\) or a int among \{-1\}"),
+        ("n_jobs", 0, r"an int in the range \[1, inf\) or a int among \{-1\}"),
+        ("timeout", 0, r"a float in the range \(0.0, inf\) or None"),
+        ("cv", 1, r"an int in the range \[2, inf\) or None"),
+        ("validation_fraction", 1.0, r"a float in the range \(0.0, 1.0\)"),
+        ("random_state", -1, r"an int in the range \[0, inf\) or None"),
+        ("scoring", "acc", "a str among .*'accuracy'"),
+        ("param_distributions", 3, "'collections.abc.Mapping', a callable or None"),
+        ("estimator", "mlp", "an object implementing 'fit'"),
+        ("sampler", "tpe", "'optuna.samplers._base.BaseSampler' or None"),
+        ("load_if_exists", "yes", "an instance of 'bool'"),
+        ("heartbeat_interval", 0, r"an int in the range \[1, inf\) or None"),
+    ],
+)
+def test_bad_settings_fail_before_the_study(data, monkeypatch, param, value, expected):
+    """Issue 12.4: settings are checked like the estimators' (n_jobs="a" failed
+    inside optuna), with scikit-learn's message, before a study is created."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    def no_study(*args, **kwargs):
+        raise AssertionError("a study was created before the error")
+
+    monkeypatch.setattr(optuna, "create_study", no_study)
+    X, y = data
+    kwargs = {"estimator": mlp(epochs=1), "n_trials": 1, param: value}
+    with pytest.raises(InvalidParameterError) as info:
+        EmnistSearchCV(**kwargs).fit(X, y)
+    assert str(info.value).startswith(
+        f"The '{param}' parameter of EmnistSearchCV must be "
+    )
+    assert re.search(expected, str(info.value))
+    assert str(info.value).endswith(f"Got {value!r} instead.")
+
+
+def test_every_setting_is_constrained():
+    names = set(EmnistSearchCV._get_param_names())
+    assert set(EmnistSearchCV._parameter_constraints) == names
+
+
+def test_make_pruner_keeps_its_own_message():
+    with pytest.raises(ValueError, match="Unknown pruner 'mean'"):
+        make_pruner("mean")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_jobs": -1, "pruner": "successive_halving"},
+        {"cv": 2, "validation_fraction": 0.5, "scoring": "accuracy", "timeout": 600},
+        {"param_distributions": {"dropout": [0.0, 0.1]}, "heartbeat_interval": None},
+    ],
+)
+def test_valid_settings_still_run(data, kwargs):
+    X, y = data
+    search = EmnistSearchCV(
+        mlp(epochs=1), n_trials=1, random_state=0, refit=False, **kwargs
+    ).fit(X[:120], y[:120])
+    assert search.n_trials_ == 1
+
+
+def test_data_errors_reach_the_caller(data):
+    """When every trial fails, fit raises the estimator's own error (as
+    scikit-learn's searches with error_score='raise'), not a RuntimeError."""
+    X, y = data
+    bad = X.astype(float)
+    bad[3, 5] = np.nan
+    search = EmnistSearchCV(mlp(epochs=1), n_trials=2, random_state=0)
+    with pytest.raises(ValueError, match="Input X contains NaN") as info:
+        search.fit(bad, y)
+    assert "Every trial of this fit failed (2)" in info.value.__notes__[0]
+    with pytest.raises(TypeError, match="does not accept sparse input"):
+        search.fit(sparse.csr_matrix(X), y)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        search.fit(X, None)
+
+
+def test_a_failed_trial_does_not_stop_the_search(data):
+    X, y = data
+
+    def space(trial):  # trial 0 fails inside the estimator, trial 1 trains
+        return {"dropout": 2.0 if trial.number == 0 else 0.1}
+
+    search = EmnistSearchCV(
+        mlp(epochs=1), param_distributions=space, n_trials=2, random_state=0
+    ).fit(X, y)
+    assert list(search.cv_results_["state"]) == ["FAIL", "COMPLETE"]
+    assert "'dropout' parameter" in search.study_.trials[0].user_attrs["error"]
+    assert search.best_params_ == {"dropout": 0.1}
+
+
+def test_n_features_in_follows_the_refit_estimator(data):
+    X, y = data
+    search = EmnistSearchCV(mlp(epochs=1), n_trials=1, random_state=0)
+    assert not hasattr(search, "n_features_in_")
+    search.fit(X, y)
+    assert search.n_features_in_ == X.shape[1] == search.best_estimator_.n_features_in_
+    search.set_params(refit=False).fit(X, y)
+    assert not hasattr(search, "n_features_in_")  # no stale model is left
+    with pytest.raises(NotFittedError):
+        search.predict(X)
 
 
 def test_study_with_other_direction(data, tmp_path):
