@@ -109,7 +109,11 @@ import numpy as np
 from emnist_estimators import load_model
 
 def peak_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries the parent's RSS at fork into a
+    # child's ru_maxrss across exec, which would hide this process's peak.
+    with open("/proc/self/status") as fh:
+        line = next(ln for ln in fh if ln.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 genuine = load_model(sys.argv[1])  # TensorFlow and Keras warmed up
 X = np.load(sys.argv[2])

@@ -18,12 +18,15 @@ READ_AND_MEASURE = """
 import resource, sys
 from emnist_estimators.images import read_image
 import PIL.Image, PIL.PngImagePlugin
-print("BASE_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+def peak_mb():  # VmHWM: ru_maxrss would include the parent's RSS at fork
+    with open("/proc/self/status") as fh:
+        return int(next(ln for ln in fh if ln.startswith("VmHWM:")).split()[1]) // 1024
+print("BASE_MB", peak_mb())
 try:
     read_image(sys.argv[1])
 except Exception as exc:
     print(type(exc).__name__, exc)
-print("MAXRSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print("MAXRSS_MB", peak_mb())
 """
 
 

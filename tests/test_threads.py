@@ -167,8 +167,9 @@ def test_too_many_threads_from_the_environment_fail_before_tensorflow():
         "import sys, resource, emnist_estimators as e\n"
         "try:\n    e.EmnistMLP(epochs=1).fit([[0] * 784] * 4, [0, 1, 0, 1])\n"
         "except ValueError as exc:\n    print('ERR', exc)\n"
-        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print('MAXRSS_MB', rss // 1024)\n"
+        # VmHWM: ru_maxrss would include the parent's RSS at fork
+        "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')]\n"
+        "print('MAXRSS_MB', int(hwm[0].split()[1]) // 1024)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "EMNIST_ESTIMATORS_THREADS": "100000"}
     env = {k: v for k, v in env.items() if not k.startswith("TF_NUM_")}
