@@ -62,6 +62,23 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("EMNIST_MIRROR_URL", raising=False)
 
 
+SMALL_MNIST_N = 64
+
+
+@pytest.fixture
+def small_mnist(monkeypatch):
+    """Pretend the official mnist split has SMALL_MNIST_N images, any checksum.
+
+    Generated files carry official names but not official bytes or counts.
+    """
+    from emnist_estimators.datasets import EMNIST_SPLITS, loader
+
+    sizes = dict(EMNIST_SPLITS)
+    sizes["mnist"] = (SMALL_MNIST_N, SMALL_MNIST_N, 10)
+    monkeypatch.setattr(loader, "EMNIST_SPLITS", sizes)
+    monkeypatch.setattr(loader, "expected_sha256", lambda member: None)
+
+
 def glyph_images(n: int, rng=None) -> np.ndarray:
     """Upright images of an asymmetric glyph 'L' (left bar, bottom bar)."""
     rng = np.random.default_rng(rng)

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, glyph_images
+from conftest import REPO, SMALL_MNIST_N, glyph_images
 
 from emnist_estimators import load_emnist
 from emnist_estimators.datasets import (
-    EMNIST_SPLITS,
     _tempfiles,
     cache,
     clean_cache,
@@ -26,19 +25,9 @@ from emnist_estimators.datasets import (
 from emnist_estimators.datasets.cache import load_cached_images
 from emnist_estimators.exceptions import DataFormatError
 
-N = 64
+N = SMALL_MNIST_N  # images in the small_mnist fixture's split
 IMAGES = "emnist-mnist-test-images-idx3-ubyte.gz"
 LABELS = "emnist-mnist-test-labels-idx1-ubyte.gz"
-
-
-@pytest.fixture
-def small_mnist(monkeypatch):
-    """Pretend the official mnist test split has N images so tiny files pass."""
-    sizes = dict(EMNIST_SPLITS)
-    sizes["mnist"] = (N, N, 10)
-    monkeypatch.setattr(loader, "EMNIST_SPLITS", sizes)
-    # generated files carry official names but not official bytes
-    monkeypatch.setattr(loader, "expected_sha256", lambda member: None)
 
 
 def _write(folder: Path, upright: np.ndarray, labels=None) -> Path:

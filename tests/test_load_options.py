@@ -8,22 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import glyph_images
+from conftest import SMALL_MNIST_N, glyph_images
 
 from emnist_estimators import load_emnist
-from emnist_estimators.datasets import EMNIST_SPLITS, loader, write_idx
+from emnist_estimators.datasets import write_idx
 
-N = 64
-
-
-@pytest.fixture
-def small_mnist(monkeypatch):
-    """Pretend the official mnist test split has N images so tiny files pass."""
-    sizes = dict(EMNIST_SPLITS)
-    sizes["mnist"] = (N, N, 10)
-    monkeypatch.setattr(loader, "EMNIST_SPLITS", sizes)
-    # generated files carry official names but not official bytes
-    monkeypatch.setattr(loader, "expected_sha256", lambda member: None)
+N = SMALL_MNIST_N  # images in the small_mnist fixture's split
 
 
 @pytest.fixture
