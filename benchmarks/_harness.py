@@ -1,8 +1,8 @@
 """Helpers shared by the benchmarks: child-process runs, medians, result files.
 
-Every measurement runs in a fresh Python process so peak memory (ru_maxrss)
-belongs to that measurement alone; A and B alternate and medians are
-reported, because these machines are noisy.
+Every measurement runs in a fresh Python process (``benchmarks/_child.py``)
+so its peak memory (VmHWM) belongs to that measurement alone; A and B
+alternate and medians are reported, because these machines are noisy.
 """
 
 from __future__ import annotations
@@ -13,73 +13,30 @@ import platform
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 SHARED_DATA = Path(
     os.environ.get("EMNIST_SHARED_DATA", REPO.parent / "shared" / "data")
 )
 WORK = Path(os.environ.get("EMNIST_BENCH_WORK", REPO / "benchmarks" / ".work"))
-
-_CHILD_PRELUDE = """
-import json, os, resource, sys, time
-def _rss_kib():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-def _peak_kib():
-    # VmHWM belongs to this process image; ru_maxrss would include the
-    # parent's memory, inherited across fork+exec.
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-def report(**values):
-    values["peak_rss_mib"] = _peak_kib() / 1024
-    values["baseline_rss_mib"] = BASELINE / 1024
-    print("RESULT " + json.dumps(values), flush=True)
-"""
+# Where write_results() puts its files; point it elsewhere to try a benchmark
+# without replacing the committed results.
+RESULTS = Path(os.environ.get("EMNIST_BENCH_RESULTS", REPO / "benchmarks" / "results"))
 
 
-_DATA_SETUP = """
-import numpy as np
-from sklearn.model_selection import train_test_split
-from emnist_estimators import load_emnist, EmnistMLP, EmnistCNN
-from emnist_estimators.datasets import read_idx
-if {dataset!r} == "emnist":
-    X, y = load_emnist("bymerge", "test", data_home={emnist!r}, download=False,
-                       return_X_y=True, orientation={orientation!r})
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.15, stratify=y,
-                                              random_state=0)
-elif {dataset!r} == "balanced":  # official train/test, from EMNIST_DATA
-    X_tr, y_tr = load_emnist("balanced", "train", download=False, return_X_y=True,
-                             orientation={orientation!r})
-    X_te, y_te = load_emnist("balanced", "test", download=False, return_X_y=True,
-                             orientation={orientation!r})
-else:
-    f = {fashion!r}
-    X_tr = read_idx(f + "/train-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_tr = read_idx(f + "/train-labels-idx1-ubyte.gz")
-    X_te = read_idx(f + "/t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_te = read_idx(f + "/t10k-labels-idx1-ubyte.gz")
-"""
+@dataclass(frozen=True)
+class Case:
+    """One measurement: a function of a benchmark module and its arguments.
 
-
-def accuracy_data_setup(dataset: str, orientation: str = "upright") -> str:
-    """Child-process code defining X_tr, X_te, y_tr, y_te for an accuracy run.
-
-    'emnist': the EMNIST protocol (official bymerge test split, 85/15
-    stratified, random_state=0); 'fashion': Fashion-MNIST's 60k/10k files;
-    'balanced': EMNIST balanced's official train/test files from EMNIST_DATA.
+    ``function`` is named from the ``benchmarks`` package, e.g.
+    ``"bench_wrappers.fit_ours"``; ``kwargs`` must be JSON-serialisable.
     """
-    return _DATA_SETUP.format(
-        dataset=dataset,
-        orientation=orientation,
-        emnist=str(SHARED_DATA / "emnist"),
-        fashion=str(SHARED_DATA / "fashion-mnist"),
-    )
+
+    function: str
+    kwargs: dict = field(default_factory=dict)
 
 
 def fashion_files() -> dict[str, str]:
@@ -95,17 +52,12 @@ def fashion_files() -> dict[str, str]:
     }
 
 
-def run_child(setup: str, body: str, *, timeout: float = 3600) -> dict:
-    """Run ``setup`` (imports), note the RSS baseline, run ``body``; parse RESULT."""
-    code = (
-        _CHILD_PRELUDE
-        + textwrap.dedent(setup)
-        + "\nBASELINE = _rss_kib()\n"
-        + textwrap.dedent(body)
-    )
+def run_case(case: Case, *, timeout: float = 3600) -> dict:
+    """Run ``case`` in a fresh Python process and return what it reported."""
+    command = ["-m", "benchmarks._child", case.function, json.dumps(case.kwargs)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, *command],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -120,12 +72,12 @@ def run_child(setup: str, body: str, *, timeout: float = 3600) -> dict:
     )
 
 
-def alternate(cases: dict[str, tuple[str, str]], repeats: int) -> dict[str, list[dict]]:
+def alternate(cases: dict[str, Case], repeats: int) -> dict[str, list[dict]]:
     """Run each case ``repeats`` times, interleaved A, B, A, B..."""
     out: dict[str, list[dict]] = {name: [] for name in cases}
     for _ in range(repeats):
-        for name, (setup, body) in cases.items():
-            out[name].append(run_child(setup, body))
+        for name, case in cases.items():
+            out[name].append(run_case(case))
     return out
 
 

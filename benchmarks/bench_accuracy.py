@@ -25,97 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks._harness import (
-    SHARED_DATA,
-    accuracy_data_setup,
-    run_child,
-    write_results,
-)
-
-MODELS = {
-    "EmnistMLP defaults": "clf = EmnistMLP(random_state=0)",
-    "EmnistCNN defaults": "clf = EmnistCNN(random_state=0)",
-    "EmnistMLP, report settings": (
-        "clf = EmnistMLP(hidden_layer_sizes=(512, 512), dropout=0.2, epochs=10, "
-        "lr_schedule='constant', random_state=0)"
-    ),
-    "report MLP (plain Keras)": "clf = report_mlp()",
-    "report CNN (plain Keras)": "clf = report_cnn()",
-    "sklearn MLPClassifier defaults": (
-        "from sklearn.neural_network import MLPClassifier\n"
-        "clf = Scaled(MLPClassifier(random_state=0))"
-    ),
-    "sklearn MLPClassifier (512, 512) early stopping": (
-        "from sklearn.neural_network import MLPClassifier\n"
-        "clf = Scaled(MLPClassifier((512, 512), early_stopping=True, random_state=0))"
-    ),
-}
-
-HELPERS = """
-import keras
-class Scaled:
-    '''sklearn model on float pixels in [0, 1], as such users would feed it.'''
-    def __init__(self, model): self.model = model
-    def fit(self, X, y): self.model.fit(X / 255.0, y); return self
-    def score(self, X, y): return self.model.score(X / 255.0, y)
-class KerasRecipe:
-    '''The report's recipe: one-hot labels, categorical cross-entropy, 10 epochs.'''
-    def __init__(self, build): self.build = build
-    def fit(self, X, y, callbacks=None):
-        keras.utils.set_random_seed(0)
-        self.classes = np.unique(y)
-        self.model = self.build(len(self.classes))
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                           loss="categorical_crossentropy", metrics=["accuracy"])
-        Y = keras.utils.to_categorical(np.searchsorted(self.classes, y))
-        self.model.fit(X / 255.0, Y, batch_size=256, epochs=10, validation_split=0.1,
-                       verbose=0, callbacks=callbacks)
-        return self
-    def score(self, X, y):
-        pred = self.classes[self.model.predict(X / 255.0, verbose=0).argmax(1)]
-        return float((pred == y).mean())
-class Curve(keras.callbacks.Callback):
-    '''Test accuracy after each epoch, against training time (scoring excluded).'''
-    def __init__(self, clf, X, y):
-        super().__init__(); self.clf, self.X, self.y = clf, X, y
-        self.points, self.scoring = [], 0.0
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-    def on_epoch_end(self, epoch, logs=None):
-        t = time.perf_counter()
-        acc = float(self.clf.score(self.X, self.y))
-        self.points.append((round(t - self.start - self.scoring, 2), round(acc, 4)))
-        self.scoring += time.perf_counter() - t
-def report_mlp():
-    L = keras.layers
-    return KerasRecipe(lambda k: keras.Sequential([
-        keras.Input((784,)),
-        L.Dense(512, activation="relu"), L.Dropout(0.2),
-        L.Dense(512, activation="relu"), L.Dropout(0.2),
-        L.Dense(k, activation="softmax")]))
-def report_cnn():
-    L = keras.layers
-    def block(f):
-        return [L.Conv2D(f, 3, padding="same"), L.LeakyReLU(0.3),
-                L.Conv2D(f, 3, padding="same"), L.LeakyReLU(0.3),
-                L.MaxPooling2D(2), L.Dropout(0.25)]
-    return KerasRecipe(lambda k: keras.Sequential([
-        keras.Input((784,)), L.Reshape((28, 28, 1)), *block(32), *block(64),
-        L.Flatten(), L.Dense(256, activation="relu"), L.Dropout(0.25),
-        L.Dense(128, activation="relu"), L.Dropout(0.25),
-        L.Dense(k, activation="softmax")]))
-"""
-
-BODY = """
-{model_code}
-curve = None if isinstance(clf, Scaled) else Curve(clf, X_te, y_te)
-t = time.perf_counter()
-clf.fit(X_tr, y_tr, **({{"callbacks": [curve]}} if curve else {{}}))
-seconds = time.perf_counter() - t - (curve.scoring if curve else 0.0)
-report(seconds=seconds, accuracy=float(clf.score(X_te, y_te)), n_train=len(y_tr),
-       curve=curve.points if curve else None)
-"""
-
+from benchmarks._harness import SHARED_DATA, Case, run_case, write_results
+from benchmarks._recipes import MODELS
 
 TARGETS = {
     "sklearn MLPClassifier defaults": "s to sklearn defaults' accuracy",
@@ -192,10 +103,11 @@ def main(argv=None):
         first = len(rows)
         for name in args.models:
             orientation = "raw" if name.startswith("report") else "upright"
-            setup = accuracy_data_setup(dataset, orientation) + HELPERS
-            result = run_child(
-                setup, BODY.format(model_code=MODELS[name]), timeout=3600
+            case = Case(
+                "_recipes.fit_model",
+                {"dataset": dataset, "orientation": orientation, "model": name},
             )
+            result = run_case(case, timeout=3600)
             rows.append(
                 {
                     "dataset": DATASETS[dataset],

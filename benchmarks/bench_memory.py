@@ -15,35 +15,50 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
-from benchmarks._harness import run_child, write_results
+from benchmarks._child import mark_baseline
+from benchmarks._harness import Case, run_case, write_results
 from benchmarks.bench_data import bymerge_size_files
 
-SETUP = """
-import numpy as np, keras
-from pathlib import Path
-from sklearn.pipeline import Pipeline
-from emnist_estimators import EmnistCNN, PixelScaler
-from emnist_estimators.datasets import read_idx
-from emnist_estimators.datasets.cache import load_cached_images
-X = load_cached_images(Path({images!r})).reshape(-1, 784)   # memory-mapped uint8
-y = read_idx({labels!r})
-class StopAfter(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 >= {batches}:
-            self.model.stop_training = True
-"""
 
-BODY = """
-t = time.perf_counter()
-clf = EmnistCNN(epochs=1, random_state=0)
-if {pipeline}:
-    Pipeline([("scale", PixelScaler()), ("clf", clf)]).fit(
-        X, y, clf__callbacks=[StopAfter()])
-else:
-    clf.fit(X, y, callbacks=[StopAfter()])
-report(seconds=time.perf_counter() - t, data_mib=X.nbytes / 2**20)
-"""
+def fit_at_scale(*, images: str, labels: str, batches: int, pipeline: bool) -> dict:
+    """Fit EmnistCNN (alone or after PixelScaler) for ``batches`` batches.
+
+    Runs in the child process; the data is memory-mapped uint8.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from emnist_estimators import EmnistCNN, PixelScaler
+    from emnist_estimators.datasets import read_idx
+    from emnist_estimators.datasets.cache import load_cached_images
+
+    X = load_cached_images(Path(images)).reshape(-1, 784)  # memory-mapped uint8
+    y = read_idx(labels)
+    stop_after = _stop_after_class(batches)
+    mark_baseline()
+    t = time.perf_counter()
+    clf = EmnistCNN(epochs=1, random_state=0)
+    if pipeline:
+        Pipeline([("scale", PixelScaler()), ("clf", clf)]).fit(
+            X, y, clf__callbacks=[stop_after()]
+        )
+    else:
+        clf.fit(X, y, callbacks=[stop_after()])
+    return {"seconds": time.perf_counter() - t, "data_mib": X.nbytes / 2**20}
+
+
+def _stop_after_class(batches: int) -> type:
+    """A Keras callback class that ends training after ``batches`` batches."""
+    import keras
+
+    class StopAfter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch + 1 >= batches:
+                self.model.stop_training = True
+
+    return StopAfter
 
 
 def main(argv=None):
@@ -51,13 +66,14 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, default=50)
     args = parser.parse_args(argv)
     images, labels, _ = bymerge_size_files()
-    setup = SETUP.format(images=str(images), labels=str(labels), batches=args.batches)
+    files = {"images": str(images), "labels": str(labels), "batches": args.batches}
     rows = []
     for name, pipeline in (
         ("EmnistCNN on uint8", False),
         ("Pipeline(PixelScaler, EmnistCNN)", True),
     ):
-        r = run_child(setup, BODY.format(pipeline=pipeline), timeout=3600)
+        case = Case("bench_memory.fit_at_scale", {**files, "pipeline": pipeline})
+        r = run_case(case, timeout=3600)
         rows.append(
             {
                 "route": name,

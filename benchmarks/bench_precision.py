@@ -13,26 +13,49 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-from benchmarks._harness import alternate, fashion_files, median_of, write_results
+from benchmarks._child import mark_baseline
+from benchmarks._harness import Case, alternate, fashion_files, median_of, write_results
 
-SETUP = """
-import numpy as np
-from emnist_estimators import EmnistCNN
-from emnist_estimators.datasets import read_idx
-X = read_idx({images!r}).reshape(-1, 784)[:{n}]
-y = read_idx({labels!r})[:{n}]
-X_test = read_idx({test_images!r}).reshape(-1, 784)
-y_test = read_idx({test_labels!r})
-"""
 
-BODY = """
-clf = EmnistCNN(epochs={epochs}, validation_fraction=0, random_state=0,
-                precision={precision!r}, lr_schedule="constant")
-t = time.perf_counter(); clf.fit(X, y); seconds = time.perf_counter() - t
-report(seconds_per_epoch=seconds / {epochs}, accuracy=clf.score(X_test, y_test),
-       policy=clf.dtype_policy_)
-"""
+def fit_and_score(
+    *,
+    precision: str,
+    images: str,
+    labels: str,
+    test_images: str,
+    test_labels: str,
+    n: int,
+    epochs: int,
+) -> dict:
+    """Train EmnistCNN with ``precision``; time its epochs, score the test set.
+
+    Runs in the child process.
+    """
+    from emnist_estimators import EmnistCNN
+    from emnist_estimators.datasets import read_idx
+
+    X = read_idx(images).reshape(-1, 784)[:n]
+    y = read_idx(labels)[:n]
+    X_test = read_idx(test_images).reshape(-1, 784)
+    y_test = read_idx(test_labels)
+    mark_baseline()
+    clf = EmnistCNN(
+        epochs=epochs,
+        validation_fraction=0,
+        random_state=0,
+        precision=precision,
+        lr_schedule="constant",
+    )
+    t = time.perf_counter()
+    clf.fit(X, y)
+    seconds = time.perf_counter() - t
+    return {
+        "seconds_per_epoch": seconds / epochs,
+        "accuracy": clf.score(X_test, y_test),
+        "policy": clf.dtype_policy_,
+    }
 
 
 def main(argv=None):
@@ -41,9 +64,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
-    setup = SETUP.format(**fashion_files(), n=args.n)
+    data = {**fashion_files(), "n": args.n, "epochs": args.epochs}
     cases = {
-        p: (setup, BODY.format(epochs=args.epochs, precision=p))
+        p: Case("bench_precision.fit_and_score", {"precision": p, **data})
         for p in ("float32", "mixed_bfloat16")
     }
     runs = alternate(cases, args.repeats)

@@ -18,16 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks._harness import RESULTS, accuracy_data_setup, run_child, write_results
-from benchmarks.bench_accuracy import DATASETS, HELPERS  # HELPERS: the Curve callback
-
-BODY = """
-clf = {recipe}
-curve = Curve(clf, X_te, y_te)
-t = time.perf_counter(); clf.fit(X_tr, y_tr, callbacks=[curve])
-report(seconds=time.perf_counter() - t - curve.scoring,
-       accuracy=float(clf.score(X_te, y_te)), curve=curve.points, n_train=len(y_tr))
-"""
+from benchmarks._harness import RESULTS, Case, run_case, write_results
+from benchmarks.bench_accuracy import DATASETS
 
 
 def main(argv=None):
@@ -35,8 +27,8 @@ def main(argv=None):
     parser.add_argument("dataset", choices=["emnist", "fashion"])
     parser.add_argument("recipe", help='an estimator expression, e.g. "EmnistMLP()"')
     args = parser.parse_args(argv)
-    setup = accuracy_data_setup(args.dataset) + HELPERS
-    result = run_child(setup, BODY.format(recipe=args.recipe), timeout=3600)
+    case = Case("_recipes.fit_recipe", {"dataset": args.dataset, "recipe": args.recipe})
+    result = run_case(case, timeout=3600)
     path = RESULTS / "bench_recipes.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     rows = stored.get("rows", [])

@@ -11,30 +11,45 @@ Run: ``python -m benchmarks.bench_threads [--n 20000] [--epochs 1] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import sys
-
-from benchmarks._harness import alternate, fashion_files, median_of, write_results
-
-SETUP = """
 import os
-if {threads!r} is not None:
-    os.environ["EMNIST_ESTIMATORS_THREADS"] = str({threads!r})
-else:
-    os.environ.pop("EMNIST_ESTIMATORS_THREADS", None)
-from emnist_estimators import EmnistCNN
-from emnist_estimators.datasets import read_idx
-X = read_idx({images!r}).reshape(-1, 784)[:{n}]
-y = read_idx({labels!r})[:{n}]
-"""
+import sys
+import time
 
-BODY = """
-import tensorflow as tf
-clf = EmnistCNN(epochs={epochs}, validation_fraction=0, random_state=0)
-t = time.perf_counter(); clf.fit(X, y); seconds = time.perf_counter() - t
-report(seconds_per_epoch=seconds / {epochs},
-       intra=tf.config.threading.get_intra_op_parallelism_threads(),
-       inter=tf.config.threading.get_inter_op_parallelism_threads())
-"""
+from benchmarks._child import mark_baseline
+from benchmarks._harness import Case, alternate, fashion_files, median_of, write_results
+
+
+def fit_epochs(
+    *, threads: int | None, images: str, labels: str, n: int, epochs: int, **_files
+) -> dict:
+    """Time EmnistCNN epochs with ``EMNIST_ESTIMATORS_THREADS`` set to ``threads``.
+
+    Runs in the child process. The variable is set before the package is
+    imported, as a user would set it; None leaves it unset (the default).
+    """
+    if "emnist_estimators" in sys.modules:
+        raise RuntimeError("EMNIST_ESTIMATORS_THREADS must be set before the import")
+    if threads is not None:
+        os.environ["EMNIST_ESTIMATORS_THREADS"] = str(threads)
+    else:
+        os.environ.pop("EMNIST_ESTIMATORS_THREADS", None)
+    import tensorflow as tf
+
+    from emnist_estimators import EmnistCNN
+    from emnist_estimators.datasets import read_idx
+
+    X = read_idx(images).reshape(-1, 784)[:n]
+    y = read_idx(labels)[:n]
+    mark_baseline()
+    clf = EmnistCNN(epochs=epochs, validation_fraction=0, random_state=0)
+    t = time.perf_counter()
+    clf.fit(X, y)
+    seconds = time.perf_counter() - t
+    return {
+        "seconds_per_epoch": seconds / epochs,
+        "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
 
 
 def main(argv=None):
@@ -53,9 +68,9 @@ def main(argv=None):
         f"{4 * cpus} threads (oversubscribed)": 4 * cpus,
     }
     cases = {
-        name: (
-            SETUP.format(threads=t, n=args.n, **files),
-            BODY.format(epochs=args.epochs),
+        name: Case(
+            "bench_threads.fit_epochs",
+            {"threads": t, "n": args.n, "epochs": args.epochs, **files},
         )
         for name, t in settings.items()
     }

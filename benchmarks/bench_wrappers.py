@@ -18,66 +18,123 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-from benchmarks._harness import alternate, fashion_files, median_of, write_results
-
-SETUP = """
 import numpy as np
-from emnist_estimators import EmnistCNN
-from emnist_estimators.architectures import build_cnn
-from emnist_estimators.datasets import read_idx
-import keras
-X = read_idx({images!r}).reshape(-1, 784)[:{n}]
-y = read_idx({labels!r})[:{n}].astype("int32")
-X_test = read_idx({images!r}).reshape(-1, 784)[-10000:]
-one = X_test[:1]
-def latency(fn, calls=60):
-    fn(); fn()
+
+from benchmarks._child import mark_baseline
+from benchmarks._harness import Case, alternate, fashion_files, median_of, write_results
+
+
+def _load(images: str, labels: str, n: int) -> tuple:
+    """The training images and labels, and the 10,000 images predicted."""
+    from emnist_estimators.datasets import read_idx
+
+    X = read_idx(images).reshape(-1, 784)[:n]
+    y = read_idx(labels)[:n].astype("int32")
+    X_test = read_idx(images).reshape(-1, 784)[-10000:]
+    return X, y, X_test
+
+
+def _latency(fn, calls: int = 60) -> float:
+    """Median seconds of ``fn()``, after two warm-up calls."""
+    fn()
+    fn()
     times = []
     for _ in range(calls):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
     return float(np.median(times))
-"""
 
-OURS = """
-clf = EmnistCNN(epochs={epochs}, validation_fraction=0, random_state=0,
-                precision="float32",  # the same arithmetic as the raw model
-                lr_schedule="constant")  # and the same optimiser
-t = time.perf_counter(); clf.fit(X, y); fit_s = time.perf_counter() - t
-clf.predict_proba(X_test[:512])
-t = time.perf_counter(); clf.predict_proba(X_test); batch_s = time.perf_counter() - t
-report(fit_s=fit_s, batch_s=batch_s, one_s=latency(lambda: clf.predict(one)))
-"""
 
-RAW_KERAS = """
-keras.utils.set_random_seed(0)
-model = build_cnn(784, 10, rescale=1 / 255, seed=0)
-model.compile(optimizer=keras.optimizers.Adam(1e-3),
-              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-t = time.perf_counter()
-model.fit(X, y, batch_size=256, epochs={epochs}, verbose=0, shuffle=True)
-fit_s = time.perf_counter() - t
-model.predict(X_test[:512], verbose=0)
-t = time.perf_counter(); model.predict(X_test, batch_size=1024, verbose=0)
-batch_s = time.perf_counter() - t
-report(fit_s=fit_s, batch_s=batch_s,
-       one_s=latency(lambda: model.predict(one, verbose=0).argmax(1)))
-"""
+def _compiled_cnn():
+    import keras
 
-SCIKERAS = """
-from scikeras.wrappers import KerasClassifier
-def make_model():
-    m = build_cnn(784, 10, rescale=1 / 255, seed=0)
-    m.compile(optimizer=keras.optimizers.Adam(1e-3),
-              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return m
-clf = KerasClassifier(model=make_model, epochs={epochs}, batch_size=256,
-                      random_state=0, verbose=0)
-t = time.perf_counter(); clf.fit(X, y); fit_s = time.perf_counter() - t
-clf.predict(X_test[:512])
-t = time.perf_counter(); clf.predict_proba(X_test); batch_s = time.perf_counter() - t
-report(fit_s=fit_s, batch_s=batch_s, one_s=latency(lambda: clf.predict(one)))
-"""
+    from emnist_estimators.architectures import build_cnn
+
+    model = build_cnn(784, 10, rescale=1 / 255, seed=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit_ours(*, images: str, labels: str, n: int, epochs: int, **_files) -> dict:
+    """EmnistCNN: fit, batch predict_proba, 1-sample predict (child process)."""
+    from emnist_estimators import EmnistCNN
+
+    X, y, X_test = _load(images, labels, n)
+    one = X_test[:1]
+    mark_baseline()
+    clf = EmnistCNN(
+        epochs=epochs,
+        validation_fraction=0,
+        random_state=0,
+        precision="float32",  # the same arithmetic as the raw model
+        lr_schedule="constant",  # and the same optimiser
+    )
+    t = time.perf_counter()
+    clf.fit(X, y)
+    fit_s = time.perf_counter() - t
+    clf.predict_proba(X_test[:512])
+    t = time.perf_counter()
+    clf.predict_proba(X_test)
+    batch_s = time.perf_counter() - t
+    return {
+        "fit_s": fit_s,
+        "batch_s": batch_s,
+        "one_s": _latency(lambda: clf.predict(one)),
+    }
+
+
+def fit_raw_keras(*, images: str, labels: str, n: int, epochs: int, **_files) -> dict:
+    """The same network built and trained with Keras alone (child process)."""
+    import keras
+
+    X, y, X_test = _load(images, labels, n)
+    one = X_test[:1]
+    mark_baseline()
+    keras.utils.set_random_seed(0)
+    model = _compiled_cnn()
+    t = time.perf_counter()
+    model.fit(X, y, batch_size=256, epochs=epochs, verbose=0, shuffle=True)
+    fit_s = time.perf_counter() - t
+    model.predict(X_test[:512], verbose=0)
+    t = time.perf_counter()
+    model.predict(X_test, batch_size=1024, verbose=0)
+    batch_s = time.perf_counter() - t
+    return {
+        "fit_s": fit_s,
+        "batch_s": batch_s,
+        "one_s": _latency(lambda: model.predict(one, verbose=0).argmax(1)),
+    }
+
+
+def fit_scikeras(*, images: str, labels: str, n: int, epochs: int, **_files) -> dict:
+    """The same network in stock scikeras' KerasClassifier (child process)."""
+    from scikeras.wrappers import KerasClassifier
+
+    X, y, X_test = _load(images, labels, n)
+    one = X_test[:1]
+    mark_baseline()
+    clf = KerasClassifier(
+        model=_compiled_cnn, epochs=epochs, batch_size=256, random_state=0, verbose=0
+    )
+    t = time.perf_counter()
+    clf.fit(X, y)
+    fit_s = time.perf_counter() - t
+    clf.predict(X_test[:512])
+    t = time.perf_counter()
+    clf.predict_proba(X_test)
+    batch_s = time.perf_counter() - t
+    return {
+        "fit_s": fit_s,
+        "batch_s": batch_s,
+        "one_s": _latency(lambda: clf.predict(one)),
+    }
 
 
 def main(argv=None):
@@ -86,11 +143,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    setup = SETUP.format(**fashion_files(), n=args.n)
+    data = {**fashion_files(), "n": args.n, "epochs": args.epochs}
     cases = {
-        "EmnistCNN": (setup, OURS.format(epochs=args.epochs)),
-        "raw Keras": (setup, RAW_KERAS.format(epochs=args.epochs)),
-        "stock scikeras": (setup, SCIKERAS.format(epochs=args.epochs)),
+        "EmnistCNN": Case("bench_wrappers.fit_ours", data),
+        "raw Keras": Case("bench_wrappers.fit_raw_keras", data),
+        "stock scikeras": Case("bench_wrappers.fit_scikeras", data),
     }
     runs = alternate(cases, args.repeats)
     med = {
