@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import random
+from collections.abc import Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import sparse
 from sklearn.utils._missing import is_pandas_na, is_scalar_nan
 from sklearn.utils._param_validation import InvalidParameterError
@@ -29,7 +31,7 @@ def _image_shape_of(X: np.ndarray) -> tuple[int, int] | None:
         return X.shape[1], X.shape[2]
     if X.ndim == 4:
         if X.shape[3] != 1:
-            raise ValueError(
+            raise DataFormatError(
                 f"X has shape {X.shape}: images must have one grey channel, "
                 "(n, height, width) or (n, height, width, 1). Convert colour "
                 "images to grey first."
@@ -39,13 +41,13 @@ def _image_shape_of(X: np.ndarray) -> tuple[int, int] | None:
 
 
 def check_pixels(
-    estimator,
-    X,
+    estimator: object,
+    X: ArrayLike,
     *,
     reset: bool,
     max_value: float | None = 255.0,
     keep_uint8: bool = True,
-):
+) -> tuple[np.ndarray, tuple[int, int] | None]:
     """Validate pixel input and return it as a 2-D array plus its image shape.
 
     Accepts arrays, lists and DataFrames of shape (n, n_features), (n, h, w)
@@ -54,11 +56,35 @@ def check_pixels(
     uint8 input stays uint8 (no float copy of a whole split); anything else
     becomes float32.
 
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator validating: named in messages, and given
+        ``n_features_in_`` (and ``feature_names_in_``) when ``reset``.
+    X : array-like
+        The pixels.
+    reset : bool
+        True in ``fit`` (record the number of features), False afterwards
+        (check it against the recorded one).
+    max_value : float or None, default=255.0
+        The largest valid pixel value; None skips the range check.
+    keep_uint8 : bool, default=True
+        Return uint8 input as uint8 instead of converting it to float32.
+
     Returns
     -------
     X2d : ndarray of shape (n_samples, n_features)
+        The pixels, uint8 or float32.
     image_shape : tuple of (height, width) or None
         The shape the images had, None for flat input.
+
+    Raises
+    ------
+    DataFormatError
+        Wrong number of dimensions or channels, or values out of range (a
+        ``ValueError``, as are scikit-learn's own NaN and shape errors).
+    TypeError
+        Sparse input.
     """
     name = type(estimator).__name__
     if sparse.issparse(X):
@@ -70,7 +96,7 @@ def check_pixels(
     if not hasattr(X, "columns"):  # keep DataFrames whole for feature names
         X = np.asarray(X) if not isinstance(X, np.ndarray) else X
         if X.ndim == 1:
-            raise ValueError(
+            raise DataFormatError(
                 f"Expected a 2-D array of shape (n_samples, n_pixels) or image "
                 f"batches (n, height, width), got a 1-D array of shape {X.shape}. "
                 "Reshape your data with X.reshape(1, -1) for a single sample or "
@@ -80,7 +106,10 @@ def check_pixels(
             image_shape = _image_shape_of(X)
             X = X.reshape(X.shape[0], -1)
         elif X.ndim > 4:
-            raise ValueError(f"X has {X.ndim} dimensions; expected 2, 3 or 4.")
+            raise DataFormatError(
+                f"X has {X.ndim} dimensions; expected 2 (n_samples, n_pixels), "
+                "3 (n, height, width) or 4 (n, height, width, 1)."
+            )
     dtype = getattr(X, "dtype", None)
     want = None if (keep_uint8 and dtype == np.uint8) else np.float32
     if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":
@@ -94,17 +123,20 @@ def check_pixels(
         ensure_all_finite=True,
         ensure_min_samples=1,
     )
-    if max_value is not None and X.dtype != np.uint8 and X.size:
+    # uint8 is within 0..255 by its type: scanning a whole split for that is
+    # skipped, unless a smaller max_value (1.0: "already scaled") can be exceeded.
+    may_exceed = X.dtype != np.uint8 or (max_value is not None and max_value < 255)
+    if max_value is not None and may_exceed and X.size:
         lo, hi = float(X.min()), float(X.max())
         if lo < 0:
-            raise ValueError(
+            raise DataFormatError(
                 f"Negative values in data passed to {name} (minimum {lo:g}): pixel "
                 f"values must lie in [0, {max_value:g}]. Pass raw grey pixels "
                 "0..255 or values scaled to [0, 1]; negative values usually mean "
                 "the data was standardised - undo that, or scale with PixelScaler."
             )
         if hi > max_value:
-            raise ValueError(
+            raise DataFormatError(
                 f"Pixel values up to {hi:g} passed to {name}, which expects values "
                 f"in [0, {max_value:g}]. Clip or rescale the images to 0..255 grey "
                 "levels."
@@ -112,7 +144,7 @@ def check_pixels(
     return X, image_shape
 
 
-def check_elements(estimator, element_constraints: dict) -> None:
+def check_elements(estimator: object, element_constraints: dict) -> None:
     """Check every element of an estimator's sequence parameters.
 
     scikit-learn's ``_parameter_constraints`` check a parameter's type (a
@@ -186,7 +218,9 @@ def check_labels(y: np.ndarray) -> None:
         ) from exc
 
 
-def resolve_seed(random_state) -> int | None:
+def resolve_seed(
+    random_state: int | np.random.RandomState | np.random.Generator | None,
+) -> int | None:
     """An int seed from ``random_state`` (int, RandomState, Generator or None)."""
     if random_state is None:
         return None
@@ -203,7 +237,7 @@ def resolve_seed(random_state) -> int | None:
 
 
 @contextlib.contextmanager
-def seeded(seed: int | None):
+def seeded(seed: int | None) -> Iterator[None]:
     """Seed Python, NumPy, TensorFlow and Keras for one fit, then restore them.
 
     ``keras.utils.set_random_seed`` changes process-wide state; restoring it

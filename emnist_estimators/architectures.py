@@ -17,12 +17,37 @@ from keras import layers
 __all__ = ["build_mlp", "build_cnn", "image_shape_for"]
 
 
-def image_shape_for(n_features: int, image_shape=None) -> tuple[int, int]:
-    """The (height, width) that ``n_features`` flat pixels are reshaped to.
+def image_shape_for(
+    n_features: int, image_shape: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """Return the (height, width) that ``n_features`` flat pixels are reshaped to.
 
     An explicit ``image_shape`` wins; a perfect square (784) becomes a square
     image (28x28); anything else becomes a one-row strip, so the CNN still
     works on generic features (as scikit-learn's estimator checks require).
+
+    Parameters
+    ----------
+    n_features : int
+        Pixels per sample.
+    image_shape : (int, int), default=None
+        An explicit (height, width); it must hold ``n_features`` pixels.
+
+    Returns
+    -------
+    tuple of (int, int)
+        Height and width.
+
+    Raises
+    ------
+    ValueError
+        ``image_shape`` does not hold ``n_features`` pixels.
+
+    Examples
+    --------
+    >>> from emnist_estimators.architectures import image_shape_for
+    >>> image_shape_for(784), image_shape_for(10)
+    ((28, 28), (1, 10))
     """
     if image_shape is not None:
         h, w = (int(v) for v in image_shape)

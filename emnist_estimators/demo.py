@@ -8,6 +8,7 @@ in well under a minute on a laptop CPU.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def run_demo(
     *,
     model: str = "cnn",
     epochs: int | None = None,
-    output="emnist-demo-output",
+    output: str | os.PathLike[str] = "emnist-demo-output",
     random_state: int = 0,
     overwrite: bool = False,
 ) -> dict:
@@ -30,6 +31,7 @@ def run_demo(
     Parameters
     ----------
     model : {'cnn', 'mlp'}, default='cnn'
+        Which classifier the pipeline ends with: EmnistCNN or EmnistMLP.
     epochs : int, default=None
         Default: 15 for the CNN, 30 for the MLP (the demo set is small).
     output : str or path-like, default='emnist-demo-output'

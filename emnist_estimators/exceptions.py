@@ -23,8 +23,10 @@ class EmnistEstimatorsError(Exception):
 
 
 class DataFormatError(EmnistEstimatorsError, ValueError):
-    """Data - a file, or arrays given to fit/predict - is corrupt, truncated,
-    mis-scaled or not in the format it claims."""
+    """Data - a file, or arrays given to fit/predict - is not what it claims.
+
+    It is corrupt, truncated, mis-scaled or in another format.
+    """
 
 
 class DataNotFoundError(EmnistEstimatorsError, FileNotFoundError):

@@ -35,6 +35,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .exceptions import OutputFolderError
@@ -54,12 +55,13 @@ MANIFEST_NAME = ".emnist-estimators.json"
 _WRITER = "emnist-estimators"
 
 
-def read_manifest(folder) -> dict | None:
-    """The manifest of a folder this package wrote, or None.
+def read_manifest(folder: str | os.PathLike[str]) -> dict | None:
+    """Read the manifest of a folder this package wrote.
 
     Parameters
     ----------
     folder : str or path-like
+        The folder whose manifest file is read.
 
     Returns
     -------
@@ -93,12 +95,15 @@ def _files_under(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def write_manifest(folder, *, command: str, files=None) -> Path:
+def write_manifest(
+    folder: str | os.PathLike[str], *, command: str, files: Iterable[str] | None = None
+) -> Path:
     """Record the files in ``folder`` that this package wrote.
 
     Parameters
     ----------
     folder : str or path-like
+        The folder to list; the manifest is written into it.
     command : str
         The command that wrote it (shown to a user who finds the folder).
     files : iterable of str, default=None
@@ -146,7 +151,9 @@ def _protected(real: Path) -> str | None:
     return None
 
 
-def check_output_folder(path, *, overwrite: bool = False, reuse: bool = False) -> Path:
+def check_output_folder(
+    path: str | os.PathLike[str], *, overwrite: bool = False, reuse: bool = False
+) -> Path:
     """Refuse an output path that a command must not write or replace.
 
     Call it before any long work (loading data, training), so a refusal
@@ -218,7 +225,12 @@ def check_output_folder(path, *, overwrite: bool = False, reuse: bool = False) -
 
 
 @contextlib.contextmanager
-def output_folder(path, *, overwrite: bool = False, command: str = "emnist-estimators"):
+def output_folder(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    command: str = "emnist-estimators",
+) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``path`` only if the block succeeds.
 
     The temporary folder is a hidden sibling of ``path`` (same file system,
@@ -231,6 +243,7 @@ def output_folder(path, *, overwrite: bool = False, command: str = "emnist-estim
     Parameters
     ----------
     path : str or path-like
+        The folder the command writes.
     overwrite : bool, default=False
         See :func:`check_output_folder`.
     command : str
@@ -292,12 +305,15 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()  # only if still empty: never someone else's files
 
 
-def prepare_reusable(path, *, command: str) -> tuple[Path, list[Path]]:
+def prepare_reusable(
+    path: str | os.PathLike[str], *, command: str
+) -> tuple[Path, list[Path]]:
     """Create, or reuse, a folder that a command adds to (``tune`` keeps its study).
 
     Parameters
     ----------
     path : str or path-like
+        The folder to create or reuse.
     command : str
         Recorded in the manifest.
 
@@ -313,7 +329,9 @@ def prepare_reusable(path, *, command: str) -> tuple[Path, list[Path]]:
     return real, created
 
 
-def discard_created(folder: Path, created: list[Path], files=()) -> None:
+def discard_created(
+    folder: Path, created: list[Path], files: Iterable[str] = ()
+) -> None:
     """After a failure, remove what :func:`prepare_reusable` created.
 
     Nothing happens when the folder existed before. Otherwise the named
@@ -324,6 +342,7 @@ def discard_created(folder: Path, created: list[Path], files=()) -> None:
     Parameters
     ----------
     folder : Path
+        The folder :func:`prepare_reusable` returned.
     created : list of Path
         What :func:`prepare_reusable` returned.
     files : iterable of str, default=()

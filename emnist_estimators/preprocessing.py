@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
@@ -44,7 +45,7 @@ class PixelScaler(TransformerMixin, BaseEstimator):
 
     See Also
     --------
-    EmnistMLP, EmnistCNN : classifiers that take its output.
+    EmnistMLP, EmnistCNN : Classifiers that take its output.
 
     Notes
     -----
@@ -71,12 +72,18 @@ class PixelScaler(TransformerMixin, BaseEstimator):
         "output_shape": [StrOptions({"flat", "image"})],
     }
 
-    def __init__(self, *, max_value=255.0, fix_orientation=False, output_shape="flat"):
+    def __init__(
+        self,
+        *,
+        max_value: float = 255.0,
+        fix_orientation: bool = False,
+        output_shape: str = "flat",
+    ) -> None:
         self.max_value = max_value
         self.fix_orientation = fix_orientation
         self.output_shape = output_shape
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> PixelScaler:
         """Validate ``X`` and record its number of pixels.
 
         Parameters
@@ -107,7 +114,7 @@ class PixelScaler(TransformerMixin, BaseEstimator):
             )
         return side
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Scale ``X`` to float32 in [0, 1], upright and in the asked shape.
 
         Parameters
@@ -118,7 +125,7 @@ class PixelScaler(TransformerMixin, BaseEstimator):
         Returns
         -------
         X_out : ndarray of shape (n_samples, n_pixels) or (n_samples, h, w, 1)
-            float32 values in [0, 1].
+            Values in [0, 1], float32.
         """
         check_is_fitted(self)
         X, _ = check_pixels(self, X, reset=False, max_value=self.max_value)
@@ -134,7 +141,9 @@ class PixelScaler(TransformerMixin, BaseEstimator):
             out = images.reshape(len(images), -1)
         return out
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(
+        self, input_features: ArrayLike | None = None
+    ) -> np.ndarray:
         """Output pixel names, in output order.
 
         Parameters

@@ -29,6 +29,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,15 @@ _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def user_cache_dir() -> Path:
-    """Root of the per-user cache: ``$EMNIST_ESTIMATORS_CACHE`` or ~/.cache/..."""
+    """Return the root of the per-user cache.
+
+    Returns
+    -------
+    Path
+        ``$EMNIST_ESTIMATORS_CACHE`` if set, else
+        ``$XDG_CACHE_HOME/emnist-estimators`` or
+        ``~/.cache/emnist-estimators``.
+    """
     env = os.environ.get("EMNIST_ESTIMATORS_CACHE")
     if env:
         return Path(env).expanduser()
@@ -88,11 +97,21 @@ def _writable_dir(folder: Path) -> bool:
 
 
 def cache_path_for(source: Path) -> Path | None:
-    """Where the upright ``.npy`` cache of ``source`` lives (None: nowhere writable).
+    """Return where the upright ``.npy`` cache of ``source`` lives.
 
     Next to the source when that folder is writable; otherwise in the user
     cache, under a name that includes a hash of the source's absolute path so
     two folders with files of the same name never share a cache entry.
+
+    Parameters
+    ----------
+    source : Path
+        The data file (IDX, gzip IDX or .mat) the cache holds upright.
+
+    Returns
+    -------
+    Path or None
+        The cache file's path; None when no candidate folder is writable.
     """
     name = f"{source.name}.v{CACHE_VERSION}.upright.npy"
     if _writable_dir(source.parent):
@@ -126,6 +145,11 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     whose writer no longer runs on this machine are removed; a live writer's
     file, another host's file and anything else in the folder are kept.
 
+    Parameters
+    ----------
+    folder : Path
+        The folder to clean.
+
     Returns
     -------
     list of Path
@@ -144,10 +168,20 @@ def remove_stale_temps(folder: Path) -> list[Path]:
 
 
 def cache_files(folder: Path) -> list[Path]:
-    """Our caches, sidecars and stale temporaries in ``folder``, sorted.
+    """List our caches, sidecars and stale temporaries in ``folder``.
 
     Matches our exact names only (any cache version); temporaries of live
     writers are not listed.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder to list; a missing or unreadable folder lists nothing.
+
+    Returns
+    -------
+    list of Path
+        The files found, sorted.
     """
     try:
         entries = list(os.scandir(folder))
@@ -163,7 +197,19 @@ def cache_files(folder: Path) -> list[Path]:
 
 
 def cache_kind(name: str) -> str | None:
-    """``"cache"`` for our ``.npy``/sidecar names, ``"temp"`` for our temporaries."""
+    """Classify a file name as one of our caches or temporaries.
+
+    Parameters
+    ----------
+    name : str
+        A file name, without folder.
+
+    Returns
+    -------
+    {"cache", "temp"} or None
+        ``"cache"`` for our ``.npy``/sidecar names, ``"temp"`` for our
+        temporary files, None for any other name.
+    """
     if _CACHE_RE.match(name):
         return "cache"
     if _TEMP_RE.match(name):
@@ -341,7 +387,7 @@ def load_cached_images(
     source: Path,
     *,
     use_cache: bool = True,
-    verify_source=None,
+    verify_source: Callable[[Path], str] | None = None,
     expected_count: int | None = None,
 ) -> np.ndarray:
     """Upright uint8 images of an IDX file, shape (n, 28, 28), via the cache.

@@ -1,4 +1,4 @@
-"""scikit-learn's bundled digits as EMNIST-style images: the offline data set.
+"""The offline data set: scikit-learn's bundled digits as EMNIST-style images.
 
 Needs no download, so the demo, the examples and the ``digits`` source of the
 command line work on a fresh install. One split for all of them
@@ -12,8 +12,8 @@ import numpy as np
 __all__ = ["digits_train_test_split", "load_digits_28"]
 
 
-def load_digits_28(*, return_X_y: bool = True):
-    """scikit-learn's 1,797 handwritten digits as EMNIST-style 28x28 uint8.
+def load_digits_28(*, return_X_y: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Load scikit-learn's 1,797 handwritten digits as EMNIST-style 28x28 uint8.
 
     The 8x8 images (values 0..16) are scaled to 0..255, enlarged to 20x20 by
     bilinear interpolation and centred in a 28x28 frame, like MNIST/EMNIST
@@ -27,7 +27,9 @@ def load_digits_28(*, return_X_y: bool = True):
     Returns
     -------
     X : ndarray of shape (1797, 784), uint8
+        Flat upright images, 0 (black) to 255 (white).
     y : ndarray of shape (1797,), int
+        The digits 0-9.
 
     Examples
     --------
@@ -48,8 +50,8 @@ def load_digits_28(*, return_X_y: bool = True):
     return X, digits.target
 
 
-def digits_train_test_split(*, random_state: int = 0):
-    """The digits' stratified 75/25 split: ``X_train, X_test, y_train, y_test``.
+def digits_train_test_split(*, random_state: int = 0) -> list[np.ndarray]:
+    """Split the digits 75/25, stratified, like every digits user here.
 
     Parameters
     ----------
@@ -59,7 +61,9 @@ def digits_train_test_split(*, random_state: int = 0):
     Returns
     -------
     X_train, X_test : ndarray of shape (1347, 784) and (450, 784), uint8
+        Training and test images, as :func:`load_digits_28` returns them.
     y_train, y_test : ndarray of shape (1347,) and (450,), int
+        Their digits.
 
     Examples
     --------

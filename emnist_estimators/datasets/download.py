@@ -99,13 +99,34 @@ _MIRROR_HINT = (
 
 
 def archive_url(url: str | None = None) -> str:
-    """The archive URL: ``url``, else ``$EMNIST_MIRROR_URL``, else NIST's."""
+    """Return the archive URL to download from.
+
+    Parameters
+    ----------
+    url : str, default=None
+        An explicit URL, which wins.
+
+    Returns
+    -------
+    str
+        ``url``, else ``$EMNIST_MIRROR_URL``, else NIST's official URL.
+    """
     return url or os.environ.get("EMNIST_MIRROR_URL") or OFFICIAL_URL
 
 
 def download_timeout(timeout: float | None = None) -> float:
-    """Seconds per network read: ``timeout``, else ``$EMNIST_DOWNLOAD_TIMEOUT``,
-    else :data:`DOWNLOAD_TIMEOUT`.
+    """Return the seconds that each network read may wait.
+
+    Parameters
+    ----------
+    timeout : float, default=None
+        An explicit number of seconds, which wins.
+
+    Returns
+    -------
+    float
+        ``timeout``, else ``$EMNIST_DOWNLOAD_TIMEOUT``, else
+        :data:`DOWNLOAD_TIMEOUT`.
 
     Raises
     ------
@@ -363,7 +384,9 @@ def _open_part(path: Path):
     return os.fdopen(os.open(path, flags | getattr(os, "O_BINARY", 0), 0o666), "wb")
 
 
-def remove_stale_parts(folder, *, dry_run: bool = False) -> list[Path]:
+def remove_stale_parts(
+    folder: str | os.PathLike[str], *, dry_run: bool = False
+) -> list[Path]:
     """Delete the partial downloads that dead processes left in ``folder``.
 
     Only files named like ours (``.<name>.<pid>@<host>.part``) are candidates,
@@ -561,7 +584,7 @@ def _prepare_folder(folder: Path) -> None:
 
 def download_members(
     members: list[str],
-    folder,
+    folder: str | os.PathLike[str],
     *,
     url: str | None = None,
     progress: bool = True,
@@ -715,7 +738,7 @@ def _download_whole(
 def download_split(
     split: str,
     subset: str,
-    folder,
+    folder: str | os.PathLike[str],
     *,
     url: str | None = None,
     progress: bool = True,
@@ -723,7 +746,27 @@ def download_split(
 ) -> list[Path]:
     """Download the images, labels and mapping of one split/subset into ``folder``.
 
-    Files already there are kept. ``timeout`` is as in :func:`download_members`.
+    Files already there are kept.
+
+    Parameters
+    ----------
+    split : str
+        EMNIST split, e.g. ``"balanced"``.
+    subset : {"train", "test"}
+        Which half of the split.
+    folder : str or path-like
+        Destination; files are stored under their base names.
+    url : str, default=None
+        Archive URL; default ``$EMNIST_MIRROR_URL`` or NIST's official URL.
+    progress : bool, default=True
+        Show a progress bar on stderr.
+    timeout : float, default=None
+        Seconds each connect or read may wait, as in :func:`download_members`.
+
+    Returns
+    -------
+    list of Path
+        The images, labels and mapping files, in that order.
 
     Raises
     ------

@@ -43,11 +43,19 @@ _DEFAULT_CHARS = {
 }
 
 
-def get_data_home(data_home=None) -> Path:
-    """Folder where EMNIST files are looked for and downloaded to.
+def get_data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
+    """Return the folder where EMNIST files are looked for and downloaded to.
 
-    ``data_home`` if given, else ``$EMNIST_DATA``, else the user cache
-    (``~/.cache/emnist-estimators``, or ``$EMNIST_ESTIMATORS_CACHE``).
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        An explicit folder, which wins.
+
+    Returns
+    -------
+    Path
+        ``data_home`` if given, else ``$EMNIST_DATA``, else the user cache
+        (``~/.cache/emnist-estimators``, or ``$EMNIST_ESTIMATORS_CACHE``).
     """
     if data_home is not None:
         return Path(data_home).expanduser()
@@ -58,7 +66,22 @@ def get_data_home(data_home=None) -> Path:
 
 
 def default_mapping(split: str) -> dict[int, str]:
-    """The official label -> character mapping of a split, without any file.
+    """Return the official label -> character mapping of a split, without any file.
+
+    Parameters
+    ----------
+    split : {'balanced', 'byclass', 'bymerge', 'digits', 'letters', 'mnist'}
+        Which EMNIST split.
+
+    Returns
+    -------
+    dict of int to str
+        Each label's character, e.g. ``{0: '0', ..., 10: 'A', ...}``.
+
+    Raises
+    ------
+    ValueError
+        Unknown split.
 
     Examples
     --------
@@ -104,8 +127,26 @@ def _first(paths: list[Path]) -> Path | None:
     return next((p for p in paths if p.is_file()), None)
 
 
-def find_split_files(split: str, subset: str, data_home=None) -> SplitFiles | None:
-    """Locate local files for ``split``/``subset``: IDX (gz or raw), CSV or .mat."""
+def find_split_files(
+    split: str, subset: str, data_home: str | os.PathLike[str] | None = None
+) -> SplitFiles | None:
+    """Locate local files for ``split``/``subset``: IDX (gz or raw), CSV or .mat.
+
+    Parameters
+    ----------
+    split : str
+        EMNIST split, e.g. ``"balanced"``.
+    subset : {'train', 'test'}
+        Which half of the split.
+    data_home : str or path-like, default=None
+        Folder to look in (and in its ``gzip/`` and ``matlab/`` subfolders);
+        default as :func:`get_data_home`.
+
+    Returns
+    -------
+    SplitFiles or None
+        The files found, IDX preferred over CSV over .mat; None if none are.
+    """
     home = get_data_home(data_home)
     names = member_names(split, subset)
     mapping = _first(_candidates(home, Path(names["mapping"]).name))
@@ -163,7 +204,17 @@ def _checked_sha256(path: Path) -> str:
 
 
 def verify_file(path: Path) -> bool:
-    """Check an official file's sha256; True if checked, False if not official.
+    """Check an official file's sha256 against NIST's published one.
+
+    Parameters
+    ----------
+    path : Path
+        The file; whether it is official is decided by its name.
+
+    Returns
+    -------
+    bool
+        True if the file was checked, False if its name is not official.
 
     Raises
     ------
@@ -296,7 +347,7 @@ def load_emnist(
     split: str = "balanced",
     subset: str = "train",
     *,
-    data_home=None,
+    data_home: str | os.PathLike[str] | None = None,
     download: bool = True,
     return_X_y: bool = False,
     orientation: str = "upright",
@@ -305,7 +356,7 @@ def load_emnist(
     cache: bool = True,
     url: str | None = None,
     progress: bool = True,
-):
+) -> Bunch | tuple[np.ndarray, np.ndarray]:
     """Load an EMNIST split as uint8 pixels and integer (or character) labels.
 
     ==================  ==================================================
@@ -368,7 +419,8 @@ default='balanced'
         ``target_names`` ndarray of the class characters in label order;
         ``mapping`` dict label -> character; ``DESCR``; ``split``; ``subset``;
         ``files``.
-    (data, target) : tuple if ``return_X_y`` is True
+    (data, target) : tuple of ndarray
+        Returned instead of the Bunch if ``return_X_y`` is True.
 
     Raises
     ------
@@ -461,7 +513,9 @@ def _cache_folders(home: Path) -> list[Path]:
     return [home, home / "gzip", home / "matlab", *_user_cache_folders()]
 
 
-def clean_cache(data_home=None, *, dry_run: bool = False) -> list[Path]:
+def clean_cache(
+    data_home: str | os.PathLike[str] | None = None, *, dry_run: bool = False
+) -> list[Path]:
     """Delete the ``.npy`` caches this package made, and stale temporary files.
 
     Looks in the data folder (and its ``gzip/`` and ``matlab/`` subfolders)
@@ -514,8 +568,18 @@ def clean_cache(data_home=None, *, dry_run: bool = False) -> list[Path]:
     return removed
 
 
-def data_info(data_home=None, *, checksums: bool = False) -> list[dict]:
+def data_info(
+    data_home: str | os.PathLike[str] | None = None, *, checksums: bool = False
+) -> list[dict]:
     """Describe the EMNIST files and caches in ``data_home``.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The data folder, as for :func:`load_emnist`; the user cache's ``npy``
+        folder is listed too.
+    checksums : bool, default=False
+        Hash the official files (slow for large files) to fill ``sha256_ok``.
 
     Returns
     -------

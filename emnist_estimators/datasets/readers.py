@@ -16,7 +16,9 @@ import queue
 import struct
 import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -30,6 +32,13 @@ __all__ = [
     "read_mapping",
     "transpose_images",
 ]
+
+
+class _Hasher(Protocol):
+    """What ``raw_hash`` must offer: a hashlib object's ``update``."""
+
+    def update(self, data: bytes, /) -> None: ...
+
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/); EMNIST only uses 0x08.
 _IDX_DTYPES = {
@@ -47,7 +56,7 @@ _CHUNK = 1 << 22  # 4 MiB: big enough to be fast, small enough to stay lean
 _MAX_DEFLATE_RATIO = 1032
 
 
-try:  # ISA-L inflates gzip about 2.3x faster than zlib (benchmarks/bench_data)
+try:  # ISA-L inflates gzip ~1.9x faster than zlib (results/bench_data.md)
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - the pure zlib path is tested too
     _zlib = zlib
@@ -116,7 +125,10 @@ def _decompressed_chunks(path: Path, *, inflate=None, raw_hash=None):
 
 
 def read_idx(
-    path, *, out: np.ndarray | None = None, transpose: bool = False
+    path: str | os.PathLike[str],
+    *,
+    out: np.ndarray | None = None,
+    transpose: bool = False,
 ) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into a numpy array.
 
@@ -285,14 +297,38 @@ def _check_idx_size(path, shape, dtype) -> bool:
     return want < 2**32 and isize == want and want <= size * _MAX_DEFLATE_RATIO
 
 
-def iter_idx_blocks(path, shape, dtype, *, transpose: bool, raw_hash=None):
-    """Yield the records of an IDX file as native-order arrays, block by block.
+def iter_idx_blocks(
+    path: str | os.PathLike[str],
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    transpose: bool,
+    raw_hash: _Hasher | None = None,
+) -> Iterator[np.ndarray]:
+    """Iterate over the records of an IDX file as native-order arrays, by block.
 
-    With ``transpose``, each block holds whole images, transposed, contiguous.
     The header is checked against the file's size first (see
     ``_check_idx_size``); blocks are at most a few MiB, so memory stays
-    bounded whatever the header claims. ``raw_hash`` (a hashlib object), if
-    given, is fed the file's bytes as they are read.
+    bounded whatever the header claims.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The IDX file, raw or gzip.
+    shape : tuple of int
+        The array shape its header announces (see :func:`idx_header`).
+    dtype : numpy.dtype
+        The element type its header announces.
+    transpose : bool
+        Transpose each image (EMNIST's files store them transposed).
+    raw_hash : hashlib hash object, default=None
+        If given, fed the file's bytes (compressed, as stored) as they are read.
+
+    Returns
+    -------
+    iterator of ndarray
+        Contiguous blocks of whole records, of shape ``(k, *shape[1:])``; the
+        file is read lazily as the iterator is consumed.
 
     Raises
     ------
@@ -337,8 +373,20 @@ def _idx_blocks(path, shape, dtype, *, transpose: bool, raw_hash=None):
         )
 
 
-def idx_header(path) -> tuple[tuple[int, ...], np.dtype]:
+def idx_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], np.dtype]:
     """Return ``(shape, dtype)`` from an IDX file's header without reading data.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The IDX file, raw or gzip.
+
+    Returns
+    -------
+    shape : tuple of int
+        The array's shape, e.g. ``(112800, 28, 28)``.
+    dtype : numpy.dtype
+        The element type, e.g. uint8.
 
     Raises
     ------
@@ -378,7 +426,7 @@ def idx_header(path) -> tuple[tuple[int, ...], np.dtype]:
     return shape, _IDX_DTYPES[code]
 
 
-def write_idx(path, array: np.ndarray) -> None:
+def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write ``array`` as an IDX file; gzip-compressed when the name ends in .gz.
 
     The file is written to a temporary name and renamed into place, so an
@@ -414,7 +462,9 @@ def write_idx(path, array: np.ndarray) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def read_emnist_csv(path, *, n_features: int = 784) -> tuple[np.ndarray, np.ndarray]:
+def read_emnist_csv(
+    path: str | os.PathLike[str], *, n_features: int = 784
+) -> tuple[np.ndarray, np.ndarray]:
     """Read the common CSV export of EMNIST (``label,p0,...,p783``, no header).
 
     The file is parsed with pandas' C parser straight into uint8 columns, one
@@ -496,7 +546,7 @@ def _csv_chunk(path: Path, values: np.ndarray, n_features: int):
     return pixels.astype(np.uint8), labels.astype(np.int64)
 
 
-def read_emnist_mat(path, subset: str = "train") -> dict:
+def read_emnist_mat(path: str | os.PathLike[str], subset: str = "train") -> dict:
     """Read one subset of a MATLAB file from NIST's ``matlab.zip``.
 
     Each ``emnist-<split>.mat`` holds a struct ``dataset`` with fields
@@ -509,11 +559,12 @@ def read_emnist_mat(path, subset: str = "train") -> dict:
     path : str or path-like
         The ``.mat`` file.
     subset : {'train', 'test'}, default='train'
+        Which half of the split to read.
 
     Returns
     -------
     dict
-        ``{"images": uint8 (n, 784), "labels": int64 (n,), "mapping": dict}``
+        ``{"images": uint8 (n, 784), "labels": int64 (n,), "mapping": dict}``.
 
     Raises
     ------
@@ -636,11 +687,16 @@ def _mat_mapping(path: Path, rows: np.ndarray) -> dict[int, str]:
         ) from exc
 
 
-def read_mapping(path) -> dict[int, str]:
+def read_mapping(path: str | os.PathLike[str]) -> dict[int, str]:
     """Read an ``emnist-<split>-mapping.txt`` file.
 
     Each line is ``label ascii_code``; the letters split has ``label upper
     lower`` and the class is named by its capital.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The mapping file.
 
     Returns
     -------
@@ -689,6 +745,8 @@ def transpose_images(images: np.ndarray, *, chunk: int = 8192) -> np.ndarray:
     ----------
     images : ndarray of shape (n, h, h) or (n, h*h), uint8
         Square images, modified in place.
+    chunk : int, default=8192
+        Images transposed at a time: the extra memory used.
 
     Returns
     -------

@@ -1,0 +1,201 @@
+"""The private helpers every estimator relies on: input checks and seeding.
+
+The estimators' own tests reach these through ``fit``; here each behaviour is
+pinned where it lives, without training anything.
+"""
+
+from __future__ import annotations
+
+import random
+from numbers import Integral
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, InvalidParameterError
+
+from emnist_estimators import _utils
+from emnist_estimators._utils import (
+    check_elements,
+    check_labels,
+    check_pixels,
+    resolve_precision,
+    resolve_seed,
+    seeded,
+)
+from emnist_estimators.exceptions import DataFormatError
+
+
+class Holder(BaseEstimator):
+    """A stand-in estimator: check_pixels records n_features_in_ on it."""
+
+    def __init__(self, sizes=(8, 4)):
+        self.sizes = sizes
+
+
+# --- check_pixels -----------------------------------------------------------------
+def test_uint8_pixels_are_not_copied():
+    """A whole EMNIST split is ~90 MB as uint8, four times that as float32."""
+    X = np.zeros((3, 784), np.uint8)
+    out, image_shape = check_pixels(Holder(), X, reset=True)
+    assert out.dtype == np.uint8 and np.shares_memory(out, X)
+    assert image_shape is None
+    as_float, _ = check_pixels(Holder(), X, reset=True, keep_uint8=False)
+    assert as_float.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 7), (3, 4, 7, 1)])
+def test_image_batches_are_flattened_and_their_shape_returned(shape):
+    X = np.arange(np.prod(shape), dtype=np.float64).reshape(shape) % 256
+    holder = Holder()
+    out, image_shape = check_pixels(holder, X, reset=True)
+    assert image_shape == (4, 7)
+    assert out.shape == (3, 28) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, X.reshape(3, 28))
+    assert holder.n_features_in_ == 28
+
+
+def test_feature_count_and_names_are_recorded_then_enforced():
+    holder = Holder()
+    check_pixels(holder, np.zeros((2, 4)), reset=True)
+    assert holder.n_features_in_ == 4
+    with pytest.raises(ValueError, match="X has 5 features, but Holder is expecting 4"):
+        check_pixels(holder, np.zeros((2, 5)), reset=False)
+    frame = pd.DataFrame(np.zeros((2, 4)), columns=list("abcd"))
+    check_pixels(holder, frame, reset=True)
+    assert list(holder.feature_names_in_) == list("abcd")
+    with pytest.raises(ValueError, match="same order as they were in fit"):
+        check_pixels(holder, frame[list("abdc")], reset=False)
+
+
+def test_range_check_follows_max_value():
+    X = np.array([[0.0, 1000.0]])
+    out, _ = check_pixels(Holder(), X, reset=True, max_value=None)  # unchecked
+    assert out.max() == 1000.0
+    with pytest.raises(DataFormatError, match="up to 1000 passed to Holder"):
+        check_pixels(Holder(), X, reset=True)
+    with pytest.raises(DataFormatError, match=r"expects values in \[0, 1\]"):
+        check_pixels(Holder(), np.array([[0, 2]], np.uint8), reset=True, max_value=1)
+
+
+def test_text_pixels_become_numbers_or_a_clear_error():
+    out, _ = check_pixels(Holder(), np.array([["0", "255"]]), reset=True)
+    assert out.dtype == np.float32 and out.tolist() == [[0.0, 255.0]]
+    with pytest.raises(ValueError, match="could not convert"):
+        check_pixels(Holder(), np.array([["0", "white"]]), reset=True)
+
+
+# --- check_labels -----------------------------------------------------------------
+@pytest.mark.parametrize("gap", [None, np.nan, pd.NA])
+def test_missing_labels_are_named_by_position(gap):
+    y = np.array(["a", "b", gap, "a", gap], dtype=object)
+    with pytest.raises(DataFormatError, match=r"2 of 5 samples, at positions \[2, 4\]"):
+        check_labels(y)
+
+
+def test_many_missing_labels_are_listed_ten_at_most():
+    y = np.array([None] * 12 + ["a"], dtype=object)
+    with pytest.raises(
+        DataFormatError, match=r"\[0, 1, 2, 3, 4, 5, 6, 7, 8, 9\]\.\.\."
+    ):
+        check_labels(y)
+
+
+def test_mixed_label_types_are_refused():
+    with pytest.raises(DataFormatError, match=r"mixes label types \(int, str\)"):
+        check_labels(np.array([1, "a", 2], dtype=object))
+
+
+@pytest.mark.parametrize(
+    "y",
+    [np.array([0, 1, 1]), np.array(["a", "b"]), np.array(["a", "b"], dtype=object)],
+)
+def test_complete_labels_pass(y):
+    check_labels(y)  # no error
+
+
+# --- check_elements ---------------------------------------------------------------
+SIZES = {"sizes": Interval(Integral, 1, None, closed="left")}
+
+
+@pytest.mark.parametrize("sizes", [(), (3,), [np.int64(2), 5]])
+def test_valid_elements_pass(sizes):
+    check_elements(Holder(sizes=sizes), SIZES)
+
+
+@pytest.mark.parametrize(
+    "sizes, bad", [((4, 0), "element 1 is 0 (int)"), ((True,), "element 0 is True")]
+)
+def test_bad_element_is_named_with_the_default_as_example(sizes, bad):
+    with pytest.raises(InvalidParameterError) as info:
+        check_elements(Holder(sizes=sizes), SIZES)
+    message = str(info.value)
+    assert message.startswith("The 'sizes' parameter of Holder must be a tuple or")
+    assert bad in message and "Pass e.g. sizes=(8, 4) (the default)." in message
+
+
+# --- resolve_seed / seeded --------------------------------------------------------
+def test_resolve_seed():
+    assert resolve_seed(None) is None
+    assert resolve_seed(7) == 7 and type(resolve_seed(np.int64(7))) is int
+    # the same generator state gives the same seed: searches stay reproducible
+    rs = resolve_seed(np.random.RandomState(0))
+    assert rs == resolve_seed(np.random.RandomState(0)) and 0 <= rs < 2**31
+    gen = resolve_seed(np.random.default_rng(0))
+    assert gen == resolve_seed(np.random.default_rng(0)) and 0 <= gen < 2**31
+    with pytest.raises(ValueError, match="random_state must be None, an int"):
+        resolve_seed("0")
+
+
+def _draws() -> tuple[float, float, float]:
+    value = keras.ops.convert_to_numpy(keras.random.uniform(()))
+    return random.random(), float(np.random.rand()), float(value)
+
+
+def test_seeded_blocks_draw_the_same_numbers_and_leave_no_trace():
+    random.seed(1)
+    np.random.seed(1)
+    expected = (random.random(), float(np.random.rand()))
+    random.seed(1)
+    np.random.seed(1)
+    with seeded(5):
+        first = _draws()
+    assert (random.random(), float(np.random.rand())) == expected  # state restored
+    with pytest.raises(RuntimeError):  # restored after an error, too
+        with seeded(5):
+            second = _draws()
+            raise RuntimeError
+    assert first == second
+    with seeded(6):
+        assert _draws() != first
+
+
+def test_seeded_none_changes_nothing():
+    random.seed(2)
+    expected = [random.random(), random.random()]
+    random.seed(2)
+    with seeded(None):
+        got = [random.random()]
+    got.append(random.random())
+    assert got == expected
+
+
+# --- resolve_precision ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "precision, gpus, bf16, policy",
+    [
+        ("float32", [], True, None),
+        ("mixed_bfloat16", ["gpu"], False, "mixed_bfloat16"),  # asked: given
+        ("auto", [], True, "mixed_bfloat16"),
+        ("auto", [], False, None),  # emulated bfloat16 would be slower
+        ("auto", ["gpu"], True, None),
+    ],
+)
+def test_resolve_precision(monkeypatch, precision, gpus, bf16, policy):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    monkeypatch.setattr(_utils, "_cpu_has_bf16", lambda: bf16)
+    assert resolve_precision(precision) == policy
