@@ -3,25 +3,24 @@
 >>> from emnist_estimators import EmnistMLP, EmnistCNN, PixelScaler, load_emnist
 
 The estimators import TensorFlow, which takes seconds; they are loaded on
-first use so that the data layer and the command line start fast.
+first use so that the data layer and the command line start fast. Importing
+the package changes no environment variable and no TensorFlow setting; the
+one process-wide setting the estimators make, TensorFlow's thread pools, is
+made at their first use (see :mod:`emnist_estimators.threads`).
 """
 
 import importlib
-import os as _os
 
-# TensorFlow's C++ start-up chatter is noise for a library's users.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from .datasets import load_emnist  # noqa: E402
-from .preprocessing import PixelScaler  # noqa: E402
-from .threads import set_num_threads  # noqa: E402
+from .datasets import load_emnist
+from .preprocessing import PixelScaler
+from .threads import set_num_threads
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "EmnistCNN": "estimators",
     "EmnistMLP": "estimators",
-    "load_model": "estimators",
+    "load_model": "persistence",
 }
 
 __all__ = [

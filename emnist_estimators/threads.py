@@ -1,19 +1,30 @@
-"""How many CPU threads TensorFlow uses: the cores this process is given.
+"""Process-wide runtime settings: TensorFlow's thread pools, set at first use.
 
-TensorFlow sizes its thread pools from the CPUs it can schedule on
+Importing ``emnist_estimators`` (or any of its modules) changes nothing in
+the process: no environment variable (TensorFlow's log level,
+``TF_CPP_MIN_LOG_LEVEL``, stays the user's; only the command line sets it)
+and no TensorFlow setting. TensorFlow's thread pools are the one setting the
+estimators make, and only when first used: the first ``fit``,
+``partial_fit``, ``initialize`` or ``predict``, ``load_model``, or
+unpickling a fitted estimator calls :func:`configure_at_first_use` before
+TensorFlow's runtime starts.
+
+Why: TensorFlow sizes its pools from the CPUs it can schedule on
 (``sched_getaffinity``) and ignores a container's CPU quota, so in a
 container limited to 2 CPUs on a 64-core host it starts 64 threads per pool
-and they fight over 2 cores. Before TensorFlow starts its runtime (the first
-fit or predict), the estimators call :func:`configure_threads`, which sets
-both pools from, in this order:
+and they fight over 2 cores. Each pool is sized from the first of:
 
-1. ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS`` if the user set
-   them (TensorFlow's own knobs are left alone);
-2. :func:`set_num_threads` or ``EMNIST_ESTIMATORS_THREADS``;
+1. :func:`set_num_threads`, else ``EMNIST_ESTIMATORS_THREADS`` - an explicit
+   request to this package, applied even over the two below;
+2. what TensorFlow was already told: its ``TF_NUM_INTRAOP_THREADS`` /
+   ``TF_NUM_INTEROP_THREADS`` variables, or a pool the program sized with
+   ``tf.config.threading.set_*_parallelism_threads`` - left as they are;
 3. :func:`available_cpus`: affinity mask and cgroup CPU quota.
 
 The pools can only be sized once per process: TensorFlow fixes them when its
-runtime starts. ``benchmarks/bench_threads.py`` measures the effect.
+runtime starts. To size them differently, call :func:`set_num_threads` (or
+``tf.config.threading``) before the first fit or TensorFlow op.
+``benchmarks/bench_threads.py`` measures the effect.
 
 Examples
 --------
@@ -39,6 +50,7 @@ ENV_VAR = "EMNIST_ESTIMATORS_THREADS"
 MAX_THREADS_PER_CPU = 4
 
 _requested: int | None = None
+_configured = False  # configure_at_first_use ran in this process
 
 
 def available_cpus() -> int:
@@ -118,8 +130,10 @@ def set_num_threads(n: int) -> None:
     """Use ``n`` threads in TensorFlow's op pools for this process.
 
     Call it before the first fit or predict (or set
-    ``EMNIST_ESTIMATORS_THREADS=n`` in the environment). Use fewer threads
-    than cores to leave room for other work, e.g. one tuning worker per core.
+    ``EMNIST_ESTIMATORS_THREADS=n`` in the environment). It overrides the
+    default of one thread per usable CPU and any size already given to
+    TensorFlow. Use fewer threads than cores to leave room for other work,
+    e.g. one tuning worker per core.
 
     Parameters
     ----------
@@ -142,21 +156,51 @@ def set_num_threads(n: int) -> None:
     """
     global _requested
     _requested = _validate(n, "set_num_threads(n)")
-    if "tensorflow" in sys.modules:  # else the estimators' import applies it
+    # With TensorFlow loaded, apply it now: an error (runtime already started)
+    # then points at this call. Else the first fit or predict applies it.
+    if "tensorflow" in sys.modules:
         configure_threads()
 
 
+def configure_at_first_use() -> None:
+    """Size TensorFlow's thread pools, the first time an estimator needs them.
+
+    The estimators call this before they build or load a network; only the
+    first call in a process does anything (:func:`configure_threads`). A
+    failed call (a bad ``EMNIST_ESTIMATORS_THREADS``) is retried next time.
+
+    Raises
+    ------
+    ValueError
+        If ``EMNIST_ESTIMATORS_THREADS`` is not a valid thread count.
+    RuntimeError
+        As :func:`configure_threads`.
+    """
+    global _configured
+    if not _configured:
+        configure_threads()
+        _configured = True
+
+
 def configure_threads() -> tuple[int, int]:
-    """Size TensorFlow's thread pools once, before its runtime starts.
+    """Size TensorFlow's thread pools, before its runtime starts.
+
+    Each pool gets the explicit request (:func:`set_num_threads` or
+    ``EMNIST_ESTIMATORS_THREADS``); without one, a pool TensorFlow was
+    already given a size for (``TF_NUM_*_THREADS``, or
+    ``tf.config.threading.set_*``) is left alone and the others get
+    :func:`available_cpus` threads.
 
     Returns
     -------
     (int, int)
-        The intra-op and inter-op pool sizes set; 0 where left to
+        The intra-op and inter-op pool sizes now set; 0 where left to
         TensorFlow (its own ``TF_NUM_*_THREADS`` variable is set).
 
     Raises
     ------
+    ValueError
+        If ``EMNIST_ESTIMATORS_THREADS`` is not a valid thread count.
     RuntimeError
         If a size was asked for explicitly (:func:`set_num_threads` or the
         environment variable) but TensorFlow's runtime already started with
@@ -183,7 +227,10 @@ def configure_threads() -> tuple[int, int]:
             threading.set_inter_op_parallelism_threads,
         ),
     ):
-        if value is None or getter() == value:
+        current = getter()
+        # 0: not sized yet. Another size without an explicit request was the
+        # program's own choice (tf.config.threading), which stays.
+        if value is None or current == value or (current and not explicit):
             continue
         try:
             setter(value)

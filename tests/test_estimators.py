@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 
 from emnist_estimators import EmnistCNN, EmnistMLP, PixelScaler, load_model
+from emnist_estimators.base import _EmnistClassifier
 from emnist_estimators.exceptions import EmnistEstimatorsError
 
 # Tiny networks trained for a few epochs: a constant learning rate learns the
@@ -436,3 +437,49 @@ def test_cosine_schedule_decays_the_learning_rate(data):
     assert start < clf.learning_rate * 0.05  # decayed to ~1% at the end
     constant = small(EmnistMLP, lr_schedule="constant", epochs=1).fit(X, y)
     assert float(constant.model_.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+# --- issue 12.1: every scikeras knob readable on the object is honoured -----
+#: scikeras' settings the class used to fix as constants, two of which
+#: (optimizer, loss) training ignored; now they are absent, not silently ignored.
+SCIKERAS_CONSTANTS = [
+    "model",
+    "build_fn",
+    "warm_start",
+    "optimizer",
+    "loss",
+    "metrics",
+    "validation_batch_size",
+    "validation_split",
+    "shuffle",
+    "run_eagerly",
+    "class_weight",
+]
+
+
+@pytest.mark.parametrize("cls", [EmnistMLP, EmnistCNN])
+def test_no_ignored_scikeras_setting_is_readable(cls):
+    clf = cls()
+    present = [a for a in SCIKERAS_CONSTANTS if hasattr(clf, a)]
+    assert not present, f"{cls.__name__} has scikeras settings it ignores: {present}"
+    # scikeras' encoders are not used for labels or pixels: no decoy object
+    for hook in ("target_encoder", "feature_encoder"):
+        with pytest.raises(AttributeError, match="not used"):
+            getattr(clf, hook)
+    assert "_more_tags" not in vars(_EmnistClassifier)  # scikit-learn >= 1.7
+
+
+def test_initialize_builds_an_untrained_network(data):
+    """scikeras' initialize() raised "must implement _keras_build_fn"."""
+    X, y = data
+    clf = small(EmnistMLP, random_state=0)
+    assert clf.initialize(X, y) is clf
+    assert clf.initialized_ and clf.n_iter_ == clf.current_epoch == 0
+    assert clf.classes_.tolist() == ["-", "|"] and clf.n_features_in_ == 784
+    untrained = clf.predict_proba(X[:3])  # usable before any training
+    assert untrained.shape == (3, 2)
+    clf.partial_fit(X, y)  # trains the initialized network
+    assert clf.current_epoch == clf.n_iter_ == 1
+    assert not np.array_equal(clf.predict_proba(X[:3]), untrained)
+    with pytest.raises(ValueError, match="only one class"):
+        small(EmnistMLP).initialize(X[:2], ["a", "a"])

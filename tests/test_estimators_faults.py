@@ -198,7 +198,7 @@ def test_load_model_stops_reading_at_the_cap_even_if_zip_does_not(saved, monkeyp
         return real_open(self, name, *args, **kwargs)
 
     monkeypatch.setattr(zipfile.ZipFile, "open", open_member)
-    from emnist_estimators.estimators import MEMBER_CAPS
+    from emnist_estimators.persistence import MEMBER_CAPS
 
     with pytest.raises(DataFormatError, match=f"'{STATE}' inflates past the cap"):
         load_model(path)

@@ -8,6 +8,7 @@ so resolving a dataset never pulls in the estimators (and TensorFlow).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -33,10 +34,14 @@ RANKS = {
     "_utils": 6,
     "preprocessing": 7,
     "sources": 7,
+    "base": 8,
+    "persistence": 8,
     "estimators": 8,
+    "callbacks": 8,
     "tuning": 9,
     "reporting": 9,
     "demo": 10,
+    "serve": 10,
     "cli": 11,
     "__main__": 12,
 }
@@ -88,12 +93,25 @@ def test_no_module_imports_one_above_it(path):
     assert not above, f"{module_name(path)} (rank {mine}) imports {above}"
 
 
+def _layout_block(doc: str) -> str:
+    text = (REPO / doc).read_text()
+    start = text.index("```\nemnist_estimators/\n")
+    return text[start : text.index("```\n", start + 4)]
+
+
 def test_every_module_has_a_rank_and_a_line_in_contributing():
     names = {module_name(p) for p in MODULES}
     assert names - {"__main__"} <= set(RANKS), sorted(names - set(RANKS))
-    layout = (REPO / "CONTRIBUTING.md").read_text()
+    layout = _layout_block("CONTRIBUTING.md")
     missing = [p.name for p in MODULES if f" {p.name} " not in layout]
     assert not missing, f"CONTRIBUTING.md's layout lacks {missing}"
+    listed = set(re.findall(r"^ +(\w+\.py) ", layout, flags=re.MULTILINE))
+    gone = listed - {p.name for p in MODULES}
+    assert not gone, f"CONTRIBUTING.md's layout lists modules that do not exist: {gone}"
+
+
+def test_readme_shows_the_same_layout_as_contributing():
+    assert _layout_block("README.md") == _layout_block("CONTRIBUTING.md")
 
 
 def test_the_checker_sees_an_upward_import():

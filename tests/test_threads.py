@@ -1,7 +1,13 @@
-"""TensorFlow's thread pools: sized to the cores given, with a knob to change."""
+"""TensorFlow's thread pools: sized to the cores given at first use, with knobs.
+
+Importing the package changes nothing in the process (no environment
+variable, no TensorFlow setting); the first fit, predict, load_model or
+unpickling sizes the pools, unless the program already did.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,31 +18,37 @@ from conftest import REPO
 from emnist_estimators import set_num_threads
 from emnist_estimators.threads import _cgroup_cpu_quota, available_cpus
 
-PROBE = (
-    "import emnist_estimators as e, sys\n"
-    "{before}\n"
-    "e.EmnistMLP  # imports the estimators, which size the pools\n"
+# The smallest first use: a one-epoch fit of a 2-unit network on 4 samples.
+FIT = (
+    "clf = e.EmnistMLP(hidden_layer_sizes=(2,), epochs=1, validation_fraction=0)\n"
+    "clf.fit([[0] * 4, [255] * 4] * 2, [0, 1, 0, 1])\n"
+)
+POOLS = (
     "import tensorflow as tf\n"
-    "tf.constant(1.0) + 1  # starts the runtime\n"
     "t = tf.config.threading\n"
     "print(t.get_intra_op_parallelism_threads(),\n"
     "      t.get_inter_op_parallelism_threads())\n"
 )
+PROBE = "import emnist_estimators as e, sys\n{before}\n" + FIT + POOLS
 
 
-def probe(before="", **env):
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter; an env value of None removes it."""
     # None removes a variable, so the caller's environment cannot leak in.
     base = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
     env = {**base, "PYTHONPATH": str(REPO), **env}
     env = {k: v for k, v in env.items() if v is not None}
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(before=before)],
+    return subprocess.run(
+        [sys.executable, "-c", code],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    return proc
+
+
+def probe(before="", **env):
+    return run_python(PROBE.format(before=before), **env)
 
 
 def pools(proc):
@@ -47,6 +59,92 @@ def pools(proc):
 def test_default_uses_the_cores_this_process_may_use():
     proc = probe(EMNIST_ESTIMATORS_THREADS=None)
     assert pools(proc) == (available_cpus(), available_cpus())
+
+
+# --- issue 12.5: nothing at import; the pools are sized at first use ---------
+IMPORT_THEN_FIT = (
+    "import json, os, pickle, sys\n"
+    # what the dependencies themselves set when imported is not ours
+    "import numpy, scipy, sklearn, tensorflow as tf, keras, scikeras.wrappers\n"
+    "t = tf.config.threading\n"
+    "pools = lambda: [t.get_intra_op_parallelism_threads(),\n"
+    "                 t.get_inter_op_parallelism_threads()]\n"
+    "env = dict(os.environ)\n"
+    "import emnist_estimators as e\n"
+    "import emnist_estimators.estimators, emnist_estimators.base\n"
+    "import emnist_estimators.persistence, emnist_estimators.threads\n"
+    "keys = {{*env, *os.environ}}\n"
+    "changed = sorted(k for k in keys if env.get(k) != os.environ.get(k))\n"
+    "at_import = pools()\n" + FIT + "pickle.dump(clf, open({pkl!r}, 'wb'))\n"
+    "clf.save({keras!r})\n"
+    "print(json.dumps({{'changed': changed, 'at_import': at_import,\n"
+    "                  'after_fit': pools()}}))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def first_use(tmp_path_factory):
+    """A fresh process: import, then a first fit; plus its pickle and save."""
+    tmp = tmp_path_factory.mktemp("first_use")
+    pkl, keras_file = tmp / "clf.pkl", tmp / "clf.keras"
+    code = IMPORT_THEN_FIT.format(pkl=str(pkl), keras=str(keras_file))
+    proc = run_python(code, EMNIST_ESTIMATORS_THREADS=None, TF_CPP_MIN_LOG_LEVEL=None)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1]), pkl, keras_file
+
+
+def test_import_changes_no_environment_variable(first_use):
+    report, _, _ = first_use
+    # TF_CPP_MIN_LOG_LEVEL was set by the package's import before
+    assert report["changed"] == []
+
+
+def test_import_leaves_tensorflow_thread_pools_unset(first_use):
+    report, _, _ = first_use
+    assert report["at_import"] == [0, 0]  # 0: not set
+
+
+def test_first_fit_sizes_the_pools(first_use):
+    report, _, _ = first_use
+    assert report["after_fit"] == [available_cpus(), available_cpus()]
+
+
+@pytest.mark.parametrize(
+    "load",
+    [
+        "clf = pickle.load(open({pkl!r}, 'rb'))",
+        "clf = e.load_model({keras!r})",
+    ],
+    ids=["unpickle", "load_model"],
+)
+def test_loading_a_fitted_estimator_sizes_the_pools_first(first_use, load):
+    """The loaded network starts TensorFlow: the pools must be sized before."""
+    _, pkl, keras_file = first_use
+    code = (
+        "import pickle, emnist_estimators as e\n"
+        + load.format(pkl=str(pkl), keras=str(keras_file))
+        + "\nassert clf.predict([[255] * 4]).shape == (1,)\n"
+        + POOLS
+    )
+    proc = run_python(code, EMNIST_ESTIMATORS_THREADS=None)
+    assert pools(proc) == (available_cpus(), available_cpus())
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_pools_the_program_sized_itself_are_kept(explicit):
+    """tf.config.threading before the first fit wins over the default; an
+    explicit request to the package (set_num_threads) wins over both."""
+    mine = available_cpus() + 1  # differs from the default
+    before = (
+        "import tensorflow as tf\n"
+        f"tf.config.threading.set_intra_op_parallelism_threads({mine})\n"
+        + ("e.set_num_threads(1)\n" if explicit else "")
+    )
+    intra, inter = pools(probe(before, EMNIST_ESTIMATORS_THREADS=None))
+    if explicit:
+        assert (intra, inter) == (1, 1)
+    else:
+        assert (intra, inter) == (mine, available_cpus())
 
 
 def test_environment_variable_sets_both_pools():

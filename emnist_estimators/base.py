@@ -1,0 +1,621 @@
+"""The base class of ``EmnistMLP`` and ``EmnistCNN``: scikeras, made current.
+
+:class:`_EmnistClassifier` subclasses scikeras'
+:class:`~scikeras.wrappers.KerasClassifier`, so ``isinstance(est,
+KerasClassifier)`` holds and scikeras users find the API they expect. scikeras
+0.13 (its last release) predates scikit-learn 1.6, so this class owns the
+scikit-learn contract itself. Exactly:
+
+Taken from scikeras' ``KerasClassifier`` (inherited unchanged)
+    - the class identity (``isinstance``) and ``initialized_`` (True once a
+      network exists);
+    - ``scorer`` (accuracy, what :meth:`score` computes);
+    - the import of scikeras, which registers ``__reduce__`` on Keras models
+      so that ``model_`` pickles with the estimator.
+
+Overridden, and why
+    - ``__init__``: each estimator lists its hyper-parameters explicitly and
+      only stores them (scikit-learn's rule); scikeras' ``**kwargs`` routing
+      and its ``model``/``build_fn`` arguments are not used - the network
+      comes from :meth:`_build_model` (``architectures.py``).
+    - ``_get_param_names``, ``__repr__``, ``set_params``: scikit-learn's
+      ``BaseEstimator`` versions; scikeras' ones add routed ``fit__``/
+      ``model__`` parameters that these estimators do not have.
+    - Tags: :meth:`__sklearn_tags__`. scikeras lists ``BaseEstimator`` before
+      ``ClassifierMixin``, so scikit-learn would not see a classifier
+      (``GridSearchCV(cv=5)`` would not stratify); scikeras' ``_more_tags``
+      is the pre-1.6 API, which scikit-learn >= 1.7 no longer reads.
+    - Validation: scikit-learn's ``_parameter_constraints`` plus the elements
+      of layer-size sequences, then pixels (``n_features_in_``, sparse, NaN,
+      0..255) and labels, all before any network is built.
+    - Seeding: ``random_state`` seeds one fit and is then restored
+      (``_utils.seeded``); scikeras leaves TensorFlow's determinism flag and
+      global seeds changed for the whole process.
+    - Label encoding: ``classes_`` from scikit-learn's ``LabelEncoder``, any
+      label type, one label per sample; scikeras' ``target_encoder`` and
+      ``feature_encoder`` are not used, so reading them raises
+      ``AttributeError`` instead of returning an encoder that does nothing.
+    - ``fit``, ``partial_fit``, ``initialize``: one shared set-up
+      (:meth:`_prepare`); ``initialize`` builds the network without training,
+      as scikeras documents it.
+    - ``predict``, ``predict_proba``: a fast path (``predict_on_batch``) for
+      batches up to ``_direct_predict_max`` rows, and a refusal of pixels
+      scaled unlike the training pixels.
+    - ``score``: scikit-learn's ``ClassifierMixin.score`` (accuracy, with
+      ``sample_weight``).
+    - ``current_epoch``: ``n_iter_`` (scikeras reads ``history_["loss"]``,
+      absent after ``initialize``).
+    - Pickling: ``__reduce_ex__`` sizes TensorFlow's thread pools
+      (:mod:`~emnist_estimators.threads`) before the network is unpickled.
+    - ``save``/``load``: :mod:`~emnist_estimators.persistence`.
+
+Not set, although scikeras' class reads them in code these estimators never
+run: ``model``, ``build_fn``, ``warm_start``, ``optimizer``, ``loss``,
+``metrics``, ``validation_batch_size``, ``validation_split``, ``shuffle``,
+``run_eagerly`` and ``class_weight``. The optimizer is Adam with
+``learning_rate`` and ``lr_schedule``, the loss sparse categorical
+cross-entropy, training data shuffled every epoch, the hold-out set set by
+``validation_fraction``; class weights are given as ``sample_weight``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+from scikeras.wrappers import KerasClassifier
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import ClassifierTags, Tags
+
+# Interval and StrOptions have no public import in scikit-learn; they are what
+# its own estimators' _parameter_constraints use.
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+
+from ._utils import (
+    check_elements,
+    check_labels,
+    check_pixels,
+    resolve_precision,
+    resolve_seed,
+    seeded,
+)
+from .exceptions import DataFormatError, EmnistEstimatorsError
+from .persistence import load_model, save_estimator
+from .threads import configure_at_first_use
+
+__all__ = ["_EmnistClassifier"]
+
+
+def _unpickle(cls, fitted=True):
+    """Make an empty ``cls`` for pickle, after sizing TensorFlow's pools.
+
+    Pickle calls this before it unpickles the state, whose Keras network
+    (``model_``, when ``fitted``) starts TensorFlow's runtime; the pools can
+    only be sized before that. Pickles hold this function's name: keep it.
+    """
+    if fitted:
+        configure_at_first_use()
+    return cls.__new__(cls)
+
+
+class _EmnistClassifier(KerasClassifier):
+    """Shared fit/predict machinery; subclasses only build their Keras model."""
+
+    #: Batches up to this size are predicted with one direct call
+    #: (``predict_on_batch``), skipping ``Model.predict``'s per-call set-up.
+    _direct_predict_max = 4096
+
+    _common_constraints: dict = {
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(Integral, 0, None, closed="left")],
+        "rescale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "precision": [StrOptions({"auto", "float32", "mixed_bfloat16"})],
+        "lr_schedule": [StrOptions({"constant", "cosine"})],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": [Interval(Integral, 0, 2, closed="both")],
+    }
+
+    #: What each element of a sequence parameter (layer widths, filters) must
+    #: be; scikit-learn's constraints above check only that it is a sequence.
+    _element_constraints: dict = {}
+
+    def _validate_params(self) -> None:
+        """scikit-learn's parameter validation, then the sequences' elements.
+
+        Every fit and ``load_model`` call this before a network is built, so
+        ``hidden_layer_sizes=(0,)`` is refused with scikit-learn's wording
+        instead of failing inside Keras (``MLPClassifier`` checks its
+        ``hidden_layer_sizes > 0`` in fit the same way).
+        """
+        super()._validate_params()
+        check_elements(self, self._element_constraints)
+
+    # --- scikit-learn plumbing (scikeras' versions predate scikit-learn 1.6) --
+    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+    __repr__ = BaseEstimator.__repr__
+    set_params = BaseEstimator.set_params
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of ``predict(X)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
+            Grey pixels, scaled like the training data.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        score : float
+            Accuracy in [0, 1].
+        """
+        return ClassifierMixin.score(self, X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = BaseEstimator.__sklearn_tags__(self)
+        # scikeras puts BaseEstimator before ClassifierMixin in the MRO, so
+        # ClassifierMixin's tags never run: is_classifier() would be False and
+        # GridSearchCV(cv=5) would use KFold instead of StratifiedKFold.
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags()
+        tags.target_tags.required = True
+        tags.input_tags.positive_only = True  # grey levels
+        # a few epochs on a few dozen samples is not a converged network
+        tags.classifier_tags.poor_score = True
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    def __reduce_ex__(self, protocol):
+        # The state (with model_) unpickles after _unpickle has run.
+        _, _, *rest = super().__reduce_ex__(protocol)
+        return (_unpickle, (type(self), hasattr(self, "model_")), *rest)
+
+    # --- scikeras hooks these estimators do not use ---------------------------
+    @property
+    def target_encoder(self):
+        """Not used: labels are encoded into ``classes_`` by ``fit``.
+
+        Raises
+        ------
+        AttributeError
+            Always; scikeras' encoder would have no effect here.
+        """
+        raise AttributeError(
+            f"{type(self).__name__} encodes labels itself (see classes_); "
+            "scikeras' target_encoder is not used."
+        )
+
+    @property
+    def feature_encoder(self):
+        """Not used: pixels are validated and passed to the network as given.
+
+        Raises
+        ------
+        AttributeError
+            Always; scikeras' encoder would have no effect here.
+        """
+        raise AttributeError(
+            f"{type(self).__name__} validates pixels itself; scikeras' "
+            "feature_encoder is not used."
+        )
+
+    @property
+    def current_epoch(self) -> int:
+        """Epochs trained so far (``n_iter_``; 0 before any training).
+
+        Returns
+        -------
+        int
+            The number of epochs run.
+        """
+        return getattr(self, "n_iter_", 0)
+
+    # --- building ----------------------------------------------------------
+    @abstractmethod
+    def _build_model(self, n_features, n_classes, image_shape, rescale, seed):
+        """Return an uncompiled keras.Model for these inputs."""
+
+    def _dtype_policy(self) -> str | None:
+        policy = getattr(self, "dtype_policy_", "float32")
+        return None if policy == "float32" else policy
+
+    def _new_network(self, X, image_shape, seed):
+        """An uncompiled network for ``X`` (call inside ``seeded(seed)``)."""
+        return self._build_model(
+            X.shape[1], len(self.classes_), image_shape, self.input_scale_, seed
+        )
+
+    def _compile(self, model, decay_steps: int | None = None) -> None:
+        import keras
+
+        learning_rate = self.learning_rate
+        if self.lr_schedule == "cosine" and decay_steps:
+            # decays to 1% of the initial rate over the planned epochs
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                self.learning_rate, decay_steps=decay_steps, alpha=0.01
+            )
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+
+    def _input_scale(self, X) -> float:
+        if self.rescale != "auto":
+            return float(self.rescale)
+        if X.dtype == np.uint8 or (X.size and float(X.max()) > 1.0):
+            return 1.0 / 255.0
+        return 1.0
+
+    # --- fitting -----------------------------------------------------------
+    def _encode_targets(self, y, n_samples: int, classes=None) -> np.ndarray:
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim != 1:
+            raise ValueError(
+                f"y must be 1-D (one label per sample), got shape {y.shape}. "
+                "Multi-output and one-hot targets are not supported: pass class "
+                "labels, e.g. y.argmax(axis=1) for one-hot."
+            )
+        if len(y) != n_samples:
+            raise ValueError(
+                f"X has {n_samples} samples but y has {len(y)}; they must match."
+            )
+        check_labels(y)  # None/NaN labels: a clear error, not sorting's TypeError
+        check_classification_targets(y)
+        if classes is None:
+            encoder = LabelEncoder().fit(y)
+            if len(encoder.classes_) < 2:
+                raise ValueError(
+                    f"y contains only one class ({encoder.classes_[0]!r}); a "
+                    "classifier needs samples of at least two classes."
+                )
+            self.classes_ = encoder.classes_
+        unseen = np.setdiff1d(y, self.classes_)
+        if unseen.size:
+            raise ValueError(
+                f"y contains labels {unseen[:10].tolist()} that are not among the "
+                f"classes {self.classes_[:10].tolist()}... given at the first fit. "
+                "Pass every class with partial_fit(classes=...) or refit."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int32)
+
+    @staticmethod
+    def _check_weights(sample_weight, X) -> np.ndarray | None:
+        if sample_weight is None:
+            return None
+        # As scikit-learn's estimators: a negative weight would make the loss
+        # reward mistakes on that sample (the loss goes negative).
+        return _check_sample_weight(
+            sample_weight, X, dtype=np.float32, ensure_non_negative=True
+        )
+
+    def _prepare(self, X, y, sample_weight=None, classes=None):
+        """Set-up shared by fit, the first partial_fit and initialize.
+
+        Sizes TensorFlow's thread pools (first use in the process), validates
+        the parameters, pixels, labels and weights, and sets ``classes_``,
+        ``n_features_in_``, ``input_scale_`` and ``dtype_policy_`` - all
+        before a network is built.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y_enc : ndarray of int32
+            Indices into ``classes_``.
+        w : ndarray of float32 or None
+            The sample weights.
+        image_shape : (int, int) or None
+            The shape of image-shaped X, None for flat X.
+        seed : int or None
+            The seed of this fit, from ``random_state``.
+        """
+        configure_at_first_use()
+        self._validate_params()
+        X, image_shape = check_pixels(self, X, reset=True)
+        if classes is not None:
+            self.classes_ = np.unique(np.asarray(classes))
+        y_enc = self._encode_targets(y, X.shape[0], classes=classes)
+        w = self._check_weights(sample_weight, X)
+        self.input_scale_ = self._input_scale(X)
+        self.dtype_policy_ = resolve_precision(self.precision) or "float32"
+        seed = resolve_seed(self.random_state)
+        return X, y_enc, w, image_shape, seed
+
+    def _split_validation(self, X, y, w, seed):
+        n_val = int(round(self.validation_fraction * len(y)))
+        if n_val < 1 or len(y) - n_val < 1:
+            return X, y, w, None
+        idx = np.arange(len(y))
+        try:
+            train, val = train_test_split(
+                idx, test_size=n_val, stratify=y, random_state=seed
+            )
+        except ValueError:  # some class too small to stratify
+            train, val = train_test_split(idx, test_size=n_val, random_state=seed)
+        train, val = np.sort(train), np.sort(val)
+        w_val = None if w is None else w[val]
+        val_data = (X[val], y[val]) if w is None else (X[val], y[val], w_val)
+        return X[train], y[train], (None if w is None else w[train]), val_data
+
+    def _callbacks(self, extra, has_validation: bool):
+        import keras
+
+        callbacks = list(self.callbacks or []) + list(extra or [])
+        if self.early_stopping:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss" if has_validation else "loss",
+                    patience=self.patience,
+                    restore_best_weights=True,
+                )
+            )
+        return callbacks
+
+    def fit(self, X, y, sample_weight=None, *, callbacks=None):
+        """Build a new network and train it on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
+            Grey pixels: uint8 0..255 (kept uint8, scaled inside the model) or
+            floats in [0, 255] or [0, 1].
+        y : array-like of shape (n_samples,)
+            Class labels: ints, strings or characters, all of one type and
+            none missing (None/NaN).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss, non-negative (0 ignores a sample).
+        callbacks : list of keras.callbacks.Callback, default=None
+            Extra callbacks for this fit only (e.g. a pruning callback).
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        X, y_enc, w, image_shape, seed = self._prepare(X, y, sample_weight)
+        with seeded(seed):
+            model = self._new_network(X, image_shape, seed)
+            X_tr, y_tr, w_tr, val = self._split_validation(X, y_enc, w, seed)
+            steps = self.epochs * -(-len(y_tr) // self.batch_size)
+            self._compile(model, decay_steps=steps)
+            # Usable (predict, score) while it trains, so callbacks such as the
+            # tuning module's pruning callback can score it after each epoch.
+            self.model_ = model
+            try:
+                history = model.fit(
+                    X_tr,
+                    y_tr,
+                    sample_weight=w_tr,
+                    validation_data=val,
+                    batch_size=self.batch_size,
+                    epochs=self.epochs,
+                    verbose=self.verbose,
+                    callbacks=self._callbacks(callbacks, val is not None),
+                    shuffle=True,
+                )
+            except BaseException:
+                del self.model_
+                raise
+        self.history_ = {
+            k: [float(v) for v in vals] for k, vals in history.history.items()
+        }
+        self.n_iter_ = len(self.history_.get("loss", []))
+        return self
+
+    def _initialize(self, X, y, sample_weight=None, classes=None):
+        """Validate, then build and compile an untrained network.
+
+        Returns
+        -------
+        X, y_enc, w
+            The validated pixels, encoded labels and weights.
+        """
+        X, y_enc, w, image_shape, seed = self._prepare(X, y, sample_weight, classes)
+        with seeded(seed):
+            self.model_ = self._new_network(X, image_shape, seed)
+            self._compile(self.model_)
+        self.history_, self.n_iter_ = {}, 0
+        return X, y_enc, w
+
+    def initialize(self, X, y, classes=None):
+        """Build the network for ``(X, y)`` without training it.
+
+        What the first :meth:`partial_fit` does before its epoch: validate the
+        data, set ``classes_``, build and compile a network with fresh
+        weights. Then ``partial_fit`` trains it, or ``model_`` can be given
+        pre-trained weights (``est.model_.load_weights(...)``) to predict.
+        :meth:`fit` does this itself.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
+            Grey pixels, as for :meth:`fit`; they set ``n_features_in_`` and
+            the input scaling.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class, if ``y`` does not hold them all.
+
+        Returns
+        -------
+        self : object
+            The estimator, with an untrained ``model_`` (``n_iter_`` is 0).
+        """
+        self._initialize(X, y, classes=classes)
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch on ``(X, y)``, keeping the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
+            Grey pixels.
+        y : array-like of shape (n_samples,)
+            Class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class, required on the first call unless ``y`` has them all.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights of the loss, non-negative.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        if not hasattr(self, "model_"):
+            X, y_enc, w = self._initialize(X, y, sample_weight, classes)
+        else:
+            X, _ = check_pixels(self, X, reset=False)
+            w = self._check_weights(sample_weight, X)
+            self._check_scale(X)
+            y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
+        history = self.model_.fit(
+            X,
+            y_enc,
+            sample_weight=w,
+            batch_size=self.batch_size,
+            epochs=1,
+            verbose=self.verbose,
+            shuffle=True,
+        )
+        for key, vals in history.history.items():
+            self.history_.setdefault(key, []).extend(float(v) for v in vals)
+        self.n_iter_ += 1
+        return self
+
+    # --- prediction --------------------------------------------------------
+    def _check_scale(self, X) -> None:
+        """Refuse X scaled unlike the training X (auto ``rescale`` only).
+
+        The network divides by 255 inside when the training X was raw pixels
+        (uint8, or values above 1) and not otherwise, so X scaled the other
+        way gives silently wrong predictions. Raw pixels then must have a
+        value above 1 or be uint8; an all-zero batch fits both and passes.
+        """
+        if self.rescale != "auto" or not X.size:
+            return
+        name = type(self).__name__
+        if self.input_scale_ == 1.0:
+            hi = float(X.max())
+            if hi > 1.0:
+                raise DataFormatError(
+                    f"This {name} was fitted on pixels scaled to [0, 1], but X has "
+                    f"values up to {hi:g}. Scale X the same way (e.g. keep the "
+                    "PixelScaler in front of it in a Pipeline)."
+                )
+        elif X.dtype != np.uint8:
+            hi = float(X.max())
+            if 0.0 < hi <= 1.0:
+                raise DataFormatError(
+                    f"This {name} was fitted on raw pixels 0..255, but X holds "
+                    f"{X.dtype} values no larger than {hi:g}: it looks scaled to "
+                    "[0, 1] (e.g. X / 255), and the network would scale it again. "
+                    "Pass raw pixels as at fit (e.g. X * 255), or refit on scaled "
+                    "pixels. Raw pixels of near-black images pass as uint8."
+                )
+
+    def _forward(self, X) -> np.ndarray:
+        if len(X) <= self._direct_predict_max:
+            out = self.model_.predict_on_batch(X)
+        else:
+            out = self.model_.predict(
+                X, batch_size=max(self.batch_size, 1024), verbose=0
+            )
+        proba = np.asarray(out, dtype=np.float64)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
+            Grey pixels, scaled like the training data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        configure_at_first_use()  # e.g. model_ set by hand, not by fit or load
+        X, _ = check_pixels(self, X, reset=False)
+        self._check_scale(X)
+        return self._forward(X)
+
+    def predict(self, X):
+        """Most likely class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
+            Grey pixels, scaled like the training data.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        proba = self.predict_proba(X)  # checks fitted-ness first
+        return self.classes_[proba.argmax(axis=1)]
+
+    # --- persistence -------------------------------------------------------
+    def save(self, path) -> None:
+        """Save the fitted estimator as a ``.keras`` file.
+
+        The file is a regular Keras archive (``keras.saving.load_model`` opens
+        the network alone) with one more entry holding the estimator's
+        parameters and fitted state. Written to a temporary file, then renamed.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination, conventionally ending in ``.keras``.
+        """
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load an estimator written by :meth:`save` (Keras safe mode).
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by ``save``.
+
+        Returns
+        -------
+        estimator : EmnistMLP or EmnistCNN
+            Ready to predict.
+        """
+        est = load_model(path)
+        if not isinstance(est, cls):
+            raise EmnistEstimatorsError(
+                f"{path} holds a {type(est).__name__}, not a {cls.__name__}."
+            )
+        return est
