@@ -1,9 +1,14 @@
 """The ``emnist-estimators`` command line (also ``python -m emnist_estimators``).
 
-One ``_add_<cmd>_arguments(parser)`` and one ``_run_<cmd>(args) -> int`` per
-command. Exit codes scripts can rely on: 0 success, 1 runtime failure (data,
-network, training), 2 bad usage or input. A traceback only with ``--debug``.
-Progress goes to stderr, results to stdout (``--json`` for machines).
+Argument parsing and dispatch only: one ``_add_<cmd>_arguments(parser)`` and
+one ``_run_<cmd>(args) -> int`` per command, which call the package's modules
+for the work (data: ``sources``, ``images``; training: the estimators and
+``callbacks``; figures: ``reporting``; searches: ``tuning``). Exit codes
+scripts can rely on: 0 success, 1 runtime failure (data, network, training),
+2 bad usage or input. A traceback only with ``--debug``. Progress goes to
+stderr, results to stdout (``--json`` for machines); ``--quiet`` keeps only
+the result. TensorFlow's native log and optuna's per-trial lines are hidden
+unless ``-v``.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ import ast
 import contextlib
 import json
 import logging
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+# Nothing imported here may import TensorFlow: main() must set its log level
+# first, and commands that never train (data, --help) should start fast.
 from .exceptions import EmnistEstimatorsError
 from .output_folder import check_output_folder, output_folder, write_manifest
 from .threads import set_num_threads
@@ -30,11 +39,188 @@ class UsageError(EmnistEstimatorsError, ValueError):
     """Bad command-line input: exit code 2."""
 
 
-# --- helpers -----------------------------------------------------------------
+# --- arguments shared by the commands -----------------------------------------
+class _HelpFormatter(
+    argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter
+):
+    """Each option's default after its help; examples printed as written.
+
+    A help text that already says its default in words (``default: all``)
+    is left alone, so ``None`` never shows as ``(default: None)``.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
+def _examples(*lines: str) -> str:
+    """An epilog of command lines, shown under 'Examples:' in ``--help``."""
+    return "Examples:\n" + "\n".join(f"  emnist-estimators {line}" for line in lines)
+
+
+def _add_command(subparsers, name: str, help_: str, examples: list[str]):
+    """A command's parser: its help, its options' defaults, its examples."""
+    return subparsers.add_parser(
+        name,
+        help=help_,
+        description=help_,
+        epilog=_examples(*examples),
+        formatter_class=_HelpFormatter,
+    )
+
+
+def _add_data_source(parser, *, subset="train"):
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="digits | emnist:<split> | folder of IDX files | file.csv | file.mat",
+    )
+    parser.add_argument(
+        "--subset",
+        default=subset,
+        choices=["train", "test"],
+        help="which part of the dataset",
+    )
+    parser.add_argument(
+        "--data-home",
+        default=None,
+        help="EMNIST folder for emnist:<split> (default: $EMNIST_DATA, else the "
+        "user cache ~/.cache/emnist-estimators)",
+    )
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        default=None,
+        help="use a stratified sample this big (default: all images)",
+    )
+
+
+def _add_data_home(parser):
+    parser.add_argument(
+        "--data-home",
+        default=None,
+        help="EMNIST folder (default: $EMNIST_DATA, else the user cache "
+        "~/.cache/emnist-estimators)",
+    )
+
+
+def _add_model_file(parser):
+    parser.add_argument("model_file", help="model.keras written by train")
+
+
+def _add_model_choice(parser, default):
+    parser.add_argument(
+        "--model",
+        choices=["mlp", "cnn"],
+        default=default,
+        help="EmnistMLP (dense layers) or EmnistCNN (convolutions)",
+    )
+
+
+def _add_params(parser, help_):
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help=help_ + " (repeatable; default: none)",
+    )
+
+
+def _add_overwrite(parser):
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder if an earlier emnist-estimators run wrote "
+        "it (never any other folder or file); default: refuse an existing folder",
+    )
+
+
+def _add_output(parser):
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars or per-class tables: print only the result",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    _add_verbose(parser, default=argparse.SUPPRESS)
+
+
+def _add_verbose(parser, *, default=False):
+    # on the main parser and on each command, so that both
+    # "emnist-estimators -v train ..." and "... train ... -v" work; a command's
+    # copy sets nothing unless given (SUPPRESS), so it never undoes the main one
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="show TensorFlow's native log (C++ lines such as I0000/W0000/E0000) "
+        "and optuna's per-trial lines; default: hidden",
+    )
+
+
+# --- quiet by default: TensorFlow's native log, optuna's trial lines ----------
+def _tensorflow(args) -> None:
+    """Import TensorFlow now: unless ``--verbose``, with its start-up lines muted.
+
+    TensorFlow's C++ side logs at import before its log level applies
+    (``TF_CPP_MIN_LOG_LEVEL`` does not hide them), so file descriptor 2 is
+    pointed away for the import alone; if the import fails, what it wrote is
+    shown with the error.
+    """
+    if args.verbose or "tensorflow" in sys.modules:
+        return
+    with _native_stderr_muted():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _native_stderr_muted():
+    """Send what C code writes to stderr to a file; replay it on failure."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to mute
+        yield
+        return
+    failed = True
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def _optuna_log(verbose: bool):
+    """optuna's per-trial INFO lines only with ``--verbose``; restored after."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    if not verbose:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+# --- steps the commands share -------------------------------------------------
 def _emit(args, result: dict, text: str) -> None:
+    """Print the result: JSON with ``--json``, else the text (even ``--quiet``)."""
     if getattr(args, "json", False):
         print(json.dumps(result, indent=2, default=str))
-    elif not getattr(args, "quiet", False):
+    else:
         print(text)
 
 
@@ -49,21 +235,6 @@ def _parse_params(pairs: list[str]) -> dict:
         except (ValueError, SyntaxError):
             params[key] = value  # a plain string such as relu
     return params
-
-
-def _add_data_source(parser, *, subset="train"):
-    parser.add_argument(
-        "--dataset",
-        required=True,
-        help="digits | emnist:<split> | folder of IDX files | file.csv | file.mat",
-    )
-    parser.add_argument("--subset", default=subset, choices=["train", "test"])
-    parser.add_argument(
-        "--data-home", default=None, help="EMNIST folder ($EMNIST_DATA)"
-    )
-    parser.add_argument(
-        "--max-samples", type=int, default=None, help="use a stratified sample this big"
-    )
 
 
 def _load(args, *, subset=None, random_state=0):
@@ -84,24 +255,12 @@ def _load(args, *, subset=None, random_state=0):
     return data
 
 
-def _add_overwrite(parser):
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the output folder if an earlier emnist-estimators run wrote "
-        "it (never any other folder or file); default: refuse an existing folder",
-    )
+def _estimator(args, params: dict):
+    _tensorflow(args)
+    # the public names, wherever the package keeps them
+    from emnist_estimators import EmnistCNN, EmnistMLP
 
-
-def _add_output(parser, default=None):
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
-
-
-def _estimator(model: str, params: dict):
-    from .estimators import EmnistCNN, EmnistMLP
-
-    cls = {"mlp": EmnistMLP, "cnn": EmnistCNN}[model]
+    cls = {"mlp": EmnistMLP, "cnn": EmnistCNN}[args.model]
     valid = cls().get_params()
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -114,65 +273,57 @@ def _estimator(model: str, params: dict):
     return cls(**params)
 
 
-def _epoch_progress(enabled: bool, epochs: int):
-    """A Keras callback drawing one tqdm bar over epochs, with loss/accuracy."""
-    import keras
-    from tqdm.auto import tqdm
-
-    class EpochBar(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(
-                total=epochs,
-                desc="training",
-                unit="epoch",
-                disable=not enabled,
-                file=sys.stderr,
-            )
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            self.bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return EpochBar()
-
-
-def _load_model(path):
+def _load_model(args):
+    path = args.model_file
     if not Path(path).exists():  # before importing TensorFlow: fail fast
         raise UsageError(f"Model file {path} does not exist.")
-    from .estimators import load_model
+    _tensorflow(args)
+    from emnist_estimators import load_model
 
     return load_model(path)
 
 
-# --- data ----------------------------------------------------------------------
+# --- data ---------------------------------------------------------------------
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", required=True)
-    dl = sub.add_parser("download", help="download EMNIST files from NIST")
-    dl.add_argument(
-        "--split", default="balanced", help="EMNIST split (default: balanced)"
+    dl = _add_command(
+        sub,
+        "download",
+        "download EMNIST files from NIST",
+        ["data download --split balanced", "data download --split mnist --subset test"],
     )
+    dl.add_argument("--split", default="balanced", help="EMNIST split")
     dl.add_argument(
-        "--subset", default="all", choices=["train", "test", "all"], help="default: all"
+        "--subset", default="all", choices=["train", "test", "all"], help="which part"
     )
-    dl.add_argument("--data-home", default=None, help="folder (default: $EMNIST_DATA)")
-    dl.add_argument("--url", default=None, help="archive URL or mirror")
+    _add_data_home(dl)
+    dl.add_argument(
+        "--url",
+        default=None,
+        help="archive URL or mirror (default: $EMNIST_MIRROR_URL, else NIST's)",
+    )
     _add_output(dl)
-    info = sub.add_parser("info", help="show which EMNIST files are present")
-    info.add_argument("--data-home", default=None)
-    info.add_argument("--checksums", action="store_true", help="verify sha256 of files")
+    info = _add_command(
+        sub,
+        "info",
+        "show which EMNIST files are present",
+        ["data info", "data info --data-home ~/emnist --checksums"],
+    )
+    _add_data_home(info)
+    info.add_argument(
+        "--checksums",
+        action="store_true",
+        help="verify the files' sha256 against the official ones",
+    )
     _add_output(info)
-    clean = sub.add_parser(
+    clean = _add_command(
+        sub,
         "clean",
-        help="remove the .npy caches this package built and temp files left by "
+        "remove the .npy caches this package built and temp files left by "
         "killed runs (never a data file)",
+        ["data clean --dry-run", "data clean --data-home ~/emnist"],
     )
-    clean.add_argument(
-        "--data-home", default=None, help="folder (default: $EMNIST_DATA)"
-    )
+    _add_data_home(clean)
     clean.add_argument(
         "--dry-run",
         action="store_true",
@@ -245,17 +396,27 @@ def _run_data(args) -> int:
     return EXIT_ERROR if bad else EXIT_OK
 
 
-# --- demo ------------------------------------------------------------------------
+# --- demo ---------------------------------------------------------------------
 def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument(
+        "--model", choices=["cnn", "mlp"], default="cnn", help="classifier to train"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (default: 15 for the CNN, 30 for the MLP)",
+    )
     parser.add_argument("--output", default="emnist-demo-output", help="report folder")
     _add_overwrite(parser)
-    parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument(
+        "--random-state", type=int, default=0, help="seed of the split and network"
+    )
     _add_output(parser)
 
 
 def _run_demo(args) -> int:
+    _tensorflow(args)
     from .demo import run_demo
 
     result = run_demo(
@@ -275,9 +436,9 @@ def _run_demo(args) -> int:
     return EXIT_OK
 
 
-# --- train ----------------------------------------------------------------------
+# --- train --------------------------------------------------------------------
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=["mlp", "cnn"], default="cnn")
+    _add_model_choice(parser, "cnn")
     _add_data_source(parser)
     parser.add_argument(
         "--test-size",
@@ -288,50 +449,42 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", required=True, help="folder for model and metrics")
     _add_overwrite(parser)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--dropout", type=float)
-    parser.add_argument("--random-state", type=int, default=0)
+    for flag, type_, what in (
+        ("--epochs", int, "training epochs"),
+        ("--batch-size", int, "images per gradient step"),
+        ("--learning-rate", float, "the optimizer's initial learning rate"),
+        ("--dropout", float, "dropout rate of the hidden layers"),
+    ):
+        parser.add_argument(
+            flag, type=type_, help=f"{what} (default: the model's own default)"
+        )
     parser.add_argument(
-        "--param",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any constructor parameter, e.g. --param batch_norm=True (repeatable)",
+        "--random-state", type=int, default=0, help="seed of the network and splits"
     )
-    parser.add_argument("--report", action="store_true", help="also write the report")
+    _add_params(parser, "any constructor parameter, e.g. --param batch_norm=True")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="also write the HTML report of the held-out images into OUTPUT/report",
+    )
     _add_output(parser)
 
 
 def _run_train(args) -> int:
-    import numpy as np
-
-    from .sources import has_test_subset
-
     output = check_output_folder(args.output, overwrite=args.overwrite)
     params = _parse_params(args.param)
     for key in ("epochs", "batch_size", "learning_rate", "dropout", "random_state"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
-    clf = _estimator(args.model, params)
+    clf = _estimator(args, params)
     data = _load(args, random_state=args.random_state)
-    X_test = y_test = None
-    if args.test_size:
-        from sklearn.model_selection import train_test_split
-
-        X, X_test, y, y_test = train_test_split(
-            data.X,
-            data.y,
-            test_size=args.test_size,
-            stratify=data.y,
-            random_state=args.random_state,
-        )
-    else:
-        X, y = data.X, data.y
+    X, y, X_test, y_test = _held_out(args, data)
     with output_folder(output, overwrite=args.overwrite, command="train") as tmp:
+        from .callbacks import EpochProgressBar
+
         start = time.perf_counter()
         show = not (args.quiet or args.json)
-        clf.fit(X, y, callbacks=[_epoch_progress(show, clf.epochs)])
+        clf.fit(X, y, callbacks=[EpochProgressBar(clf.epochs, enabled=show)])
         seconds = time.perf_counter() - start
         metrics = {
             "model": type(clf).__name__,
@@ -340,38 +493,16 @@ def _run_train(args) -> int:
             "fit_seconds": round(seconds, 2),
             "epochs_run": clf.n_iter_,
         }
-        if X_test is None and args.subset == "train" and has_test_subset(args.dataset):
-            with contextlib.suppress(EmnistEstimatorsError, FileNotFoundError):
-                test = _load(args, subset="test")
-                X_test, y_test = test.X, test.y
+        if X_test is None:
+            X_test, y_test = _test_subset(args)
         if X_test is not None:
             metrics["test_accuracy"] = float(clf.score(X_test, y_test))
             metrics["n_test"] = int(len(y_test))
-        clf.save(tmp / "model.keras")
-        params_out = {k: v for k, v in clf.get_params().items() if k != "callbacks"}
-        (tmp / "params.json").write_text(json.dumps(params_out, indent=2, default=str))
-        (tmp / "history.json").write_text(json.dumps(clf.history_, indent=2))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        report = None
-        if args.report and X_test is not None:
-            from .reporting import write_report
-
-            write_report(
-                clf,
-                X_test,
-                np.asarray(y_test),
-                tmp / "report",
-                title=f"{type(clf).__name__} on {data.description}",
-            )
-            report = output / "report" / "index.html"
-        elif args.report:
-            log.warning(
-                "--report needs held-out images: add --test-size (e.g. 0.2) "
-                "or use a dataset with a test subset; no report written."
-            )
+        _save_run(tmp, clf, metrics)
+        report = _train_report(args, clf, data, X_test, y_test, tmp)
     metrics["output"] = str(output)
     if report is not None:
-        metrics["report"] = str(report)
+        metrics["report"] = str(output / report)
     text = (
         f"{metrics['model']} trained on {metrics['n_train']:,} images "
         f"in {seconds:.1f} s"
@@ -382,14 +513,73 @@ def _run_train(args) -> int:
         )
     text += f"; saved to {output / 'model.keras'}"
     if report is not None:
-        text += f"; report written to {report}"
+        text += f"; report written to {metrics['report']}"
     _emit(args, metrics, text)
     return EXIT_OK
 
 
-# --- evaluate ---------------------------------------------------------------------
+def _held_out(args, data):
+    """``X, y, X_test, y_test``: ``--test-size`` held out, else no test part."""
+    if not args.test_size:
+        return data.X, data.y, None, None
+    from sklearn.model_selection import train_test_split
+
+    X, X_test, y, y_test = train_test_split(
+        data.X,
+        data.y,
+        test_size=args.test_size,
+        stratify=data.y,
+        random_state=args.random_state,
+    )
+    return X, y, X_test, y_test
+
+
+def _test_subset(args):
+    """The dataset's own test subset, or ``(None, None)`` where it has none."""
+    from .sources import has_test_subset
+
+    if args.subset == "train" and has_test_subset(args.dataset):
+        with contextlib.suppress(EmnistEstimatorsError, FileNotFoundError):
+            test = _load(args, subset="test")
+            return test.X, test.y
+    return None, None
+
+
+def _save_run(folder: Path, clf, metrics: dict) -> None:
+    clf.save(folder / "model.keras")
+    params = {k: v for k, v in clf.get_params().items() if k != "callbacks"}
+    (folder / "params.json").write_text(json.dumps(params, indent=2, default=str))
+    (folder / "history.json").write_text(json.dumps(clf.history_, indent=2))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def _train_report(args, clf, data, X_test, y_test, folder: Path):
+    """Write ``--report`` into ``folder/report``; its page relative to ``folder``."""
+    if not args.report:
+        return None
+    if X_test is None:
+        log.warning(
+            "--report needs held-out images: add --test-size (e.g. 0.2) "
+            "or use a dataset with a test subset; no report written."
+        )
+        return None
+    import numpy as np
+
+    from .reporting import write_report
+
+    write_report(
+        clf,
+        X_test,
+        np.asarray(y_test),
+        folder / "report",
+        title=f"{type(clf).__name__} on {data.description}",
+    )
+    return Path("report", "index.html")
+
+
+# --- evaluate -----------------------------------------------------------------
 def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_file", help="model.keras written by train")
+    _add_model_file(parser)
     _add_data_source(parser, subset="test")
     _add_output(parser)
 
@@ -397,7 +587,7 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_evaluate(args) -> int:
     from sklearn.metrics import classification_report
 
-    clf = _load_model(args.model_file)
+    clf = _load_model(args)
     data = _load(args)
     accuracy = float(clf.score(data.X, data.y))
     result = {
@@ -414,56 +604,27 @@ def _run_evaluate(args) -> int:
     return EXIT_OK
 
 
-# --- predict ----------------------------------------------------------------------
+# --- predict ------------------------------------------------------------------
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_file", help="model.keras written by train")
+    _add_model_file(parser)
     parser.add_argument(
         "inputs",
         nargs="+",
         help="image files (PNG, JPEG...), or .npy / .csv files of 784-pixel rows",
     )
-    parser.add_argument("--top", type=int, default=3, help="classes to show per input")
+    parser.add_argument(
+        "--top", type=int, default=3, help="classes to show per input, best first"
+    )
     _add_output(parser)
-
-
-def _predict_inputs(paths):
-    import numpy as np
-
-    from .images import read_image, to_emnist
-
-    names, rows = [], []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise UsageError(f"Input {path} does not exist.")
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False).reshape(-1, 784)
-            names += [f"{path.name}[{i}]" for i in range(len(arr))]
-            rows.append(arr)
-        elif path.suffix == ".csv":
-            arr = np.loadtxt(path, delimiter=",", ndmin=2)
-            if arr.shape[1] == 785:  # label,pixels export: drop the label
-                arr = arr[:, 1:]
-            if arr.shape[1] != 784:
-                raise UsageError(
-                    f"{path}: rows must have 784 pixels, got {arr.shape[1]}."
-                )
-            names += [f"{path.name}[{i}]" for i in range(len(arr))]
-            rows.append(arr)
-        else:
-            rows.append(to_emnist(read_image(path)).reshape(1, 784))
-            names.append(path.name)
-    X = np.concatenate([np.asarray(r, dtype=np.float32) for r in rows])
-    return names, X
 
 
 def _run_predict(args) -> int:
     import numpy as np
 
-    from .images import is_blank
+    from .images import is_blank, read_prediction_inputs
 
-    clf = _load_model(args.model_file)
-    names, X = _predict_inputs(args.inputs)
+    clf = _load_model(args)
+    names, X = read_prediction_inputs(args.inputs)
     proba = clf.predict_proba(X)
     blank = is_blank(X)
     top = np.argsort(-proba, axis=1)[:, : max(1, args.top)]
@@ -498,9 +659,9 @@ def _run_predict(args) -> int:
     return EXIT_OK
 
 
-# --- report ------------------------------------------------------------------------
+# --- report -------------------------------------------------------------------
 def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_file", help="model.keras written by train")
+    _add_model_file(parser)
     _add_data_source(parser, subset="test")
     parser.add_argument("--output", required=True, help="report folder")
     _add_overwrite(parser)
@@ -511,7 +672,7 @@ def _run_report(args) -> int:
     from .reporting import write_report
 
     output = check_output_folder(args.output, overwrite=args.overwrite)
-    clf = _load_model(args.model_file)
+    clf = _load_model(args)
     data = _load(args)
     with output_folder(output, overwrite=args.overwrite, command="report") as tmp:
         write_report(
@@ -531,64 +692,86 @@ def _run_report(args) -> int:
     return EXIT_OK
 
 
-# --- tune ----------------------------------------------------------------------------
+# --- tune ---------------------------------------------------------------------
 def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    _add_model_choice(parser, "mlp")
     _add_data_source(parser)
     parser.add_argument(
         "--n-trials", type=int, default=20, help="trials for this worker"
     )
-    parser.add_argument("--timeout", type=float, default=None, help="seconds")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop starting trials after this many seconds (default: no limit)",
+    )
     parser.add_argument(
         "--storage",
         default=None,
         help="optuna storage URL (sqlite:///study.db, postgresql://...) or "
         "journal:FILE; default: sqlite in the output folder",
     )
-    parser.add_argument("--study-name", default=None, help="default: emnist-<model>")
+    parser.add_argument(
+        "--study-name", default=None, help="name in the storage (default: emnist-MODEL)"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
         help="continue (or join) an existing study of that name",
     )
     parser.add_argument(
-        "--pruner", default="median", choices=["median", "hyperband", "halving", "none"]
+        "--pruner",
+        default="median",
+        choices=["median", "hyperband", "halving", "none"],
+        help="how unpromising trials are stopped early",
     )
     parser.add_argument(
-        "--cv", type=int, default=None, help="k-fold instead of hold-out"
+        "--cv",
+        type=int,
+        default=None,
+        help="k-fold cross-validation (default: one stratified hold-out set)",
     )
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--random-state", type=int, default=None)
     parser.add_argument(
-        "--param",
-        action="append",
-        metavar="KEY=VALUE",
-        help="fixed estimator parameter (repeatable)",
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs per trial (default: the model's own default)",
     )
+    parser.add_argument(
+        "--random-state",
+        type=int,
+        default=None,
+        help="seed of the sampler, split and fits (default: unseeded)",
+    )
+    _add_params(parser, "fixed estimator parameter, e.g. --param epochs=5")
     parser.add_argument("--output", default="emnist-tuning", help="folder for figures")
-    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--no-plots", action="store_true", help="write no figures, only the summary"
+    )
     _add_output(parser)
 
 
 def _run_tune(args) -> int:
     from .output_folder import discard_created, prepare_reusable
+    from .tuning import count_trials
 
     params = _parse_params(args.param)
     if args.epochs:
         params["epochs"] = args.epochs
-    clf = _estimator(args.model, params)
+    clf = _estimator(args, params)
     if args.n_trials <= 0:
         raise UsageError(f"--n-trials must be positive, got {args.n_trials}.")
     check_output_folder(args.output, reuse=True)
     data = _load(args, random_state=args.random_state or 0)
     output, created = prepare_reusable(args.output, command="tune")
     try:
-        result, text, written = _tune(args, clf, data, output)
+        with _optuna_log(args.verbose):
+            result, text, written = _tune(args, clf, data, output)
     except BaseException:
         # A failed run leaves nothing it created - unless trials were stored
         # in the default study file, which --resume can continue.
         db = output / "study.db"
-        if created and not (args.storage is None and _stored_trials(db)):
+        if created and not (args.storage is None and count_trials(db)):
             discard_created(output, created, files=["study.db"])
         raise
     write_manifest(output, command="tune", files=written)
@@ -596,24 +779,10 @@ def _run_tune(args) -> int:
     return EXIT_OK
 
 
-def _stored_trials(db: Path) -> int:
-    """Trials in the SQLite study file ``db`` (0 when absent or unreadable)."""
-    import sqlite3
-
-    if not db.is_file():
-        return 0
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
-            return con.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def _tune(args, clf, data, output: Path):
-    from .tuning import EmnistSearchCV
+    from .tuning import EmnistSearchCV, hide_password, study_summary
 
     storage = args.storage or f"sqlite:///{output / 'study.db'}"
-    study_name = args.study_name or f"emnist-{args.model}"
     search = EmnistSearchCV(
         clf,
         n_trials=args.n_trials,
@@ -621,136 +790,181 @@ def _tune(args, clf, data, output: Path):
         cv=args.cv,
         pruner=args.pruner,
         storage=storage,
-        study_name=study_name,
+        study_name=args.study_name or f"emnist-{args.model}",
         load_if_exists=args.resume,
         refit=False,
         random_state=args.random_state,
         show_progress_bar=not (args.quiet or args.json),
     ).fit(data.X, data.y)
     study = search.study_
-    figures = [] if args.no_plots else _tuning_figures(study, output)
-    done = [
-        t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"
-    ]
-    best = sorted(done, key=lambda t: -t.value)[:5]
-    counts = {
-        s: sum(t.state.name == s for t in study.trials)
-        for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
-    }
+    figures = []
+    if not args.no_plots:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no window, no display needed
+        from .reporting import save_tuning_figures
+
+        figures = save_tuning_figures(study, output)
+    summary = study_summary(search)
     result = {
-        "study_name": study.study_name,
-        "storage": _safe_url(storage),
-        "best_value": search.best_score_,
-        "best_params": search.best_params_,
-        "n_trials": len(study.trials),
-        "states": counts,
-        "epochs_spent": int(sum(search.cv_results_["epochs"])),
-        "top": [
-            {"number": t.number, "value": t.value, "params": t.params} for t in best
-        ],
+        "study_name": summary["study_name"],
+        "storage": hide_password(storage),
+        **{k: v for k, v in summary.items() if k != "study_name"},
         "figures": [str(f) for f in figures],
     }
-    summary = output / f"{study.study_name}-summary.json"
-    summary.write_text(json.dumps(result, indent=2, default=str))
-    header = f"{'trial':>5}  {'score':>7}  params"
-    rows = [
-        f"{t.number:>5}  {t.value:7.4f}  "
-        + ", ".join(f"{k}={_short(v)}" for k, v in t.params.items())
-        for t in best
-    ]
-    text = (
-        f"study {study.study_name!r}: {len(study.trials)} trials "
-        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-        f"{counts['FAIL']} failed); best {search.best_score_:.4f}\n"
-        + "\n".join([header, *rows])
-        + (f"\nfigures in {output}" if figures else "")
-        + f"\nview: optuna-dashboard {_safe_url(storage)}"
-    )
-    written = [f.name for f in (*figures, summary)]
+    summary_file = output / f"{study.study_name}-summary.json"
+    summary_file.write_text(json.dumps(result, indent=2, default=str))
+    written = [f.name for f in (*figures, summary_file)]
     if args.storage is None:
         written.append("study.db")
-    return result, text, written
+    return result, _tune_text(result, output), written
+
+
+def _tune_text(result: dict, output: Path) -> str:
+    counts = result["states"]
+    rows = [
+        f"{t['number']:>5}  {t['value']:7.4f}  "
+        + ", ".join(f"{k}={_short(v)}" for k, v in t["params"].items())
+        for t in result["top"]
+    ]
+    return (
+        f"study {result['study_name']!r}: {result['n_trials']} trials "
+        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed); best {result['best_value']:.4f}\n"
+        + "\n".join([f"{'trial':>5}  {'score':>7}  params", *rows])
+        + (f"\nfigures in {output}" if result["figures"] else "")
+        + f"\nview: optuna-dashboard {result['storage']}"
+    )
 
 
 def _short(value):
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
-def _safe_url(url: str) -> str:
-    from .tuning import _hide_password
-
-    return _hide_password(url)
-
-
-def _tuning_figures(study, output: Path) -> list[Path]:
-    import warnings
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
-    written = []
-    plots = {
-        "optimization_history": ovm.plot_optimization_history,
-        "param_importances": ovm.plot_param_importances,
-        "parallel_coordinate": ovm.plot_parallel_coordinate,
-        "intermediate_values": ovm.plot_intermediate_values,
-    }
-    for name, plot in plots.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ax = plot(study)
-            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            fig.set_size_inches(9, 5)
-            fig.tight_layout()
-            path = output / f"{study.study_name}-{name}.png"
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            written.append(path)
-        except Exception as exc:  # noqa: BLE001 - e.g. too few trials for importances
-            log.warning("skipped the %s figure: %s", name, exc)
-    return written
+# --- serve --------------------------------------------------------------------
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"port must be a number 0..65535 (0: any free port), got {text!r}"
+        )
+    return port
 
 
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_file(parser)
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 lets other machines use the model "
+        "(default: %(default)s, this machine only)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="TCP port; 0 picks any free port and prints it (default: %(default)s)",
+    )
+
+
+def _run_serve(args) -> int:
+    from .serve import serve
+
+    clf = _load_model(args)
+    serve(clf, host=args.host, port=args.port)  # returns on Ctrl+C
+    return EXIT_OK
+
+
+# --- the command table and main -----------------------------------------------
+# name: (one-line help, example command lines, add arguments, run)
 COMMANDS = {
-    "data": ("download EMNIST and show what is cached", _add_data_arguments, _run_data),
+    "data": (
+        "download EMNIST and show what is cached",
+        ["data download --split balanced", "data info --checksums"],
+        _add_data_arguments,
+        _run_data,
+    ),
     "demo": (
         "offline demo: train on scikit-learn's digits, print the accuracy",
+        ["demo", "demo --model mlp --epochs 5 --output demo-mlp"],
         _add_demo_arguments,
         _run_demo,
     ),
     "train": (
         "train a model and save it with its metrics",
+        [
+            "train --dataset digits --output runs/digits --epochs 5",
+            "train --model cnn --dataset emnist:balanced --output runs/cnn --report",
+        ],
         _add_train_arguments,
         _run_train,
     ),
     "evaluate": (
         "score a saved model on a dataset",
+        ["evaluate runs/cnn/model.keras --dataset emnist:balanced"],
         _add_evaluate_arguments,
         _run_evaluate,
     ),
     "predict": (
         "classify image files or pixel arrays",
+        [
+            "predict runs/cnn/model.keras my_letter.png scan2.jpg",
+            "predict runs/cnn/model.keras pixels.npy --top 5 --json",
+        ],
         _add_predict_arguments,
         _run_predict,
     ),
-    "report": ("write figures and an HTML report", _add_report_arguments, _run_report),
-    "tune": ("search hyper-parameters with optuna", _add_tune_arguments, _run_tune),
+    "report": (
+        "write figures and an HTML report",
+        ["report runs/cnn/model.keras --dataset emnist:balanced --output rep"],
+        _add_report_arguments,
+        _run_report,
+    ),
+    "tune": (
+        "search hyper-parameters with optuna",
+        [
+            "tune --model mlp --dataset emnist:balanced --n-trials 30",
+            "tune --dataset digits --storage sqlite:///study.db --resume",
+        ],
+        _add_tune_arguments,
+        _run_tune,
+    ),
+    "serve": (
+        "draw characters on a local web page and see the model's top 5; "
+        "JSON endpoint POST /predict",
+        [
+            "serve runs/cnn/model.keras",
+            "serve runs/cnn/model.keras --port 0",
+        ],
+        _add_serve_arguments,
+        _run_serve,
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``emnist-estimators``, all commands included.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser :func:`main` uses.
+    """
     from . import __version__
 
     parser = argparse.ArgumentParser(
         prog="emnist-estimators",
         description="Neural-network classifiers for handwritten characters (EMNIST).",
+        epilog=_examples("demo", "train --dataset digits --output runs/digits"),
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and INFO log lines"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -759,21 +973,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU threads for TensorFlow (default: the cores this process may use; "
         "also $EMNIST_ESTIMATORS_THREADS)",
     )
+    _add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_, add_args, _) in COMMANDS.items():
-        add_args(sub.add_parser(name, help=help_, description=help_))
+    for name, (help_, examples, add_args, _) in COMMANDS.items():
+        add_args(_add_command(sub, name, help_, examples))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments after the program name; None: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit code: 0 success, 1 runtime failure, 2 bad usage or input,
+        130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        # Before anything imports TensorFlow, which reads it once. 3 hides
+        # ERROR lines too: a CNN's fit logs "E0000 ... remapper failed", a
+        # skipped graph optimisation, not a failure; real failures still
+        # raise. A value the user exported wins.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
     try:
         if args.threads is not None:
             set_num_threads(args.threads)
-        return COMMANDS[args.command][2](args)
+        return COMMANDS[args.command][3](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,5 +1,8 @@
 """Turn ordinary image files into EMNIST-style 28x28 grey characters.
 
+:func:`read_prediction_inputs` reads what ``emnist-estimators predict`` is
+given - pictures, ``.npy`` or ``.csv`` pixel rows - as one array.
+
 EMNIST was made from NIST's 128x128 scans by blurring, cropping to the
 character, centring it in a square frame with a 2-pixel margin and
 downsampling to 28x28 (Cohen et al., 2017). :func:`to_emnist` does the same
@@ -13,9 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import DataFormatError
+from .exceptions import DataFormatError, DataNotFoundError
 
-__all__ = ["MAX_IMAGE_PIXELS", "is_blank", "read_image", "to_emnist"]
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "is_blank",
+    "read_image",
+    "read_prediction_inputs",
+    "to_emnist",
+]
 
 #: Largest picture :func:`read_image` decodes: 25 megapixels (a 6000x4000
 #: camera photo fits). A character needs far less, and a small PNG can claim
@@ -35,6 +44,7 @@ def read_image(path) -> np.ndarray:
     Returns
     -------
     ndarray of shape (height, width), float32
+        The grey levels; a transparent background is composited on white.
 
     Raises
     ------
@@ -89,6 +99,7 @@ def is_blank(pixels) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_images,), bool
+        True where the image is blank.
 
     Examples
     --------
@@ -134,12 +145,12 @@ def to_emnist(image: np.ndarray, *, margin: int = 2) -> np.ndarray:
     if img.ndim != 2 or min(img.shape) < 2:
         raise ValueError(f"Expected one grey image (h, w), got shape {img.shape}.")
 
-    def border(a):
+    def _border(a):
         return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
 
-    if np.median(border(img)) > (img.min() + img.max()) / 2:
+    if np.median(_border(img)) > (img.min() + img.max()) / 2:
         img = img.max() - img  # dark ink on light paper -> light on dark
-    img = np.clip(img - np.median(border(img)), 0, None)  # background to 0
+    img = np.clip(img - np.median(_border(img)), 0, None)  # background to 0
     if img.max() <= 0:
         return np.zeros((28, 28), np.uint8)
     mask = img > 0.2 * img.max()
@@ -156,3 +167,80 @@ def to_emnist(image: np.ndarray, *, margin: int = 2) -> np.ndarray:
     out = np.clip(out, 0, None)
     out *= 255.0 / out.max()
     return np.rint(out).astype(np.uint8)
+
+
+def read_prediction_inputs(paths) -> tuple[list[str], np.ndarray]:
+    """Read pictures and pixel files as rows of 784 pixels, one per character.
+
+    A picture (PNG, JPEG, BMP...) is one character, converted by
+    :func:`to_emnist`. A ``.npy`` file holds any number of images of 784
+    pixels each (shape ``(n, 784)`` or ``(n, 28, 28)``); a ``.csv`` file one
+    image per row, 784 pixels, or 785 with a leading label (EMNIST's CSV
+    export), which is dropped. Pixel files are taken as they are: upright,
+    0..255, white on black.
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        The files, in the order their rows are wanted.
+
+    Returns
+    -------
+    names : list of str
+        One name per row: the file name of a picture, ``name[i]`` for row
+        ``i`` of a pixel file.
+    X : ndarray of shape (n_rows, 784), float32
+        The pixels.
+
+    Raises
+    ------
+    DataNotFoundError
+        If a file does not exist.
+    DataFormatError
+        If a picture cannot be decoded, or a pixel file's rows are not 784
+        pixels.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from emnist_estimators.images import read_prediction_inputs
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> np.save(folder / "two.npy", np.zeros((2, 28, 28), np.uint8))
+    >>> names, X = read_prediction_inputs([folder / "two.npy"])
+    >>> names, X.shape, X.dtype
+    (['two.npy[0]', 'two.npy[1]'], (2, 784), dtype('float32'))
+    """
+    names, rows = [], []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise DataNotFoundError(f"Input {path} does not exist.")
+        if path.suffix in (".npy", ".csv"):
+            pixels = _read_pixel_rows(path)
+            names += [f"{path.name}[{i}]" for i in range(len(pixels))]
+        else:
+            pixels = to_emnist(read_image(path)).reshape(1, 784)
+            names.append(path.name)
+        rows.append(np.asarray(pixels, dtype=np.float32))
+    if not rows:
+        return names, np.empty((0, 784), np.float32)
+    return names, np.concatenate(rows)
+
+
+def _read_pixel_rows(path: Path) -> np.ndarray:
+    """The rows of a ``.npy`` or ``.csv`` pixel file, shape (n, 784)."""
+    if path.suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        if arr.size % 784:
+            raise DataFormatError(
+                f"{path}: holds {arr.size} values of shape {arr.shape}, not a whole "
+                "number of 784-pixel images. Save arrays of shape (n, 784) or "
+                "(n, 28, 28)."
+            )
+        return arr.reshape(-1, 784)
+    arr = np.loadtxt(path, delimiter=",", ndmin=2)
+    if arr.shape[1] == 785:  # label,pixels export: drop the label
+        arr = arr[:, 1:]
+    if arr.shape[1] != 784:
+        raise DataFormatError(f"{path}: rows must have 784 pixels, got {arr.shape[1]}.")
+    return arr

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,18 @@ __all__ = [
     "plot_confused_pairs",
     "most_confused_pairs",
     "write_report",
+    "save_tuning_figures",
 ]
+
+log = logging.getLogger(__name__)
+
+#: The figures :func:`save_tuning_figures` writes, by the name in their file.
+TUNING_FIGURES = (
+    "optimization_history",
+    "param_importances",
+    "parallel_coordinate",
+    "intermediate_values",
+)
 
 
 def _figure(figsize):
@@ -37,7 +50,7 @@ def _final_estimator(estimator):
 
 
 def plot_learning_curves(history) -> Figure:  # noqa: F821
-    """Training and validation loss and accuracy per epoch.
+    """Plot training and validation loss and accuracy per epoch.
 
     Parameters
     ----------
@@ -48,6 +61,7 @@ def plot_learning_curves(history) -> Figure:  # noqa: F821
     Returns
     -------
     matplotlib.figure.Figure
+        The figure, not shown or saved (``fig.savefig(path)``).
     """
     if not isinstance(history, dict):
         history = _final_estimator(history).history_
@@ -67,14 +81,27 @@ def plot_learning_curves(history) -> Figure:  # noqa: F821
 
 
 def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
-    """Row-normalised confusion matrix, labelled with the class characters.
+    """Plot the row-normalised confusion matrix, labelled with the class names.
 
     Readable at 47 classes: rows sum to 1, the diagonal is shown, and cells
     below 1% are left blank so the confusions stand out.
 
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    labels : array-like, default=None
+        The classes, in the order of the rows; None: those seen in ``y_true``
+        or ``y_pred``, sorted.
+    class_names : list of str, default=None
+        Names shown for ``labels``; None: the labels themselves.
+
     Returns
     -------
     matplotlib.figure.Figure
+        The figure, not shown or saved (``fig.savefig(path)``).
     """
     from sklearn.metrics import confusion_matrix
 
@@ -117,12 +144,26 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
 
 
 def most_confused_pairs(y_true, y_pred, *, top: int = 10):
-    """The most frequent (true, predicted) errors, largest first.
+    """List the most frequent (true, predicted) errors, largest first.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    top : int, default=10
+        How many pairs to return at most.
 
     Returns
     -------
     list of tuple
         ``(true, predicted, count, share_of_true_class)``.
+
+    Examples
+    --------
+    >>> most_confused_pairs(["O", "O", "0", "0"], ["0", "O", "0", "0"])
+    [(np.str_('O'), np.str_('0'), 1, np.float64(0.5))]
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     wrong = y_true != y_pred
@@ -147,11 +188,23 @@ def most_confused_pairs(y_true, y_pred, *, top: int = 10):
 
 
 def plot_misclassified(images, y_true, y_pred, *, max_images: int = 100):
-    """Grid of the first ``max_images`` misclassified images, true -> predicted.
+    """Plot the first ``max_images`` misclassified images, true -> predicted.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_samples, 784) or (n_samples, 28, 28)
+        The images, upright.
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    max_images : int, default=100
+        At most this many images, ten per row.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The figure, not shown or saved (``fig.savefig(path)``).
     """
     images = np.asarray(images).reshape(len(images), 28, 28)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -185,14 +238,28 @@ def plot_misclassified(images, y_true, y_pred, *, max_images: int = 100):
 
 
 def plot_sample_predictions(images, y_true, y_pred, *, n: int = 40, proba=None):
-    """Grid of the first ``n`` test images with their predictions.
+    """Plot the first ``n`` test images with their predictions.
 
     Titles read ``predicted (probability)``; wrong ones are red and show the
     true class too.
 
+    Parameters
+    ----------
+    images : array-like of shape (n_samples, 784) or (n_samples, 28, 28)
+        The images, upright.
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    n : int, default=40
+        How many images, ten per row.
+    proba : array-like of shape (n_samples,), default=None
+        The probability of each prediction, shown under it.
+
     Returns
     -------
     matplotlib.figure.Figure
+        The figure, not shown or saved (``fig.savefig(path)``).
     """
     images = np.asarray(images).reshape(len(images), 28, 28)[:n]
     y_true, y_pred = np.asarray(y_true)[:n], np.asarray(y_pred)[:n]
@@ -214,11 +281,25 @@ def plot_sample_predictions(images, y_true, y_pred, *, n: int = 40, proba=None):
 
 
 def plot_confused_pairs(images, y_true, y_pred, *, top: int = 8, examples: int = 6):
-    """The most confused (true, predicted) pairs, each with example images.
+    """Plot the most confused (true, predicted) pairs, each with example images.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_samples, 784) or (n_samples, 28, 28)
+        The images, upright.
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    y_pred : array-like of shape (n_samples,)
+        Predicted labels.
+    top : int, default=8
+        How many pairs, one per row.
+    examples : int, default=6
+        Example images per pair.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The figure, not shown or saved (``fig.savefig(path)``).
     """
     images = np.asarray(images).reshape(len(images), 28, 28)
     y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
@@ -260,10 +341,15 @@ def write_report(
     Parameters
     ----------
     estimator : fitted EmnistMLP, EmnistCNN or Pipeline ending in one
-    X, y : test data (uint8 pixels, labels)
+        The model to report on.
+    X : array-like of shape (n_samples, 784)
+        Test images (uint8 pixels).
+    y : array-like of shape (n_samples,)
+        Their labels.
     output : str or path-like
         Folder (created if needed).
-    title : str
+    title : str, default="Model report"
+        Heading of the page.
     class_names : list of str, default=None
         Names for the confusion-matrix axes, in ``classes_`` order.
     extra_metrics : dict, default=None
@@ -327,3 +413,47 @@ def write_report(
     index = output / "index.html"
     index.write_text(page, encoding="utf-8")
     return index
+
+
+# --- tuning studies ------------------------------------------------------------
+def save_tuning_figures(study, folder) -> list[Path]:
+    """Save optuna's figures of a study as PNG files named after it.
+
+    Writes ``<study name>-<figure>.png`` for each of :data:`TUNING_FIGURES`
+    (900x500 pixels), drawn by ``optuna.visualization.matplotlib``. A figure
+    that cannot be drawn - parameter importances need two completed trials -
+    is skipped with a warning on the ``emnist_estimators.reporting`` logger.
+
+    Parameters
+    ----------
+    study : optuna.Study
+        The study, e.g. ``EmnistSearchCV.study_``.
+    folder : str or path-like
+        An existing folder for the PNG files.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order of :data:`TUNING_FIGURES`.
+    """
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    written = []
+    for name in TUNING_FIGURES:
+        plot = getattr(ovm, f"plot_{name}")
+        try:
+            with warnings.catch_warnings():
+                # optuna marks its matplotlib figures experimental, every call
+                warnings.simplefilter("ignore")
+                ax = plot(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+            fig.set_size_inches(9, 5)
+            fig.tight_layout()
+            path = Path(folder) / f"{study.study_name}-{name}.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            written.append(path)
+        except Exception as exc:  # noqa: BLE001 - e.g. too few trials for importances
+            log.warning("skipped the %s figure: %s", name, exc)
+    return written

@@ -48,7 +48,17 @@ FASHION_MNIST_CLASSES = [
 
 @dataclass
 class Dataset:
-    """Pixels (uint8, upright, (n, 784)) and class-name labels."""
+    """Pixels and class-name labels of a dataset named on the command line.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, 784), uint8
+        The images, upright.
+    y : ndarray of shape (n_samples,), str
+        Class names (characters for EMNIST).
+    description : str
+        What the data is, for messages and report titles.
+    """
 
     X: np.ndarray
     y: np.ndarray
@@ -80,6 +90,16 @@ def has_test_subset(spec: str) -> bool:
     A CSV export is one set of images: asking it for ``test`` gives the same
     images again, so a caller must hold out part of it instead.
 
+    Parameters
+    ----------
+    spec : str
+        The source, as given to :func:`load_source`.
+
+    Returns
+    -------
+    bool
+        False for a ``.csv`` (or ``.csv.gz``) file, True otherwise.
+
     Examples
     --------
     >>> has_test_subset("emnist:balanced"), has_test_subset("emnist-balanced-train.csv")
@@ -89,7 +109,28 @@ def has_test_subset(spec: str) -> bool:
 
 
 def load_source(spec: str, subset: str = "train", *, data_home=None) -> Dataset:
-    """Load a dataset named by ``spec`` (see the module docstring)."""
+    """Load a dataset named by ``spec`` (see the module docstring).
+
+    Parameters
+    ----------
+    spec : str
+        ``digits``, ``emnist:<split>``, a folder of IDX files, a ``.csv`` or
+        a ``.mat`` file.
+    subset : {'train', 'test'}, default='train'
+        Which part.
+    data_home : str or path-like, default=None
+        Folder of the EMNIST files for ``emnist:<split>``.
+
+    Returns
+    -------
+    Dataset
+        Upright uint8 pixels and class-name labels.
+
+    Raises
+    ------
+    DataNotFoundError
+        If the file or folder does not exist or holds no files of ``subset``.
+    """
     if subset not in ("train", "test"):
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
     if spec == "digits":

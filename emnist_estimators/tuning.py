@@ -17,12 +17,15 @@ Choices that differ from ``optuna_integration.OptunaSearchCV``:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -46,14 +49,18 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from .callbacks import PruningCallback
 from .exceptions import StorageError
 
 __all__ = [
     "EmnistSearchCV",
     "PruningCallback",
+    "count_trials",
     "default_search_space",
+    "hide_password",
     "make_pruner",
     "make_storage",
+    "study_summary",
     "tune",
 ]
 
@@ -78,6 +85,22 @@ def _final_step(estimator):
 
 def default_search_space(estimator) -> dict[str, BaseDistribution]:
     """The default space keyed by ``estimator``'s real parameter names.
+
+    Parameters
+    ----------
+    estimator : estimator or Pipeline
+        An EmnistMLP/EmnistCNN, or a Pipeline ending in one.
+
+    Returns
+    -------
+    dict of str to optuna distribution
+        Batch size, dropout and learning rate, under the names ``set_params``
+        takes (``clf__dropout`` in a Pipeline).
+
+    Raises
+    ------
+    ValueError
+        If the estimator has none of those parameters.
 
     Examples
     --------
@@ -146,7 +169,25 @@ def _check_space(estimator, space) -> dict[str, BaseDistribution] | Callable:
 
 
 def make_pruner(pruner, *, max_epochs: int | None = None) -> optuna.pruners.BasePruner:
-    """An optuna pruner from a name ('median', 'hyperband', 'halving', 'none')."""
+    """An optuna pruner from a name ('median', 'hyperband', 'halving', 'none').
+
+    Parameters
+    ----------
+    pruner : str, None or optuna pruner
+        A name above; None is 'none'; an optuna pruner is returned as is.
+    max_epochs : int, default=None
+        The largest resource of 'hyperband' (None: optuna's "auto").
+
+    Returns
+    -------
+    optuna.pruners.BasePruner
+        The pruner.
+
+    Examples
+    --------
+    >>> type(make_pruner("median")).__name__
+    'MedianPruner'
+    """
     if isinstance(pruner, optuna.pruners.BasePruner):
         return pruner
     if pruner in (None, "none"):
@@ -165,7 +206,26 @@ def make_pruner(pruner, *, max_epochs: int | None = None) -> optuna.pruners.Base
     )
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
+    """A storage URL with its password masked, for messages and summaries.
+
+    Parameters
+    ----------
+    url : str
+        A SQLAlchemy URL such as ``postgresql://user:secret@host/db``, or any
+        other storage string.
+
+    Returns
+    -------
+    str
+        The URL with ``***`` for the password; a string SQLAlchemy cannot
+        parse (a journal path) unchanged.
+
+    Examples
+    --------
+    >>> hide_password("postgresql://me:secret@db.example/optuna")
+    'postgresql://me:***@db.example/optuna'
+    """
     try:
         from sqlalchemy.engine import make_url
 
@@ -181,6 +241,19 @@ def make_storage(storage, *, heartbeat_interval: int | None = 60):
     give an RDB storage with heartbeats, so a trial whose process was killed is
     marked FAIL when the study is next resumed; ``journal:path`` or a path
     ending in ``.log``/``.journal`` gives optuna's journal file storage.
+
+    Parameters
+    ----------
+    storage : str, optuna storage or None
+        The URL or journal path; an optuna storage or None is returned as is.
+    heartbeat_interval : int or None, default=60
+        Seconds between heartbeats of running trials (RDB storages only);
+        None: no heartbeats.
+
+    Returns
+    -------
+    optuna.storages.BaseStorage or None
+        The storage.
 
     Raises
     ------
@@ -199,16 +272,7 @@ def make_storage(storage, *, heartbeat_interval: int | None = 60):
     attempts = 5
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(
-                storage,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=None
-                if heartbeat_interval is None
-                else 2 * heartbeat_interval,
-                engine_kwargs={"pool_pre_ping": True}
-                if "sqlite" not in storage
-                else None,
-            )
+            return _rdb_storage(storage, heartbeat_interval)
         except Exception as exc:  # sqlalchemy raises many types
             # Workers started together on a fresh database race to create
             # optuna's tables; the losers see "duplicate"/"already exists" and
@@ -220,52 +284,62 @@ def make_storage(storage, *, heartbeat_interval: int | None = 60):
                 continue
             first = text and str(exc).strip().splitlines()[0]
             raise StorageError(
-                f"Cannot open the optuna storage {_hide_password(storage)!r}: "
+                f"Cannot open the optuna storage {hide_password(storage)!r}: "
                 f"{first or repr(exc)}. Check the URL, that the database server is "
                 "running and reachable, and that its driver is installed "
                 "(PostgreSQL: pip install 'emnist-estimators[distributed]')."
             ) from None
 
 
-class PruningCallback:
-    """Keras callback: report a score to an optuna trial each epoch, stop if pruned.
+def _rdb_storage(url: str, heartbeat_interval: int | None):
+    """optuna's RDBStorage for ``url``, with heartbeats every so many seconds."""
+    with warnings.catch_warnings():
+        # Heartbeats are how a killed worker's trial gets marked FAIL; optuna
+        # flags the two arguments experimental on every call, which is noise
+        # on every tune run. Only that warning, only here.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Argument ``(heartbeat_interval|grace_period)`` is an "
+            "experimental feature",
+            category=optuna.exceptions.ExperimentalWarning,
+        )
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=None if heartbeat_interval is None else 2 * heartbeat_interval,
+            engine_kwargs={"pool_pre_ping": True} if "sqlite" not in url else None,
+        )
+
+
+def count_trials(db) -> int:
+    """Count the trials stored in the SQLite study file ``db``, without optuna.
 
     Parameters
     ----------
-    trial : optuna.Trial
-    score : callable
-        ``score() -> float``, evaluated after every epoch (e.g. accuracy on
-        the hold-out set, computed with the partly trained estimator).
-    step_offset : int, default=0
-        Added to the epoch number when reporting.
+    db : str or path-like
+        The file of a ``sqlite:///...`` storage.
+
+    Returns
+    -------
+    int
+        The number of trials of all its studies; 0 when the file is absent or
+        is not an optuna database.
+
+    Examples
+    --------
+    >>> count_trials("no-such-study.db")
+    0
     """
+    import sqlite3
 
-    def __new__(cls, *args, **kwargs):
-        # Subclass keras.callbacks.Callback lazily: importing this module must
-        # not import TensorFlow.
-        import keras
-
-        if not issubclass(cls, keras.callbacks.Callback):
-            cls = type(cls.__name__, (cls, keras.callbacks.Callback), {})
-        return super().__new__(cls)
-
-    def __init__(self, trial, score: Callable[[], float], *, step_offset: int = 0):
-        import keras
-
-        keras.callbacks.Callback.__init__(self)
-        self.trial, self.score, self.step_offset = trial, score, step_offset
-        self.pruned = False
-        self.epochs_run = 0
-        self.last_score = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs_run += 1
-        value = float(self.score())
-        self.last_score = value
-        self.trial.report(value, self.step_offset + epoch)
-        if self.trial.should_prune():
-            self.pruned = True
-            self.model.stop_training = True
+    db = Path(db)
+    if not db.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return con.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 class EmnistSearchCV(MetaEstimatorMixin, BaseEstimator):
@@ -324,7 +398,8 @@ default='median'
         silent for twice as long is marked FAIL when the study next runs.
         None: no heartbeats.
     show_progress_bar : bool, default=False
-        optuna's progress bar.
+        Draw optuna's progress bar; False also hides optuna's per-trial INFO
+        log lines during ``fit``.
 
     Attributes
     ----------
@@ -568,11 +643,16 @@ default='median'
         Parameters
         ----------
         X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w)
+            Training images.
         y : array-like of shape (n_samples,)
+            Their labels.
+        **fit_params : dict
+            Not accepted (a TypeError): set fit options on the estimator.
 
         Returns
         -------
-        self : object
+        object
+            This search, fitted.
 
         Raises
         ------
@@ -651,7 +731,7 @@ default='median'
 
     # -- delegation ---------------------------------------------------------
     @property
-    def n_features_in_(self):
+    def n_features_in_(self):  # numpydoc ignore=RT01
         """Number of features of the refit best estimator (as GridSearchCV)."""
         if not hasattr(self, "best_estimator_"):
             raise AttributeError(
@@ -665,19 +745,60 @@ default='median'
         return self.best_estimator_
 
     def predict(self, X):
-        """Predict with the refit best estimator."""
+        """Predict with the refit best estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels)
+            Images.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The predicted classes.
+        """
         return self._best().predict(X)
 
     def predict_proba(self, X):
-        """Class probabilities from the refit best estimator."""
+        """Return class probabilities from the refit best estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels)
+            Images.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in ``classes_`` order.
+        """
         return self._best().predict_proba(X)
 
     def score(self, X, y):
-        """Score of the refit best estimator, with the search's scorer."""
+        """Score the refit best estimator with the search's scorer.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels)
+            Images.
+        y : array-like of shape (n_samples,)
+            Their labels.
+
+        Returns
+        -------
+        float
+            The score (accuracy unless ``scoring`` says otherwise).
+        """
         return check_scoring(self.estimator, scoring=self.scoring)(self._best(), X, y)
 
     def trials_dataframe(self):
-        """All trials of the study as a pandas DataFrame (optuna's format)."""
+        """Return all trials of the study as a pandas DataFrame (optuna's format).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per trial, from ``study_.trials_dataframe()``.
+        """
         check_is_fitted(self, "study_")
         return self.study_.trials_dataframe()
 
@@ -745,13 +866,55 @@ def _cv_results(study) -> dict:
     return results
 
 
+def study_summary(search: EmnistSearchCV, *, top: int = 5) -> dict:
+    """The outcome of a fitted search as plain, JSON-ready values.
+
+    Parameters
+    ----------
+    search : EmnistSearchCV
+        A fitted search.
+    top : int, default=5
+        How many of the best completed trials to list.
+
+    Returns
+    -------
+    dict
+        ``study_name``; ``best_value`` and ``best_params``; ``n_trials`` in the
+        study; ``states``, the trials per state (COMPLETE, PRUNED, FAIL,
+        RUNNING); ``epochs_spent`` over all trials; ``top``, the best
+        completed trials (``number``, ``value``, ``params``), best first.
+    """
+    check_is_fitted(search, "study_")
+    trials = search.study_.trials
+    done = [t for t in trials if t.value is not None and t.state.name == "COMPLETE"]
+    best = sorted(done, key=lambda t: -t.value)[:top]
+    return {
+        "study_name": search.study_.study_name,
+        "best_value": search.best_score_,
+        "best_params": search.best_params_,
+        "n_trials": len(trials),
+        "states": {
+            state: sum(t.state.name == state for t in trials)
+            for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+        },
+        "epochs_spent": int(sum(search.cv_results_["epochs"])),
+        "top": [
+            {"number": t.number, "value": t.value, "params": t.params} for t in best
+        ],
+    }
+
+
 def tune(estimator, X, y, **kwargs) -> EmnistSearchCV:
     """Run :class:`EmnistSearchCV` on ``(X, y)`` and return it fitted.
 
     Parameters
     ----------
     estimator : estimator or Pipeline
-    X, y : training data
+        An EmnistMLP/EmnistCNN, or a Pipeline ending in one.
+    X : array-like of shape (n_samples, n_pixels)
+        Training images.
+    y : array-like of shape (n_samples,)
+        Their labels.
     **kwargs
         Any :class:`EmnistSearchCV` parameter (``n_trials``, ``storage``...).
 

@@ -344,3 +344,103 @@ def test_data_clean_removes_caches_and_stale_temps_only(tmp_path, capsys):
     assert main(["data", "clean", "--data-home", str(data)]) == 0
     assert "removed 3 file(s)" in capsys.readouterr().out
     assert sorted(p.name for p in data.iterdir()) == originals
+
+
+# --- quiet by default (issue 13.1) ------------------------------------------------
+NATIVE_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
+
+
+def test_train_quiet_prints_only_the_result_line(tmp_path):
+    """Issue 13.1: TensorFlow's C++ lines (E0000 remapper, I0000 oneDNN) and
+    progress bars appeared even with --quiet, for users with no
+    TF_CPP_MIN_LOG_LEVEL set."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(PYTHONPATH=str(REPO), MPLBACKEND="Agg")
+    args = ["train", "--model", "cnn", "--dataset", "digits", "--epochs", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "emnist_estimators", *args, "--output", "m", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not [ln for ln in proc.stderr.splitlines() if NATIVE_LOG.match(ln)]
+    assert proc.stderr == ""  # no progress bar, no warning either
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("EmnistCNN trained on 1,347 images")
+    assert str(tmp_path / "m" / "model.keras") in lines[0]
+
+
+def test_tensorflow_log_level_is_set_by_the_cli_unless_verbose(tmp_path, monkeypatch):
+    info = ["data", "info", "--data-home", str(tmp_path), "--json"]
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    assert main(["-v", *info]) == 0
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # -v: TensorFlow's own log
+    assert main([*info, "--verbose"]) == 0  # after the command, too
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    assert main(info) == 0
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    assert main(info) == 0
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"  # the user's choice wins
+
+
+def test_cli_module_imports_no_tensorflow():
+    """main() sets TensorFlow's log level: nothing may import it before."""
+    code = (
+        "import sys; from emnist_estimators.cli import build_parser; "
+        "build_parser().parse_args(['train', '--dataset', 'digits', '--output', 'o']); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == "[]"
+
+
+# --- help texts (issue 13.4) ------------------------------------------------------
+def _commands(parser, path=()):
+    """``(command path, parser)`` for every command and sub-command."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _commands(sub, (*path, name))
+
+
+def test_every_option_has_help_with_its_default_and_every_command_examples():
+    """Issue 13.4: --model, --epochs, --subset, --overwrite had no help."""
+    import argparse
+
+    from emnist_estimators.cli import build_parser
+
+    parser = build_parser()
+    commands = dict(_commands(parser))
+    assert {("train",), ("tune",), ("data",), ("data", "clean")} <= set(commands)
+    for path, sub in [((), parser), *commands.items()]:
+        formatter = sub._get_formatter()
+        where = " ".join(path) or "emnist-estimators"
+        if path:
+            assert "Examples:\n  emnist-estimators " + " ".join(path) in (
+                sub.epilog or ""
+            ), where
+            assert "Examples:" in sub.format_help(), where
+        for action in sub._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            assert action.help and action.help.strip(), f"{where} {name}: no help"
+            if action.option_strings and not action.required:
+                shown = formatter._get_help_string(action) % {"default": action.default}
+                assert "default" in shown, f"{where} {name}: no default in {shown!r}"
+                assert "(default: None)" not in shown, f"{where} {name}"

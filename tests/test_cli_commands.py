@@ -305,6 +305,34 @@ def test_tune_writes_real_figures(bars, tmp_path):
     assert {f"emnist-mlp-{name}.png" for name in names} <= set(manifest["files"])
 
 
+def test_tune_shows_optuna_trial_lines_only_when_verbose(bars, tmp_path):
+    """Issue 13.1: optuna's per-trial INFO lines are hidden unless -v."""
+    import logging
+
+    import optuna
+
+    records = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = records.append
+    logger = logging.getLogger("optuna")
+    logger.addHandler(handler)
+    before = optuna.logging.get_verbosity()
+    tune = ["tune", "--model", "mlp", "--param", "hidden_layer_sizes=(16,)",
+            "--dataset", bars, "--max-samples", 90, "--n-trials", 2, "--epochs", 1,
+            "--pruner", "none", "--no-plots"]  # fmt: skip
+    try:
+        assert run(*tune, "--output", tmp_path / "quiet")[0] == 0
+        quiet = [r.getMessage() for r in records if r.levelno < logging.WARNING]
+        records.clear()
+        assert run(*tune, "--output", tmp_path / "verbose", "-v")[0] == 0
+        verbose = [r.getMessage() for r in records if r.levelno < logging.WARNING]
+    finally:
+        logger.removeHandler(handler)
+    assert quiet == []
+    assert any("Trial 0 finished" in m for m in verbose), verbose
+    assert optuna.logging.get_verbosity() == before  # restored after each run
+
+
 # --- data download / data info --checksums -------------------------------------------
 N_DOWNLOAD = 60
 MAPPING = "".join(f"{i} {48 + i}\n" for i in range(10)).encode()

@@ -11,8 +11,14 @@ import pytest
 from conftest import REPO
 from PIL import Image
 
-from emnist_estimators.exceptions import DataFormatError
-from emnist_estimators.images import MAX_IMAGE_PIXELS, is_blank, read_image, to_emnist
+from emnist_estimators.exceptions import DataFormatError, DataNotFoundError
+from emnist_estimators.images import (
+    MAX_IMAGE_PIXELS,
+    is_blank,
+    read_image,
+    read_prediction_inputs,
+    to_emnist,
+)
 
 READ_AND_MEASURE = """
 import resource, sys
@@ -86,3 +92,77 @@ def test_a_character_is_not_blank():
     page[10:90, 25:35] = 0
     X = np.stack([to_emnist(page), np.zeros((28, 28), np.uint8)])
     assert is_blank(X).tolist() == [False, True]
+
+
+# --- read_prediction_inputs: what `predict` is given ---------------------------
+def test_prediction_inputs_keep_order_and_name_every_row(tmp_path):
+    rng = np.random.default_rng(0)
+    cube = rng.integers(0, 256, size=(2, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "cube.npy", cube)  # (n, 28, 28) is read as (n, 784)
+    rows = rng.integers(0, 256, size=(3, 784))
+    labelled = np.column_stack([[7, 8, 9], rows])  # EMNIST CSV export: label first
+    np.savetxt(tmp_path / "export.csv", labelled, fmt="%d", delimiter=",")
+    page = np.full((60, 40), 255, np.uint8)
+    page[10:50, 15:25] = 0  # a dark bar on white paper
+    Image.fromarray(page).save(tmp_path / "bar.png")
+    names, X = read_prediction_inputs(
+        [tmp_path / "bar.png", tmp_path / "cube.npy", str(tmp_path / "export.csv")]
+    )
+    assert names == [
+        "bar.png",
+        "cube.npy[0]",
+        "cube.npy[1]",
+        "export.csv[0]",
+        "export.csv[1]",
+        "export.csv[2]",
+    ]
+    assert X.shape == (6, 784) and X.dtype == np.float32
+    np.testing.assert_array_equal(X[0], to_emnist(page.astype(np.float32)).ravel())
+    np.testing.assert_array_equal(X[1:3], cube.reshape(2, 784))
+    np.testing.assert_array_equal(X[3:], rows)  # the label column dropped
+
+
+def test_prediction_input_missing_is_data_not_found(tmp_path):
+    with pytest.raises(DataNotFoundError, match="nothere.png does not exist"):
+        read_prediction_inputs([tmp_path / "nothere.png"])
+
+
+@pytest.mark.parametrize(
+    "name, write, message",
+    [
+        (
+            "narrow.csv",
+            lambda p: np.savetxt(p, np.zeros((2, 100)), delimiter=","),
+            "rows must have 784 pixels, got 100",
+        ),
+        (
+            "odd.npy",
+            lambda p: np.save(p, np.zeros((3, 100), np.uint8)),
+            "not a whole number of 784-pixel images",
+        ),
+    ],
+)
+def test_prediction_pixel_files_of_the_wrong_size_name_the_file(
+    tmp_path, name, write, message
+):
+    write(tmp_path / name)
+    with pytest.raises(DataFormatError, match=message) as info:
+        read_prediction_inputs([tmp_path / name])
+    assert name in str(info.value)
+
+
+def test_prediction_inputs_import_no_estimator_or_tensorflow():
+    """The data side reads prediction inputs; it must not pull in training."""
+    code = (
+        "import sys; from emnist_estimators.images import read_prediction_inputs; "
+        "print(sorted(m for m in sys.modules if m in ('tensorflow', 'keras', "
+        "'emnist_estimators.estimators', 'emnist_estimators.cli')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == "[]"

@@ -54,3 +54,54 @@ def test_plots_return_labelled_figures():
     assert len(titles) == len(X) and "0 (true O)\n0.90" in titles
     pairs = plot_confused_pairs(X, y_true, y_pred)
     assert "O → 0" in " ".join(t.get_text() for a in pairs.axes for t in a.texts)
+
+
+def _study(n_trials: int):
+    """An optuna study of ``n_trials`` finished trials, no training needed."""
+    import optuna
+
+    study = optuna.create_study(study_name="s", direction="maximize")
+    for i in range(n_trials):
+        trial = study.ask(
+            {
+                "dropout": optuna.distributions.FloatDistribution(0, 0.5),
+                "batch_size": optuna.distributions.CategoricalDistribution([32, 64]),
+            }
+        )
+        for epoch in range(3):
+            trial.report(0.5 + 0.1 * epoch + 0.01 * i, epoch)
+        study.tell(trial, 0.7 + 0.01 * i)
+    return study
+
+
+def test_save_tuning_figures_writes_each_figure(tmp_path):
+    from PIL import Image
+
+    from emnist_estimators.reporting import TUNING_FIGURES, save_tuning_figures
+
+    written = save_tuning_figures(_study(4), tmp_path)
+    assert written == [tmp_path / f"s-{name}.png" for name in TUNING_FIGURES]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.size == (900, 500)
+            low, high = image.convert("L").getextrema()
+            assert high - low > 100, f"{path} is blank"
+
+
+def test_save_tuning_figures_skips_a_figure_that_fails(tmp_path, caplog, monkeypatch):
+    from optuna.visualization import matplotlib as ovm
+
+    from emnist_estimators.reporting import save_tuning_figures
+
+    def fails(study):
+        raise RuntimeError("too few trials")
+
+    monkeypatch.setattr(ovm, "plot_param_importances", fails)
+    written = save_tuning_figures(_study(2), tmp_path)
+    assert [p.name for p in written] == [
+        "s-optimization_history.png",
+        "s-parallel_coordinate.png",
+        "s-intermediate_values.png",
+    ]
+    assert "skipped the param_importances figure: too few trials" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -446,3 +447,56 @@ def test_resumed_study_continues_instead_of_replaying(data, tmp_path):
     assert first[2] != first[0] and first[3] != first[1]
     assert len({tuple(sorted(p.items())) for p in first}) == 4
     assert run(tmp_path / "b") == first  # still reproducible
+
+
+def test_storage_with_heartbeats_warns_nothing(tmp_path):
+    """Issue 13.1: optuna's ExperimentalWarning for heartbeats on every tune."""
+    import warnings
+
+    from emnist_estimators.tuning import make_storage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert storage.heartbeat_interval == 60 and storage.grace_period == 120
+    # scoped: the caller's own optuna calls still warn as optuna wants
+    with pytest.warns(optuna.exceptions.ExperimentalWarning, match="heartbeat"):
+        optuna.storages.RDBStorage(
+            f"sqlite:///{tmp_path / 'other.db'}", heartbeat_interval=5
+        )
+
+
+def test_hide_password_masks_only_the_password():
+    from emnist_estimators.tuning import hide_password
+
+    url = "postgresql://me:s3cret@db.example:5432/optuna"
+    assert hide_password(url) == "postgresql://me:***@db.example:5432/optuna"
+    assert hide_password("journal:study.log") == "journal:study.log"
+
+
+def test_study_summary_and_stored_trial_count(data, tmp_path):
+    from emnist_estimators.tuning import count_trials, study_summary
+
+    db = tmp_path / "study.db"
+    assert count_trials(db) == 0
+    (tmp_path / "not-a-db").write_text("hello")
+    assert count_trials(tmp_path / "not-a-db") == 0
+    X, y = data
+    search = EmnistSearchCV(
+        mlp(epochs=1),
+        n_trials=3,
+        pruner="none",
+        storage=f"sqlite:///{db}",
+        random_state=0,
+        refit=False,
+    ).fit(X, y)
+    assert count_trials(db) == 3
+    summary = study_summary(search, top=2)
+    assert summary["n_trials"] == 3 and summary["states"]["COMPLETE"] == 3
+    assert summary["best_value"] == search.best_score_
+    assert summary["best_params"] == search.best_params_
+    assert summary["epochs_spent"] == 3
+    values = [t["value"] for t in summary["top"]]
+    assert len(values) == 2 and values == sorted(values, reverse=True)
+    assert values[0] == search.best_score_
+    json.dumps(summary)  # plain values, ready for the summary file
