@@ -2,7 +2,8 @@
 
     python examples/optuna_tuning.py [--emnist]
 
-The study lives in SQLite, so running the script again continues it; point
+The study lives in SQLite (``emnist-example-study.db`` in the temporary
+folder, kept on purpose), so running the script again continues it; point
 ``storage`` at a PostgreSQL URL to let several machines share it.
 """
 
@@ -20,11 +21,14 @@ args = example_args(__doc__.splitlines()[0])
 X_train, X_test, y_train, y_test = load_example_data(args)
 storage = f"sqlite:///{Path(tempfile.gettempdir()) / 'emnist-example-study.db'}"
 
+# Lists are categorical choices. optuna stores them in the study's database,
+# so each choice must be None, a bool, int, float or str: a tuple such as
+# dense_units=(128, 64) would warn on every trial and come back as a list.
 space = {
     "batch_size": [32, 64, 128],
     "dropout": optuna.distributions.FloatDistribution(0.0, 0.5),
     "learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
-    "dense_units": [(64,), (128, 64)],  # users can add what they like
+    "convs_per_block": [1, 2],  # users can add what they like
 }
 search = EmnistSearchCV(
     EmnistCNN(filters=(16, 32), epochs=2 if args.quick else 10),

@@ -37,9 +37,10 @@ print("probabilities of the first image:", pipe.predict_proba(X_test[:1]).round(
 # %%
 # The estimator alone saves in Keras' native format (loaded in safe mode).
 clf = pipe.named_steps["clf"]
-path = Path(tempfile.mkdtemp()) / "cnn.keras"
-clf.save(path)
-again = load_model(path)
-scaled = pipe.named_steps["scale"].transform(X_test)
-assert (again.predict(scaled) == clf.predict(scaled)).all()
-print(f"saved and reloaded {path.name}: identical predictions")
+with tempfile.TemporaryDirectory() as folder:  # removed, whatever happens
+    path = Path(folder) / "cnn.keras"
+    clf.save(path)
+    again = load_model(path)
+    scaled = pipe.named_steps["scale"].transform(X_test)
+    assert (again.predict(scaled) == clf.predict(scaled)).all()
+    print(f"saved and reloaded {path.name}: identical predictions")

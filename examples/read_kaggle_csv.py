@@ -29,16 +29,22 @@ parser.add_argument("--csv", type=Path, help="an EMNIST CSV export")
 parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
 
-path = args.csv
-if path is None:
+
+def write_demo_csv(folder: Path) -> Path:
+    """The offline demo data as a CSV export, stored transposed as NIST does."""
     X, y = load_digits_28()
-    stored = X.reshape(-1, 28, 28).transpose(0, 2, 1).reshape(-1, 784)  # as NIST
-    path = Path(tempfile.mkdtemp()) / "emnist-digits-demo.csv"
+    stored = X.reshape(-1, 28, 28).transpose(0, 2, 1).reshape(-1, 784)
+    path = folder / "emnist-digits-demo.csv"
     np.savetxt(path, np.column_stack([y, stored]), fmt="%d", delimiter=",")
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in the export format")
+    print(
+        f"wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in the export format"
+    )
+    return path
+
 
 # %%
-X, y = read_emnist_csv(path)
+with tempfile.TemporaryDirectory() as folder:  # the demo CSV goes with it
+    X, y = read_emnist_csv(args.csv or write_demo_csv(Path(folder)))
 print(f"read {X.shape} {X.dtype} pixels and {len(np.unique(y))} classes")
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, test_size=0.25, stratify=y, random_state=0

@@ -424,3 +424,89 @@ def test_temp_names_carry_pid_and_host(tmp_path):
     path = cache._temp_path(tmp_path / "x.v2.upright.npy")
     assert path.name == f".x.v2.upright.npy.{os.getpid()}@{_tempfiles.host()}.tmp"
     assert cache._TEMP_RE.match(path.name)
+
+
+# --- one cache per source (issue 13, item 3) -----------------------------------------
+@pytest.fixture
+def own_user_cache(tmp_path, monkeypatch) -> Path:
+    """An empty user cache of the test's own: what lands there is ours."""
+    user = tmp_path / "user-cache"
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(user))
+    return user
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(folder, glyph_images(N, rng=0))
+    yield folder
+    os.chmod(folder, 0o755)
+
+
+def _user_files(user: Path) -> list[Path]:
+    return [p for p in user.rglob("*") if p.is_file()] if user.exists() else []
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_valid_cache_beside_read_only_source_is_served(
+    data, own_user_cache, small_mnist, verify
+):
+    """No duplicate in the user cache: the cache already there is memory-mapped."""
+    _load(data, verify=verify)  # built beside the source while it was writable
+    beside = _npy(data)
+    mtime = beside.stat().st_mtime_ns
+    os.chmod(data, 0o555)  # read-only from now on (the loader says so even for root)
+    again = _load(data, verify=verify)
+    assert isinstance(again.images, np.memmap)
+    assert Path(again.images.filename) == beside
+    assert beside.stat().st_mtime_ns == mtime
+    assert _user_files(own_user_cache) == []
+    np.testing.assert_array_equal(again.images, glyph_images(N, rng=0))
+
+
+def test_valid_user_cache_is_served_when_the_folder_turns_writable(
+    data, own_user_cache, small_mnist
+):
+    os.chmod(data, 0o555)
+    _load(data)  # built in the user cache
+    (cached,) = own_user_cache.rglob("*.npy")
+    os.chmod(data, 0o755)
+    again = _load(data)
+    assert Path(again.images.filename) == cached
+    assert not list(data.glob("*.npy"))
+
+
+def test_stale_cache_beside_read_only_source_is_not_served(
+    data, own_user_cache, small_mnist
+):
+    _load(data)
+    beside = _npy(data)
+    sidecar = json.loads(next(data.glob("*.upright.json")).read_text())
+    source = data / IMAGES
+    _write(data, 255 - glyph_images(N, rng=0))  # new source: the cache is stale
+    assert source.stat().st_mtime_ns != sidecar["source"]["mtime_ns"]
+    os.chmod(data, 0o555)
+    rebuilt = _load(data, verify=False)
+    np.testing.assert_array_equal(rebuilt.images, 255 - glyph_images(N, rng=0))
+    (cached,) = own_user_cache.rglob("*.npy")
+    again = _load(data, verify=False)  # the new cache, not the stale one
+    assert Path(again.images.filename) == cached != beside
+    np.testing.assert_array_equal(again.images, rebuilt.images)
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_new_cache_is_announced_once_at_info_level(
+    data, own_user_cache, small_mnist, read_only, caplog
+):
+    if read_only:
+        os.chmod(data, 0o555)
+    with caplog.at_level("INFO", logger="emnist_estimators.datasets.cache"):
+        _load(data)
+        _load(data)
+    records = [r for r in caplog.records if r.name.endswith("datasets.cache")]
+    assert len(records) == 1 and records[0].levelname == "INFO"
+    (cached,) = [*data.glob("*.npy"), *own_user_cache.rglob("*.npy")]
+    message = records[0].getMessage()
+    assert str(cached) in message and IMAGES in message
+    assert (f"{data} is read-only" in message) == read_only

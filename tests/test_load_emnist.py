@@ -200,3 +200,129 @@ def test_mat_with_images_of_another_width(tmp_path, small_mnist):
     scipy.io.savemat(tmp_path / "emnist-mnist.mat", {"dataset": dataset})
     with pytest.raises(DataFormatError, match="784"):
         load_emnist("mnist", "test", data_home=tmp_path, download=False)
+
+
+# --- messages that say where and what next (issue 13, item 2) ------------------------
+def _refused_url() -> str:
+    """A loopback URL nothing listens on: the download fails at once, offline."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/gzip.zip"
+
+
+OPTIONS = ("--url", "EMNIST_MIRROR_URL", "--data-home", "EMNIST_DATA", "data download")
+
+
+def test_missing_files_message_names_the_options(tmp_path):
+    with pytest.raises(DataNotFoundError) as info:
+        load_emnist("letters", "train", data_home=tmp_path, download=False)
+    msg = str(info.value)
+    assert all(option in msg for option in OPTIONS), msg
+    assert "emnist-letters-train-labels-idx1-ubyte.gz" in msg
+
+
+def test_failed_download_names_folder_files_and_options(tmp_path, small_mnist):
+    """Test-only files, as in a shared folder: the train split cannot be had."""
+    from emnist_estimators.exceptions import DownloadError
+
+    labels = np.zeros(N, np.uint8)
+    write_idx(tmp_path / "emnist-mnist-train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(DownloadError) as info:
+        load_emnist(
+            "mnist", "train", data_home=tmp_path, url=_refused_url(), progress=False
+        )
+    msg = str(info.value)
+    assert msg.startswith(f"EMNIST mnist/train is not in {tmp_path}")
+    assert "needs emnist-mnist-train-images-idx3-ubyte.gz and" in msg
+    assert "found only emnist-mnist-train-labels-idx1-ubyte.gz" in msg
+    assert "Cannot reach http://127.0.0.1:" in msg  # what failed, kept
+    assert "data download --split mnist --subset train" in msg
+    assert all(option in msg for option in OPTIONS), msg
+
+
+def test_cli_prints_the_folder_files_and_options(tmp_path, small_mnist, capsys):
+    from emnist_estimators.cli import main
+
+    argv = ["data", "download", "--split", "mnist", "--subset", "train"]
+    argv += ["--data-home", str(tmp_path), "--url", _refused_url(), "--quiet"]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(tmp_path) in err
+    assert "emnist-mnist-train-images-idx3-ubyte.gz" in err
+    assert all(option in err for option in OPTIONS), err
+
+
+# --- data info: a per-split summary (issue 13, item 2) -------------------------------
+def _summary(folder) -> dict:
+    return {(r["split"], r["subset"]): r for r in loader.split_summary(folder)}
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_summary_of_an_empty_or_missing_folder(tmp_path, exists):
+    folder = tmp_path / "data"
+    if exists:
+        folder.mkdir()
+    rows = _summary(folder)
+    assert len(rows) == 2 * len(_official.EMNIST_SPLITS)
+    assert {r["status"] for r in rows.values()} == {"missing"}
+    assert rows["bymerge", "train"]["missing"] == [
+        "emnist-bymerge-train-images-idx3-ubyte.gz",
+        "emnist-bymerge-train-labels-idx1-ubyte.gz",
+    ]
+    assert {r["cache_bytes"] for r in rows.values()} == {0}
+    assert folder.exists() == exists  # looking creates nothing
+    hint = loader.how_to_get("bymerge", "all", folder)
+    assert "--data-home" in hint and "EMNIST_DATA" in hint and str(folder) in hint
+
+
+def test_summary_of_partial_and_complete_splits(tmp_path, small_mnist, monkeypatch):
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "user-cache"))
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_split(data, glyph_images(N), np.zeros(N, np.uint8), subset="test")
+    write_idx(data / "emnist-mnist-train-labels-idx1-ubyte", np.zeros(N, np.uint8))
+    rows = _summary(data)
+    test, train = rows["mnist", "test"], rows["mnist", "train"]
+    assert test["status"] == "complete" and test["missing"] == []
+    assert [Path(p).name for p in test["files"]] == [
+        "emnist-mnist-test-images-idx3-ubyte.gz",
+        "emnist-mnist-test-labels-idx1-ubyte.gz",
+    ]
+    assert test["cache_bytes"] == 0  # not loaded yet
+    assert train["status"] == "partial"
+    assert train["missing"] == ["emnist-mnist-train-images-idx3-ubyte.gz"]
+    assert rows["letters", "test"]["status"] == "missing"
+    load_emnist("mnist", "test", data_home=data, download=False)
+    cache_files = [*data.glob("*.upright.npy"), *data.glob("*.upright.json")]
+    assert len(cache_files) == 2
+    want = sum(p.stat().st_size for p in cache_files)
+    assert _summary(data)["mnist", "test"]["cache_bytes"] == want
+
+
+def test_hint_for_a_read_only_folder_names_another_folder(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    os.chmod(folder, 0o555)  # the loader treats it as read-only, even for root
+    try:
+        hint = loader.how_to_get("mnist", "train", folder)
+    finally:
+        os.chmod(folder, 0o755)
+    assert f"({folder} is read-only)" in hint and "--data-home DIR" in hint
+    assert "copy them into" not in hint
+
+
+def test_data_info_says_how_to_get_data(tmp_path, capsys, monkeypatch):
+    """`data info` on a missing folder lists every split as missing, the files
+    each needs, and how to get them."""
+    from emnist_estimators.cli import main
+
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "info", "--data-home", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert "(the folder does not exist)" in out
+    assert "mnist    test  missing" in out
+    assert "emnist-mnist-test-images-idx3-ubyte.gz" in out
+    assert "data download --split balanced" in out and "EMNIST_MIRROR_URL" in out

@@ -2,8 +2,12 @@
 
 The first load of an IDX file converts its images to an upright uint8 ``.npy``
 next to the source; when that folder is read-only the cache goes to the user
-cache instead. Later loads memory-map it: no parsing, no decompression, and
-pages are read only when touched.
+cache instead (logged once, at INFO level, with the path). Later loads
+memory-map it: no parsing, no decompression, and pages are read only when
+touched. One cache per source: a valid cache is served wherever it is, beside
+the source or in the user cache, so a read-only folder that already holds one
+(built while it was writable, or shipped with the data) never gets a second
+copy in the user cache.
 
 A cache is never trusted blindly. Next to each ``.npy`` a small JSON sidecar
 records what it was built from: the cache version, the source's size,
@@ -25,6 +29,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -40,6 +45,7 @@ from ._tempfiles import stale_files, temp_path, writer_is_dead
 from .readers import _read_idx_data, idx_header, iter_idx_blocks
 
 __all__ = [
+    "cache_candidates",
     "cache_path_for",
     "cache_files",
     "cache_kind",
@@ -47,6 +53,8 @@ __all__ = [
     "remove_stale_temps",
     "user_cache_dir",
 ]
+
+logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
 
@@ -96,12 +104,35 @@ def _writable_dir(folder: Path) -> bool:
     return bool(mode & stat.S_IWUSR) and os.access(folder, os.W_OK)
 
 
+def cache_candidates(source: Path) -> list[Path]:
+    """Return the places where the ``.npy`` cache of ``source`` may be, in order.
+
+    Beside the source first, then in the user cache under a name that
+    includes a hash of the source's absolute path, so two folders with files
+    of the same name never share a cache entry. Nothing is created.
+
+    Parameters
+    ----------
+    source : Path
+        The data file (IDX, gzip IDX or .mat) the cache holds upright.
+
+    Returns
+    -------
+    list of Path
+        The two candidate cache files; either, both or neither may exist.
+    """
+    name = f"{source.name}.v{CACHE_VERSION}.upright.npy"
+    digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:12]
+    return [source.parent / name, user_cache_dir() / "npy" / digest / name]
+
+
 def cache_path_for(source: Path) -> Path | None:
-    """Return where the upright ``.npy`` cache of ``source`` lives.
+    """Return where a new upright ``.npy`` cache of ``source`` goes.
 
     Next to the source when that folder is writable; otherwise in the user
-    cache, under a name that includes a hash of the source's absolute path so
-    two folders with files of the same name never share a cache entry.
+    cache (see :func:`cache_candidates`). An existing valid cache is served
+    from either place before a new one is written (see
+    :func:`load_cached_images`).
 
     Parameters
     ----------
@@ -113,13 +144,9 @@ def cache_path_for(source: Path) -> Path | None:
     Path or None
         The cache file's path; None when no candidate folder is writable.
     """
-    name = f"{source.name}.v{CACHE_VERSION}.upright.npy"
-    if _writable_dir(source.parent):
-        return source.parent / name
-    digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:12]
-    folder = user_cache_dir() / "npy" / digest
-    if _writable_dir(folder):
-        return folder / name
+    for candidate in cache_candidates(source):
+        if _writable_dir(candidate.parent):
+            return candidate
     return None
 
 
@@ -431,15 +458,18 @@ def load_cached_images(
             f"{source} holds {shape[0]:,} images but {expected_count:,} were "
             "expected (one per label); the files do not belong together."
         )
-    cache = cache_path_for(source) if use_cache else None
-    if cache is not None:
-        remove_stale_temps(cache.parent)
     source_sha256 = verify_source(source) if verify_source is not None else None
+    if not use_cache:
+        return _read_in_memory(source, shape, dtype, source_sha256)
+    for candidate in cache_candidates(source):  # one cache per source, wherever
+        images = _open_cache(candidate, source, shape, dtype, source_sha256)
+        if images is not None:
+            return images
+    cache = cache_path_for(source)
     if cache is None:
         return _read_in_memory(source, shape, dtype, source_sha256)
-    images = _open_cache(cache, source, shape, dtype, source_sha256)
-    if images is not None:
-        return images
+    remove_stale_temps(cache.parent)
+    _log_new_cache(source, cache, shape, dtype)
     try:
         return _build(cache, source, shape, dtype, source_sha256)
     except OSError as exc:
@@ -448,3 +478,17 @@ def load_cached_images(
         # A full disk or a folder that turned read-only costs speed, not the
         # data: the temporary file is gone (see _build), read into memory.
         return _read_in_memory(source, shape, dtype, source_sha256)
+
+
+def _log_new_cache(source: Path, cache: Path, shape, dtype) -> None:
+    """Say once, when it is written, where a new cache goes and why there."""
+    why = "" if cache.parent == source.parent else f" ({source.parent} is read-only)"
+    size = dtype.itemsize * math.prod(shape) / 1e6
+    logger.info(
+        "caching the images of %s as %s%s: %.1f MB, memory-mapped by later loads "
+        "(`emnist-estimators data clean` removes it)",
+        source.name,
+        cache,
+        why,
+        size,
+    )

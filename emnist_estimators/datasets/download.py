@@ -360,8 +360,9 @@ def _probe(url: str, timeout: float) -> tuple[int | None, bool]:
             if isinstance(exc, urllib.error.URLError) and not stalls:
                 raise DownloadError(
                     f"Cannot reach {url} ({exc}). Check your internet connection, "
-                    "or download the files by hand and point data_home (or "
-                    "EMNIST_DATA) at their folder."
+                    "use a mirror (url=... or EMNIST_MIRROR_URL), or download the "
+                    "files by hand and point data_home (or EMNIST_DATA) at their "
+                    "folder."
                 ) from exc
             if failures > _RETRIES:
                 raise DownloadError(

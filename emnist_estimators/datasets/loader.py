@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,20 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from ..exceptions import ChecksumError, DataFormatError, DataNotFoundError
+from ..exceptions import (
+    ChecksumError,
+    DataFormatError,
+    DataNotFoundError,
+    DownloadError,
+)
 from ._official import EMNIST_SPLITS, SUBSETS, expected_sha256, member_names
-from .cache import cache_files, cache_kind, load_cached_images, user_cache_dir
+from .cache import (
+    cache_candidates,
+    cache_files,
+    cache_kind,
+    load_cached_images,
+    user_cache_dir,
+)
 from .readers import (
     idx_header,
     read_emnist_csv,
@@ -27,10 +39,13 @@ from .readers import (
 
 __all__ = [
     "clean_cache",
+    "data_info",
     "default_mapping",
     "find_split_files",
     "get_data_home",
+    "how_to_get",
     "load_emnist",
+    "split_summary",
 ]
 
 _BALANCED = string.digits + string.ascii_uppercase + "abdefghnqrt"
@@ -253,25 +268,119 @@ def _refuse_blocking_entries(split: str, subset: str, home: Path) -> None:
         )
 
 
+def _idx_names(split: str, subset: str) -> tuple[str, str]:
+    """The official images and labels file names (``.gz``) of a split/subset."""
+    names = member_names(split, subset)
+    return Path(names["images"]).name, Path(names["labels"]).name
+
+
+def _present_idx(split: str, subset: str, home: Path) -> list[Path]:
+    """The images and labels files (gz or raw) of a split/subset found in ``home``."""
+    found = []
+    for name in _idx_names(split, subset):
+        path = _first(_candidates(home, name) + _candidates(home, name[:-3]))
+        if path is not None:
+            found.append(path)
+    return found
+
+
+def how_to_get(
+    split: str = "balanced",
+    subset: str = "all",
+    data_home: str | os.PathLike[str] | None = None,
+) -> str:
+    """Return one paragraph that says how to get the files of an EMNIST split.
+
+    It names the command that downloads them, the options for a mirror
+    (``--url``, ``url=``, ``$EMNIST_MIRROR_URL``) and for files kept
+    elsewhere (``--data-home``, ``data_home=``, ``$EMNIST_DATA``).
+
+    Parameters
+    ----------
+    split : str, default='balanced'
+        EMNIST split, e.g. ``"balanced"``.
+    subset : {'train', 'test', 'all'}, default='all'
+        Which half of the split, or both.
+    data_home : str or path-like, default=None
+        The folder the files belong in (see :func:`get_data_home`).
+
+    Returns
+    -------
+    str
+        The advice, ending with a full stop.
+
+    Examples
+    --------
+    >>> from emnist_estimators.datasets import how_to_get
+    >>> "--url" in how_to_get("mnist", "train", "/data")
+    True
+    """
+    home = get_data_home(data_home)
+    command = f"emnist-estimators data download --split {split} --subset {subset}"
+    if _read_only(home):  # the download cannot go there: say so
+        download = f"into a writable folder ({home} is read-only) with `{command} "
+        download += "--data-home DIR`"
+        yours = ""
+    else:
+        option = "" if data_home is None else f" --data-home {home}"
+        download = f"with `{command}{option}`"
+        yours = f"copy them into {home}, or "
+    return (
+        f"Download the files {download} (Python: load_emnist(..., download=True)); "
+        "from a mirror, add --url URL (url=...) or set EMNIST_MIRROR_URL. Files "
+        f"you already have: {yours}point --data-home (data_home=...) or "
+        "EMNIST_DATA at their folder."
+    )
+
+
+def _read_only(folder: Path) -> bool:
+    """True for an existing folder we may not write in (a missing one is made)."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return not (mode & stat.S_IWUSR and os.access(folder, os.W_OK))
+
+
+def _what_is_missing(split: str, subset: str, home: Path) -> str:
+    """``"the needed file names (found: ...)"`` for a message."""
+    images, labels = _idx_names(split, subset)
+    present = _present_idx(split, subset, home)
+    found = f"; found only {', '.join(p.name for p in present)}" if present else ""
+    return (
+        f"{images} and {labels}, with or without .gz, in it or its gzip/ "
+        f"subfolder{found}"
+    )
+
+
+def _download(split, subset, data_home, url, progress) -> None:
+    """Download a split's files; a failure names the folder, files and options."""
+    from .download import download_split
+
+    home = get_data_home(data_home)
+    try:
+        download_split(split, subset, home, url=url, progress=progress)
+    except DownloadError as exc:
+        raise DownloadError(
+            f"EMNIST {split}/{subset} is not in {home} (it needs "
+            f"{_what_is_missing(split, subset, home)}) and downloading it failed: "
+            f"{exc} {how_to_get(split, subset, data_home)}"
+        ) from exc
+
+
 def _load_subset(split, subset, data_home, download, url, verify, progress, cache):
     files = find_split_files(split, subset, data_home)
     if files is None:
         home = get_data_home(data_home)
         _refuse_blocking_entries(split, subset, home)
         if not download:
-            names = member_names(split, subset)
             raise DataNotFoundError(
                 f"No EMNIST {split}/{subset} files in {home} (looked for "
-                f"{Path(names['images']).name} and {Path(names['labels']).name}, "
-                "with or without .gz, also under gzip/; "
-                f"emnist-{split}-{subset}.csv; emnist-{split}.mat). Download them "
-                f"with load_emnist(..., download=True) or `emnist-estimators data "
-                f"download --split {split}`, or set data_home / EMNIST_DATA to the "
-                "folder that holds them."
+                f"{_what_is_missing(split, subset, home)}; or "
+                f"emnist-{split}-{subset}.csv; or emnist-{split}.mat). "
+                f"{how_to_get(split, subset, data_home)}"
             )
-        from .download import download_split
-
-        download_split(split, subset, home, url=url, progress=progress)
+        _download(split, subset, data_home, url, progress)
         files = find_split_files(split, subset, data_home)
         if files is None:
             _refuse_blocking_entries(split, subset, home)
@@ -372,10 +481,13 @@ def load_emnist(
     ``emnist-<split>-<subset>.csv`` or NIST's ``emnist-<split>.mat``) and
     downloaded from NIST's official archive when missing and ``download`` is
     True. Official files are checked against their published sha256 and
-    sizes. The first load caches the images as an upright uint8 ``.npy``;
-    later loads memory-map it, after checking that the cache still matches
-    its source (size, modification time, shape; see
-    :func:`emnist_estimators.datasets.clean_cache` to remove caches).
+    sizes. The first load caches the images as an upright uint8 ``.npy``
+    beside the source, or in the user cache when that folder is read-only
+    (logged at INFO level); later loads memory-map it, wherever it is, after
+    checking that the cache still matches its source (size, modification
+    time, shape; see :func:`emnist_estimators.datasets.clean_cache` to remove
+    caches). When files are missing and cannot be downloaded, the error names
+    the folder, the files needed and the options (see :func:`how_to_get`).
 
     Parameters
     ----------
@@ -428,6 +540,8 @@ default='balanced'
         Unknown split, subset or orientation.
     DataNotFoundError
         Files missing and ``download=False``.
+    DownloadError
+        Files missing and the download failed.
     DataFormatError, ChecksumError
         Corrupt, truncated or mismatched files.
 
@@ -634,3 +748,76 @@ def data_info(
                 }
             )
     return rows
+
+
+def _cache_bytes(files: SplitFiles | None) -> int:
+    """Bytes of the images' caches and sidecars, beside the source or not."""
+    if files is None or files.kind != "idx":
+        return 0
+    total = 0
+    for npy in cache_candidates(files.images):
+        for path in (npy, npy.with_suffix(".json")):
+            with contextlib.suppress(OSError):  # absent: nothing cached there
+                total += path.stat().st_size
+    return total
+
+
+def split_summary(data_home: str | os.PathLike[str] | None = None) -> list[dict]:
+    """Say, for every EMNIST split and subset, whether its files are in ``data_home``.
+
+    Only file names are looked at (cheap); :func:`load_emnist` checks sizes
+    and checksums.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The data folder, as for :func:`load_emnist`.
+
+    Returns
+    -------
+    list of dict
+        One row per split and subset, in the order of
+        :data:`~emnist_estimators.datasets.EMNIST_SPLITS`: ``split``,
+        ``subset``, ``status`` (``"complete"``: images and labels, a CSV or a
+        .mat; ``"partial"``: one of the images and labels files;
+        ``"missing"``: none), ``files`` (paths found), ``missing`` (file names
+        still needed) and ``cache_bytes`` (size of its ``.npy`` cache and
+        sidecar, beside the source or in the user cache; 0 if none).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from emnist_estimators.datasets import split_summary
+    >>> rows = split_summary(tempfile.mkdtemp())
+    >>> {r["status"] for r in rows}, rows[0]["missing"][0]
+    ({'missing'}, 'emnist-balanced-train-images-idx3-ubyte.gz')
+    """
+    home = get_data_home(data_home)
+    return [
+        _summary_row(split, subset, home)
+        for split in EMNIST_SPLITS
+        for subset in SUBSETS
+    ]
+
+
+def _summary_row(split: str, subset: str, home: Path) -> dict:
+    files = find_split_files(split, subset, home)
+    present = _present_idx(split, subset, home)
+    if files is not None:
+        status = "complete"
+        found = [p for p in (files.images, files.labels) if p is not None]
+        missing = []
+    else:
+        status = "partial" if present else "missing"
+        found = present
+        have = {p.name.removesuffix(".gz") for p in present}
+        names = _idx_names(split, subset)
+        missing = [n for n in names if n.removesuffix(".gz") not in have]
+    return {
+        "split": split,
+        "subset": subset,
+        "status": status,
+        "files": [str(p) for p in found],
+        "missing": missing,
+        "cache_bytes": _cache_bytes(files),
+    }
