@@ -385,15 +385,45 @@ def _run_data(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    if not rows:
-        print("No EMNIST files found.")
+    print(_info_text(args, rows))
+    bad = [r for r in rows if r["sha256_ok"] is False]
+    return EXIT_ERROR if bad else EXIT_OK
+
+
+def _split_lines(home, summary) -> list[str]:
+    """``data info``'s per-split table: status, then cache size or files needed."""
+    where = "" if home.is_dir() else " (the folder does not exist)"
+    lines = [f"EMNIST splits in {home}{where}:"]
+    for row in summary:
+        if row["missing"]:
+            detail = "needs " + ", ".join(row["missing"])
+        elif row["cache_bytes"]:
+            detail = f"cache {row['cache_bytes'] / 2**20:,.1f} MiB"
+        else:
+            detail = "no cache yet"
+        lines.append(f"  {row['split']:<9}{row['subset']:<6}{row['status']:<9}{detail}")
+    return lines
+
+
+def _info_text(args, rows) -> str:
+    """``data info``'s text: the files found, the split table, how to get data."""
+    from .datasets import get_data_home, how_to_get, split_summary
+
+    home = get_data_home(args.data_home)
+    summary = split_summary(args.data_home)
+    lines = []
     for row in rows:
         check = {True: "sha256 ok", False: "sha256 MISMATCH", None: ""}[
             row["sha256_ok"]
         ]
-        print(f"{row['size']:>12,}  {row['path']}  {row['kind']}  {check}".rstrip())
-    bad = [r for r in rows if r["sha256_ok"] is False]
-    return EXIT_ERROR if bad else EXIT_OK
+        lines.append(
+            f"{row['size']:>12,}  {row['path']}  {row['kind']}  {check}".rstrip()
+        )
+    lines += _split_lines(home, summary)
+    if not any(row["status"] == "complete" for row in summary):
+        hint = how_to_get(data_home=args.data_home)
+        lines.append(f"No complete EMNIST split in {home}. {hint}")
+    return "\n".join(lines)
 
 
 # --- demo ---------------------------------------------------------------------
@@ -479,6 +509,11 @@ def _run_train(args) -> int:
     clf = _estimator(args, params)
     data = _load(args, random_state=args.random_state)
     X, y, X_test, y_test = _held_out(args, data)
+    tested = (
+        f"{args.test_size:.0%} of {_about(args, data)}, held out"
+        if X_test is not None
+        else None
+    )
     with output_folder(output, overwrite=args.overwrite, command="train") as tmp:
         from .callbacks import EpochProgressBar
 
@@ -492,14 +527,16 @@ def _run_train(args) -> int:
             "n_train": int(len(y)),
             "fit_seconds": round(seconds, 2),
             "epochs_run": clf.n_iter_,
+            # what evaluate compares, to warn when it scores the training images
+            "data_source": _data_source(args),
         }
-        if X_test is None:
-            X_test, y_test = _test_subset(args)
+        if X_test is None and (test := _test_subset(args)) is not None:
+            X_test, y_test, tested = test.X, test.y, _about(args, test)
         if X_test is not None:
             metrics["test_accuracy"] = float(clf.score(X_test, y_test))
             metrics["n_test"] = int(len(y_test))
         _save_run(tmp, clf, metrics)
-        report = _train_report(args, clf, data, X_test, y_test, tmp)
+        report = _train_report(args, clf, metrics, X_test, y_test, tested, tmp)
     metrics["output"] = str(output)
     if report is not None:
         metrics["report"] = str(output / report)
@@ -535,14 +572,59 @@ def _held_out(args, data):
 
 
 def _test_subset(args):
-    """The dataset's own test subset, or ``(None, None)`` where it has none."""
+    """The dataset's own test subset, or None where it has none."""
     from .sources import has_test_subset
 
     if args.subset == "train" and has_test_subset(args.dataset):
         with contextlib.suppress(EmnistEstimatorsError, FileNotFoundError):
-            test = _load(args, subset="test")
-            return test.X, test.y
-    return None, None
+            return _load(args, subset="test")
+    return None
+
+
+def _about(args, data) -> str:
+    """What ``data`` is, for report headers: a file of a folder names it."""
+    return _in_folder(data.description, args.dataset)
+
+
+def _in_folder(description: str, spec: str) -> str:
+    # an IDX folder's description is its file name, e.g. t10k-images...gz
+    folder = Path(spec).expanduser()
+    return f"{description} in {folder}" if folder.is_dir() else description
+
+
+def _training_facts(record: dict) -> dict:
+    """train's metrics.json for a report header, its data named in full."""
+    source = record.get("data_source")
+    if "dataset" in record and isinstance(source, dict):
+        dataset = _in_folder(record["dataset"], str(source.get("dataset")))
+        return {**record, "dataset": dataset}
+    return record
+
+
+def _source_key(spec: str) -> str:
+    """``--dataset`` as one comparable string: files and folders by full path."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
+
+
+def _data_source(args) -> dict:
+    """Which images ``train`` used, as metrics.json records them."""
+    return {
+        "dataset": _source_key(args.dataset),
+        "subset": args.subset,
+        "test_size": args.test_size,
+        "max_samples": args.max_samples,
+    }
+
+
+def _training_record(model_file) -> dict:
+    """The metrics.json ``train`` wrote beside ``model_file``; {} if none."""
+    path = Path(model_file).parent / "metrics.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):  # a model saved from Python has none
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _save_run(folder: Path, clf, metrics: dict) -> None:
@@ -553,7 +635,7 @@ def _save_run(folder: Path, clf, metrics: dict) -> None:
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
-def _train_report(args, clf, data, X_test, y_test, folder: Path):
+def _train_report(args, clf, metrics, X_test, y_test, tested, folder: Path):
     """Write ``--report`` into ``folder/report``; its page relative to ``folder``."""
     if not args.report:
         return None
@@ -572,7 +654,9 @@ def _train_report(args, clf, data, X_test, y_test, folder: Path):
         X_test,
         np.asarray(y_test),
         folder / "report",
-        title=f"{type(clf).__name__} on {data.description}",
+        title=f"{type(clf).__name__} on {args.dataset}",
+        data=tested,
+        training=_training_facts(metrics),
     )
     return Path("report", "index.html")
 
@@ -589,6 +673,8 @@ def _run_evaluate(args) -> int:
 
     clf = _load_model(args)
     data = _load(args)
+    _warn_unknown_labels(clf, data)
+    _warn_trained_on(args)
     accuracy = float(clf.score(data.X, data.y))
     result = {
         "accuracy": accuracy,
@@ -602,6 +688,57 @@ def _run_evaluate(args) -> int:
         )
     _emit(args, result, text)
     return EXIT_OK
+
+
+def _warn_unknown_labels(clf, data) -> None:
+    """Warn when test labels are not classes of the model: always wrong."""
+    import numpy as np
+
+    y = np.asarray(data.y).astype(str)
+    labels = np.unique(y)
+    unknown = np.setdiff1d(labels, np.asarray(clf.classes_).astype(str))
+    if not len(unknown):
+        return
+    shown = ", ".join(repr(str(u)) for u in unknown[:5])
+    shown += ", ..." if len(unknown) > 5 else ""
+    log.warning(
+        "%d of the %d labels in %s (%s) are not classes of the model, which "
+        "knows %d: their %s images always count as wrong. Evaluate on the "
+        "dataset the model was trained on, or train a model on this one.",
+        len(unknown),
+        len(labels),
+        data.description,
+        shown,
+        len(clf.classes_),
+        f"{int(np.isin(y, unknown).sum()):,}",
+    )
+
+
+def _warn_trained_on(args) -> None:
+    """Warn when train's record says the model learnt from these images."""
+    from .sources import has_test_subset
+
+    source = _training_record(args.model_file).get("data_source")
+    if not isinstance(source, dict):
+        return  # no record (a model saved from Python): nothing to compare
+    same_subset = source.get("subset") == args.subset
+    if source.get("dataset") != _source_key(args.dataset) or not (
+        same_subset or not has_test_subset(args.dataset)
+    ):
+        return
+    fix = (
+        "use --subset test"
+        if has_test_subset(args.dataset)
+        else "hold images out at training with train --test-size"
+    )
+    log.warning(
+        "%s was trained on these images (%s, %s subset): the accuracy "
+        "overstates what it does on new images; %s.",
+        args.model_file,
+        args.dataset,
+        args.subset,
+        fix,
+    )
 
 
 # --- predict ------------------------------------------------------------------
@@ -674,13 +811,17 @@ def _run_report(args) -> int:
     output = check_output_folder(args.output, overwrite=args.overwrite)
     clf = _load_model(args)
     data = _load(args)
+    _warn_unknown_labels(clf, data)
+    _warn_trained_on(args)
     with output_folder(output, overwrite=args.overwrite, command="report") as tmp:
         write_report(
             clf,
             data.X,
             data.y,
             tmp,
-            title=f"{type(clf).__name__} on {data.description}",
+            title=f"{type(clf).__name__} on {args.dataset}",
+            data=_about(args, data),
+            training=_training_facts(_training_record(args.model_file)),
         )
     metrics = json.loads((output / "metrics.json").read_text())
     _emit(
@@ -811,6 +952,7 @@ def _tune(args, clf, data, output: Path):
         "storage": hide_password(storage),
         **{k: v for k, v in summary.items() if k != "study_name"},
         "figures": [str(f) for f in figures],
+        "train_command": _train_command(args, summary["best_params"], output),
     }
     summary_file = output / f"{study.study_name}-summary.json"
     summary_file.write_text(json.dumps(result, indent=2, default=str))
@@ -833,8 +975,47 @@ def _tune_text(result: dict, output: Path) -> str:
         f"{counts['FAIL']} failed); best {result['best_value']:.4f}\n"
         + "\n".join([f"{'trial':>5}  {'score':>7}  params", *rows])
         + (f"\nfigures in {output}" if result["figures"] else "")
-        + f"\nview: optuna-dashboard {result['storage']}"
+        + f"\n{_dashboard_hint(result['storage'])}"
+        + f"\ntrain the best parameters: {result['train_command']}"
     )
+
+
+def _dashboard_hint(storage: str) -> str:
+    """How to browse the study: optuna-dashboard, or how to install it."""
+    import importlib.util
+
+    # optuna-dashboard opens a journal file by its path, without the prefix
+    where = storage.removeprefix("journal:")
+    if importlib.util.find_spec("optuna_dashboard") is not None:
+        return f"view: optuna-dashboard {where}"
+    return (
+        f"view in a browser: pip install optuna-dashboard, then "
+        f"optuna-dashboard {where}"
+    )
+
+
+def _train_command(args, best_params: dict, output: Path) -> str:
+    """The ``train`` command line that fits the best parameters on all data."""
+    import shlex
+
+    params = {**_parse_params(args.param), **best_params}
+    if args.epochs:
+        params["epochs"] = args.epochs
+    words = ["emnist-estimators", "train", "--model", args.model]
+    words += ["--dataset", args.dataset]
+    if args.data_home:
+        words += ["--data-home", args.data_home]
+    if args.subset != "train":
+        words += ["--subset", args.subset]
+    for key, value in params.items():
+        # repr round-trips through --param's literal_eval; a bare word such
+        # as relu is read as the same string
+        text = value if isinstance(value, str) and value.isidentifier() else repr(value)
+        words += ["--param", f"{key}={text}"]
+    if args.random_state is not None:
+        words += ["--random-state", str(args.random_state)]
+    words += ["--output", str(output / "best-model")]
+    return shlex.join(words)
 
 
 def _short(value):
@@ -1003,6 +1184,8 @@ def main(argv: list[str] | None = None) -> int:
         # raise. A value the user exported wins.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING)
+    if args.verbose:  # e.g. where a new cache goes, said once at INFO
+        logging.getLogger("emnist_estimators").setLevel(logging.INFO)
     try:
         if args.threads is not None:
             set_num_threads(args.threads)

@@ -24,11 +24,19 @@ __all__ = [
     "plot_sample_predictions",
     "plot_confused_pairs",
     "most_confused_pairs",
+    "label_order",
     "write_report",
     "save_tuning_figures",
 ]
 
 log = logging.getLogger(__name__)
+
+#: How many confused pairs the report lists, in its table and its figure alike.
+TOP_PAIRS = 10
+
+#: Width in inches of the report's wide figures: 1100 pixels at the page's
+#: 110 dpi, the page's column, so a laptop shows them unscaled and uncut.
+PAGE_INCHES = 10.0
 
 #: The figures :func:`save_tuning_figures` writes, by the name in their file.
 TUNING_FIGURES = (
@@ -49,6 +57,55 @@ def _final_estimator(estimator):
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 
+def _image_grid(n: int, *, row_inches: float, cols: int = 10):
+    """Axes, all hidden, for ``n`` images in rows of ``cols``, page-wide."""
+    rows = max(1, int(np.ceil(n / cols)))
+    fig = _figure((PAGE_INCHES, rows * row_inches + 0.4))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    for ax in axes:
+        ax.axis("off")
+    return axes
+
+
+def label_order(classes) -> np.ndarray:
+    """Put classes in their dataset's label order, not alphabetical order.
+
+    A fitted estimator's ``classes_`` are sorted (scikit-learn's
+    ``LabelEncoder``), which is the label order for EMNIST's characters
+    (digits, then upper case, then lower case) but not for Fashion-MNIST's
+    names (``Ankle boot`` would come first instead of label 9) nor for labels
+    10 and up kept as text (``"10"`` before ``"2"``).
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,)
+        The classes, e.g. ``estimator.classes_``.
+
+    Returns
+    -------
+    ndarray of shape (n_classes,)
+        The same classes: Fashion-MNIST's names in label order (T-shirt/top
+        first), integer labels written as text in numeric order, anything
+        else as given.
+
+    Examples
+    --------
+    >>> label_order(["Bag", "Ankle boot", "T-shirt/top"]).tolist()
+    ['T-shirt/top', 'Bag', 'Ankle boot']
+    >>> label_order(["0", "1", "10", "2"]).tolist()
+    ['0', '1', '2', '10']
+    """
+    from .sources import FASHION_MNIST_CLASSES
+
+    classes = np.asarray(classes)
+    names = [str(c) for c in classes]
+    if set(names) <= set(FASHION_MNIST_CLASSES):
+        return classes[np.argsort([FASHION_MNIST_CLASSES.index(n) for n in names])]
+    if classes.dtype.kind in "US" and all(n.isdigit() for n in names):
+        return classes[np.argsort([int(n) for n in names], kind="stable")]
+    return classes
+
+
 def plot_learning_curves(history) -> Figure:  # noqa: F821
     """Plot training and validation loss and accuracy per epoch.
 
@@ -65,7 +122,7 @@ def plot_learning_curves(history) -> Figure:  # noqa: F821
     """
     if not isinstance(history, dict):
         history = _final_estimator(history).history_
-    fig = _figure((10, 4))
+    fig = _figure((PAGE_INCHES, 3.4))
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for prefix, label in (("", "train"), ("val_", "validation")):
@@ -94,7 +151,7 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
         Predicted labels.
     labels : array-like, default=None
         The classes, in the order of the rows; None: those seen in ``y_true``
-        or ``y_pred``, sorted.
+        or ``y_pred``, in :func:`label_order`.
     class_names : list of str, default=None
         Names shown for ``labels``; None: the labels themselves.
 
@@ -105,7 +162,8 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
     """
     from sklearn.metrics import confusion_matrix
 
-    labels = np.unique(np.concatenate([y_true, y_pred])) if labels is None else labels
+    if labels is None:
+        labels = label_order(np.unique(np.concatenate([y_true, y_pred])))
     names = [str(c) for c in (class_names if class_names is not None else labels)]
     cm = confusion_matrix(y_true, y_pred, labels=labels, normalize="true")
     n = len(labels)
@@ -209,30 +267,22 @@ def plot_misclassified(images, y_true, y_pred, *, max_images: int = 100):
     images = np.asarray(images).reshape(len(images), 28, 28)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     idx = np.flatnonzero(y_true != y_pred)[:max_images]
-    cols = 10
-    rows = max(1, int(np.ceil(len(idx) / cols)))
-    # class names longer than a character go on two lines so titles never overlap
+    # class names longer than a few characters go on two lines, in smaller
+    # type, so that ten columns fit the page's width without overlapping
     long_names = (
         max(
             (len(str(v)) for v in np.concatenate([y_true[idx], y_pred[idx]])), default=1
         )
         > 3
     )
-    fig = _figure(
-        (
-            cols * (1.35 if long_names else 1.1),
-            rows * (1.55 if long_names else 1.25) + 0.4,
-        )
-    )
-    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
-    for ax in axes:
-        ax.axis("off")
+    axes = _image_grid(len(idx), row_inches=1.45 if long_names else 1.2)
     for ax, i in zip(axes, idx, strict=False):  # the grid may have spare cells
         ax.imshow(images[i], cmap="gray_r")
         if long_names:
             ax.set_title(f"{y_true[i]}\n→ {y_pred[i]}", fontsize=7)
         else:
             ax.set_title(f"{y_true[i]}→{y_pred[i]}", fontsize=9)
+    fig = axes[0].figure
     fig.suptitle(f"{len(idx)} misclassified images (true→predicted)")
     return fig
 
@@ -263,25 +313,28 @@ def plot_sample_predictions(images, y_true, y_pred, *, n: int = 40, proba=None):
     """
     images = np.asarray(images).reshape(len(images), 28, 28)[:n]
     y_true, y_pred = np.asarray(y_true)[:n], np.asarray(y_pred)[:n]
-    cols = 10
-    rows = max(1, int(np.ceil(len(images) / cols)))
-    fig = _figure((cols * 1.15, rows * 1.35 + 0.4))
-    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
-    for ax in axes:
-        ax.axis("off")
+    axes = _image_grid(len(images), row_inches=1.5)
     for i, ax in enumerate(axes[: len(images)]):
         ax.imshow(images[i], cmap="gray_r")
         ok = y_true[i] == y_pred[i]
-        label = f"{y_pred[i]}" if ok else f"{y_pred[i]} (true {y_true[i]})"
+        # one short line each, so ten columns fit the page's width
+        lines = [str(y_pred[i])] + ([] if ok else [f"true {y_true[i]}"])
         if proba is not None:
-            label += f"\n{proba[i]:.2f}"
-        ax.set_title(label, fontsize=8, color="black" if ok else "crimson")
+            lines.append(f"{proba[i]:.2f}")
+        ax.set_title("\n".join(lines), fontsize=7, color="black" if ok else "crimson")
+    fig = axes[0].figure
     fig.suptitle("Sample predictions (red: wrong)")
     return fig
 
 
-def plot_confused_pairs(images, y_true, y_pred, *, top: int = 8, examples: int = 6):
+def plot_confused_pairs(
+    images, y_true, y_pred, *, top: int = TOP_PAIRS, examples: int = 8
+):
     """Plot the most confused (true, predicted) pairs, each with example images.
+
+    The pairs are :func:`most_confused_pairs` with the same ``top``, so the
+    figure and that table list the same pairs in the same order. A row holds
+    up to ``examples`` images; columns that no pair fills are left out.
 
     Parameters
     ----------
@@ -291,37 +344,46 @@ def plot_confused_pairs(images, y_true, y_pred, *, top: int = 8, examples: int =
         True labels.
     y_pred : array-like of shape (n_samples,)
         Predicted labels.
-    top : int, default=8
-        How many pairs, one per row.
-    examples : int, default=6
-        Example images per pair.
+    top : int, default=TOP_PAIRS
+        How many pairs at most, one per row.
+    examples : int, default=8
+        Example images per pair at most.
 
     Returns
     -------
     matplotlib.figure.Figure
-        The figure, not shown or saved (``fig.savefig(path)``).
+        The figure, not shown or saved (``fig.savefig(path)``); its first
+        column's texts read ``true → predicted`` and the count.
     """
     images = np.asarray(images).reshape(len(images), 28, 28)
     y_true, y_pred = np.asarray(y_true).astype(str), np.asarray(y_pred).astype(str)
     pairs = most_confused_pairs(y_true, y_pred, top=top)
-    rows = max(1, len(pairs))
-    fig = _figure((examples * 1.0 + 2.6, rows * 1.1 + 0.5))
-    axes = np.atleast_2d(fig.subplots(rows, examples + 1))
+    if not pairs:
+        fig = _figure((PAGE_INCHES * 0.6, 1.0))
+        fig.text(0.5, 0.5, "No misclassified images.", ha="center", va="center")
+        return fig
+    # as many image columns as the most frequent pair fills, so a figure of
+    # rare confusions is not mostly empty cells
+    cols = max(1, min(examples, max(count for _, _, count, _ in pairs)))
+    fig = _figure((min(PAGE_INCHES, 2.2 + 0.95 * cols), 0.95 * len(pairs) + 0.5))
+    axes = np.atleast_2d(
+        fig.subplots(len(pairs), cols + 1, width_ratios=[2.2] + [0.95] * cols)
+    )
     for ax in axes.flat:
         ax.axis("off")
-    for r, (true, pred, count, share) in enumerate(pairs):
-        axes[r, 0].text(
-            0.0,
+    for row, (true, pred, count, share) in zip(axes, pairs, strict=True):
+        row[0].text(
+            1.0,
             0.5,
-            f"{true} → {pred}\n{count}x ({share:.1%})",
-            fontsize=10,
+            f"{true} → {pred}\n{count}x ({share:.1%} of {true})",
+            fontsize=9,
             va="center",
-            ha="left",
-            transform=axes[r, 0].transAxes,
+            ha="right",
+            transform=row[0].transAxes,
         )
-        idx = np.flatnonzero((y_true == true) & (y_pred == pred))[:examples]
-        for c, i in enumerate(idx, start=1):
-            axes[r, c].imshow(images[i], cmap="gray_r")
+        idx = np.flatnonzero((y_true == true) & (y_pred == pred))[:cols]
+        for ax, i in zip(row[1:], idx, strict=False):
+            ax.imshow(images[i], cmap="gray_r")
     fig.suptitle("Most confused pairs (true → predicted), with examples")
     return fig
 
@@ -335,8 +397,16 @@ def write_report(
     title: str = "Model report",
     class_names=None,
     extra_metrics: dict | None = None,
+    data: str | None = None,
+    training: dict | None = None,
 ) -> Path:
     """Write figures, metrics and an HTML page for ``estimator`` on ``(X, y)``.
+
+    The page opens with the model, its parameters that differ from the
+    defaults, the data, the accuracy and the training time; its figures
+    scale down to the page's column, so nothing scrolls sideways on a laptop
+    screen. Classes come in :func:`label_order`; the confused-pairs table and
+    figure list the same :data:`TOP_PAIRS` pairs.
 
     Parameters
     ----------
@@ -353,7 +423,15 @@ def write_report(
     class_names : list of str, default=None
         Names for the confusion-matrix axes, in ``classes_`` order.
     extra_metrics : dict, default=None
-        Added to ``metrics.json`` and the page.
+        Added to ``metrics.json`` and the page; its ``fit_seconds``, if any,
+        is shown as the training time.
+    data : str, default=None
+        What ``(X, y)`` are (e.g. ``"Fashion-MNIST test set"``), for the
+        header; None: only their number.
+    training : dict, default=None
+        What the training recorded, as ``emnist-estimators train`` writes it
+        in ``metrics.json``: ``dataset``, ``n_train``, ``fit_seconds``; each
+        optional. None: the training time reads "not recorded".
 
     Returns
     -------
@@ -364,20 +442,26 @@ def write_report(
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    y = np.asarray(y)
     proba = estimator.predict_proba(X)
-    labels = _final_estimator(estimator).classes_
-    y_pred = labels[proba.argmax(axis=1)]
-    confidence = proba.max(axis=1)
+    final = _final_estimator(estimator)
+    y_pred = final.classes_[proba.argmax(axis=1)]
+    labels = label_order(final.classes_)
+    names = None
+    if class_names is not None:
+        by_class = dict(zip(final.classes_.tolist(), class_names, strict=True))
+        names = [by_class[c] for c in labels.tolist()]
+    pairs = most_confused_pairs(y, y_pred, top=TOP_PAIRS)
     figures = {
         "learning_curves.png": plot_learning_curves(estimator),
         "confusion_matrix.png": plot_confusion_matrix(
-            y, y_pred, labels=labels, class_names=class_names
+            y, y_pred, labels=labels, class_names=names
         ),
         "misclassified.png": plot_misclassified(X, y, y_pred),
         "sample_predictions.png": plot_sample_predictions(
-            X, y, y_pred, proba=confidence
+            X, y, y_pred, proba=proba.max(axis=1)
         ),
-        "confused_pairs.png": plot_confused_pairs(X, y, y_pred),
+        "confused_pairs.png": plot_confused_pairs(X, y, y_pred, top=TOP_PAIRS),
     }
     for name, fig in figures.items():
         fig.savefig(output / name, dpi=110)
@@ -387,32 +471,125 @@ def write_report(
         **(extra_metrics or {}),
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    text_report = classification_report(y, y_pred, zero_division=0)
-    pairs = most_confused_pairs(y, y_pred)
+    # labels the model does not know still get their (all-wrong) rows, last
+    unknown = np.setdiff1d(y, final.classes_)
+    text_report = classification_report(
+        y,
+        y_pred,
+        labels=np.concatenate([labels, label_order(unknown)]),
+        zero_division=0,
+    )
+    facts = _header_facts(
+        estimator, metrics, data, {**(extra_metrics or {}), **(training or {})}
+    )
+    index = output / "index.html"
+    index.write_text(_page(title, facts, pairs, text_report), encoding="utf-8")
+    return index
+
+
+_STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: auto; padding: 0 1em;
+       line-height: 1.4 }
+img { max-width: 100%; height: auto; display: block }
+table { border-collapse: collapse; margin: 0.5em 0 }
+th, td { border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: left;
+         vertical-align: top; overflow-wrap: anywhere }
+table.facts th { background: #f2f2f2; white-space: nowrap }
+td.n { text-align: right }
+pre { overflow-x: auto }
+"""
+
+
+def _page(title: str, facts: list, pairs: list, text_report: str) -> str:
+    """The report's HTML: header facts, then each figure under its heading."""
+    esc = html.escape
+    head = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in facts)
     rows = "".join(
-        f"<tr><td>{html.escape(t)}</td><td>{html.escape(p)}</td><td>{c}</td>"
-        f"<td>{s:.1%}</td></tr>"
+        f"<tr><td>{esc(str(t))}</td><td>{esc(str(p))}</td>"
+        f'<td class="n">{c}</td><td class="n">{s:.1%}</td></tr>'
         for t, p, c, s in pairs
     )
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
-<body style="font-family: sans-serif; max-width: 1100px; margin: auto">
-<h1>{html.escape(title)}</h1>
-<p>Accuracy: <b>{metrics["accuracy"]:.4f}</b> on {metrics["n_samples"]} samples.</p>
-<h2>Learning curves</h2><img src="learning_curves.png" alt="learning curves">
-<h2>Confusion matrix</h2><img src="confusion_matrix.png" alt="confusion matrix">
-<h2>Sample predictions</h2><img src="sample_predictions.png" alt="sample predictions">
+
+    def figure(name: str, alt: str) -> str:
+        # a click opens the figure at full size, e.g. 47 classes' matrix
+        return f'<a href="{name}"><img src="{name}" alt="{alt}"></a>'
+
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{esc(title)}</h1>
+<table class="facts">{head}</table>
+<h2>Learning curves</h2>{figure("learning_curves.png", "learning curves")}
+<h2>Confusion matrix</h2>{figure("confusion_matrix.png", "confusion matrix")}
+<h2>Sample predictions</h2>
+{figure("sample_predictions.png", "sample predictions")}
 <h2>Most confused pairs</h2>
-<table border="1" cellpadding="4"><tr><th>true</th><th>predicted</th><th>count</th>
+<table class="pairs"><tr><th>true</th><th>predicted</th><th>count</th>
 <th>share of true class</th></tr>{rows}</table>
-<img src="confused_pairs.png" alt="most confused pairs with examples">
-<h2>Per-class precision, recall, F1</h2><pre>{html.escape(text_report)}</pre>
-<h2>Misclassified images</h2><img src="misclassified.png" alt="misclassified">
+{figure("confused_pairs.png", "most confused pairs with examples")}
+<h2>Per-class precision, recall, F1</h2><pre>{esc(text_report)}</pre>
+<h2>Misclassified images</h2>{figure("misclassified.png", "misclassified")}
 </body></html>
 """
-    index = output / "index.html"
-    index.write_text(page, encoding="utf-8")
-    return index
+
+
+def _header_facts(estimator, metrics: dict, data, training: dict) -> list:
+    """``(name, HTML)`` rows: model, parameters, data, accuracy, training time."""
+    esc = html.escape
+    final = _final_estimator(estimator)
+    steps = getattr(estimator, "steps", [("", final)])
+    changed, every = _parameters(final)
+    shown = ", ".join(f"{k}={v!r}" for k, v in changed.items()) or "all defaults"
+    full = ", ".join(f"{k}={v!r}" for k, v in every.items())
+    tested = f"{metrics['n_samples']:,} images"
+    if data:
+        tested = f"{esc(data)}: {tested}"
+    trained = training.get("dataset")
+    if trained is not None and "n_train" in training:
+        trained = f"{trained}: {training['n_train']:,} images"
+    seconds = training.get("fit_seconds")
+    epochs = getattr(final, "n_iter_", None)
+    time_text = "not recorded" if seconds is None else f"{float(seconds):,.1f} s"
+    if epochs is not None:
+        time_text += f" ({epochs} epochs)"
+    return [
+        ("Model", esc(" → ".join(type(step).__name__ for _, step in steps))),
+        (
+            "Parameters",
+            f"{esc(shown)} <details><summary>all</summary>{esc(full)}</details>",
+        ),
+        ("Evaluated on", tested),
+        *([("Trained on", esc(str(trained)))] if trained is not None else []),
+        ("Accuracy", f"<b>{metrics['accuracy']:.4f}</b>"),
+        ("Training time", esc(time_text)),
+    ]
+
+
+def _parameters(estimator) -> tuple[dict, dict]:
+    """The constructor parameters that differ from the defaults, and all."""
+    every = {
+        k: v
+        for k, v in estimator.get_params(deep=False).items()
+        if k not in ("callbacks", "verbose")
+    }
+    try:
+        defaults = type(estimator)().get_params(deep=False)
+    except TypeError:  # a class with required parameters: no defaults to compare
+        return every, every
+    changed = {k: v for k, v in every.items() if _differs(v, defaults.get(k))}
+    return changed, every
+
+
+def _differs(value, default) -> bool:
+    # CLI and JSON round trips turn tuples into lists: (32,) equals [32] here
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return list(value) != list(default)
+    try:
+        return bool(value != default)
+    except (TypeError, ValueError):  # e.g. arrays: compare their text
+        return repr(value) != repr(default)
 
 
 # --- tuning studies ------------------------------------------------------------

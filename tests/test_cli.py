@@ -170,7 +170,15 @@ def test_report_figures_and_html(trained, tmp_path):
         blob = (tmp_path / "rep" / name).read_bytes()
         assert blob.startswith(b"\x89PNG\r\n\x1a\n") and len(blob) > 2000
         assert f'src="{name}"' in html
-    assert re.search(r"Accuracy: <b>0\.\d+</b>", html)
+    facts = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", html, re.S))
+    assert re.fullmatch(r"<b>0\.\d{4}</b>", facts["Accuracy"])
+    # the training time comes from the metrics.json train wrote beside the model
+    metrics = json.loads((work / "model" / "metrics.json").read_text())
+    assert facts["Training time"] == f"{metrics['fit_seconds']:,.1f} s (8 epochs)"
+    assert (
+        facts["Trained on"]
+        == f"train-images-idx3-ubyte.gz (train) in {data.resolve()}: 300 images"
+    )
 
 
 @pytest.mark.parametrize(

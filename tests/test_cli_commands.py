@@ -109,7 +109,7 @@ def pixels(tmp_path):
 
 
 # --- train --report ------------------------------------------------------------
-def test_train_report_writes_the_report(trained):
+def test_train_report_writes_the_report(trained, bars):
     out, metrics = trained
     report = out / "report"
     assert (report / "index.html").is_file()
@@ -124,6 +124,15 @@ def test_train_report_writes_the_report(trained):
     assert metrics["test_accuracy"] > 0.8
     manifest = json.loads((out / ".emnist-estimators.json").read_text())
     assert "report/index.html" in manifest["files"]
+    # issue 13.5: the header says what was trained on what, and how long
+    page = (report / "index.html").read_text()
+    facts = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", page, re.S))
+    assert facts["Model"] == "EmnistMLP"
+    assert "batch_size=16" in facts["Parameters"].split("<details>")[0]
+    idx = "images-idx3-ubyte.gz"
+    assert facts["Evaluated on"] == f"t10k-{idx} (test) in {bars}: 90 images"
+    assert facts["Trained on"] == f"train-{idx} (train) in {bars}: 300 images"
+    assert facts["Training time"] == f"{metrics['fit_seconds']:,.1f} s (5 epochs)"
 
 
 def test_train_report_says_where_it_is(trained, bars, tmp_path):
@@ -284,6 +293,41 @@ def test_dataset_mat(tmp_path, pixels):
     assert accuracy(predicted, np.array(["A", "B", "C"])[y]) >= 5 / 6
 
 
+# --- evaluate's warnings (issue 13.2) ---------------------------------------------
+def test_evaluate_warns_of_labels_the_model_does_not_know(trained, tmp_path, caplog):
+    """A 3-class model scored on 5-class data: 2 labels can never be right."""
+    X, _ = bar_images(50, rng=3)
+    folder = tmp_path / "five"
+    folder.mkdir()
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", X)
+    labels = (np.arange(50) % 5).astype(np.uint8)  # 0..4; the model knows 0..2
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels)
+    out, _ = trained
+    code, _ = run("evaluate", out / "model.keras", "--dataset", folder, "--quiet")
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+    message = warnings[0]
+    assert message.startswith("2 of the 5 labels in t10k-images"), message
+    assert "(test) ('3', '4') are not classes of the model, which knows 3" in message
+    assert "their 20 images always count as wrong" in message
+    assert message.endswith("or train a model on this one.")
+
+
+def test_evaluate_warns_when_scoring_the_training_images(trained, bars, caplog):
+    out, metrics = trained
+    assert metrics["data_source"]["dataset"] == str(bars.resolve())
+    assert run("evaluate", out / "model.keras", "--dataset", bars, "--quiet")[0] == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    code, _ = run("evaluate", out / "model.keras", "--dataset", bars, "--subset",
+                  "train", "--quiet")  # fmt: skip
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "was trained on these images" in warnings[0]
+    assert warnings[0].endswith("use --subset test.")
+
+
 # --- tune figures ----------------------------------------------------------------
 def test_tune_writes_real_figures(bars, tmp_path):
     out = tmp_path / "tuning"
@@ -303,6 +347,52 @@ def test_tune_writes_real_figures(bars, tmp_path):
     assert set(summary["figures"]) == expected
     manifest = json.loads((out / ".emnist-estimators.json").read_text())
     assert {f"emnist-mlp-{name}.png" for name in names} <= set(manifest["files"])
+
+
+def test_tune_ends_with_the_train_command_of_its_best_parameters(bars, tmp_path):
+    """Issue 13.2: the last line trains the best parameters, as it reads."""
+    import shlex
+
+    out = tmp_path / "tuning"
+    code, text = run("tune", "--model", "mlp", "--dataset", bars, "--max-samples", 90,
+                     "--n-trials", 2, "--epochs", 1, "--pruner", "none", "--no-plots",
+                     "--random-state", 3, "--param", "hidden_layer_sizes=(16,)",
+                     "--output", out)  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "emnist-mlp-summary.json").read_text())
+    last = text.splitlines()[-1]
+    assert last.startswith("train the best parameters: emnist-estimators train ")
+    words = shlex.split(last.split(": ", 1)[1])
+    assert words == shlex.split(summary["train_command"])
+    assert run(*words[1:], "--quiet")[0] == 0  # the command works as printed
+    trained = json.loads((out / "best-model" / "params.json").read_text())
+    for key, value in summary["best_params"].items():
+        assert trained[key] == pytest.approx(value), key
+    assert trained["hidden_layer_sizes"] == [16] and trained["epochs"] == 1
+    assert trained["random_state"] == 3
+    # optuna-dashboard is not installed here: say how to get it
+    assert "pip install optuna-dashboard, then optuna-dashboard sqlite:///" in text
+
+
+def test_tune_suggests_optuna_dashboard_only_when_installed(monkeypatch):
+    import importlib.util
+
+    from emnist_estimators import cli
+
+    real = importlib.util.find_spec
+    for installed in (True, False):
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *a, on=installed: (
+                (object() if on else None) if name == "optuna_dashboard" else real(name)
+            ),
+        )
+        hint = cli._dashboard_hint("journal:study.log")
+        if installed:
+            assert hint == "view: optuna-dashboard study.log"
+        else:
+            assert hint.startswith("view in a browser: pip install optuna-dashboard")
 
 
 def test_tune_shows_optuna_trial_lines_only_when_verbose(bars, tmp_path):

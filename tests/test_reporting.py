@@ -1,12 +1,23 @@
-"""Report figures from arrays: each public plot returns a labelled Figure."""
+"""Report figures from arrays: each public plot returns a labelled Figure; the
+HTML page fits a laptop screen in headless Chromium, its confused-pairs table
+and figure agree, and its classes come in label order (issue 13.5)."""
 
 from __future__ import annotations
 
-import numpy as np
-from conftest import bar_images
-from matplotlib.figure import Figure
+import html
+import re
+import shutil
 
+import numpy as np
+import pytest
+from conftest import bar_images, skip_unless_ci
+from matplotlib.figure import Figure
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from emnist_estimators import reporting
 from emnist_estimators.reporting import (
+    TOP_PAIRS,
+    label_order,
     most_confused_pairs,
     plot_confused_pairs,
     plot_confusion_matrix,
@@ -51,7 +62,7 @@ def test_plots_return_labelled_figures():
     )
     grid = plot_sample_predictions(X, y_true, y_pred, proba=np.full(len(X), 0.9))
     titles = [a.get_title() for a in grid.axes if a.get_title()]
-    assert len(titles) == len(X) and "0 (true O)\n0.90" in titles
+    assert len(titles) == len(X) and "0\ntrue O\n0.90" in titles
     pairs = plot_confused_pairs(X, y_true, y_pred)
     assert "O → 0" in " ".join(t.get_text() for a in pairs.axes for t in a.texts)
 
@@ -105,3 +116,196 @@ def test_save_tuning_figures_skips_a_figure_that_fails(tmp_path, caplog, monkeyp
     ]
     assert "skipped the param_importances figure: too few trials" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
+
+
+# --- write_report: the page (issue 13.5) ---------------------------------------------
+FASHION = np.array(["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                    "Shirt", "Sneaker", "Bag", "Ankle boot"])  # fmt: skip
+
+
+class Answers(ClassifierMixin, BaseEstimator):
+    """A fitted classifier that answers ``answers[i]`` for image ``i``.
+
+    Lets a test choose every confusion without training a network.
+    """
+
+    def __init__(self, epochs=40, dropout=0.4):
+        self.epochs = epochs
+        self.dropout = dropout
+
+    def fit(self, X, y, answers=None):
+        self.classes_ = np.unique(y)
+        self.answers_ = np.asarray(y if answers is None else answers)
+        self.history_ = {"loss": [0.9, 0.5], "accuracy": [0.6, 0.8]}
+        self.n_iter_ = 2
+        return self
+
+    def predict_proba(self, X):
+        proba = np.full((len(X), len(self.classes_)), 0.01)
+        proba[np.arange(len(X)), np.searchsorted(self.classes_, self.answers_)] = 0.9
+        return proba
+
+
+def fashion_case(n=200, seed=0):
+    """Images, Fashion-MNIST labels, and answers with 14 kinds of mistake."""
+    rng = np.random.default_rng(seed)
+    X, _ = bar_images(n, rng=seed)
+    y = FASHION[np.arange(n) % 10]
+    answers = y.copy()
+    wrong = rng.choice(n, size=n // 4, replace=False)
+    # each true class is mistaken for the next or the one after: 20 pairs of
+    # varied counts, more than the table and the figure show
+    label = np.array([FASHION.tolist().index(c) for c in y[wrong]])
+    answers[wrong] = FASHION[(label + 1 + (np.arange(len(wrong)) % 3 == 0)) % 10]
+    return X.reshape(n, 784), y, answers
+
+
+def spy_figures(monkeypatch) -> dict:
+    """Record the figure each plot function returns while write_report runs."""
+    made = {}
+    for name in ("plot_confusion_matrix", "plot_confused_pairs"):
+        real = getattr(reporting, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            made[_name] = _real(*args, **kwargs)
+            return made[_name]
+
+        monkeypatch.setattr(reporting, name, spy)
+    return made
+
+
+def table_rows(page: str, table_class: str) -> list[list[str]]:
+    """The cells of each data row of ``<table class=table_class>``."""
+    table = re.search(rf'<table class="{table_class}">(.*?)</table>', page, re.S)
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, re.S) for r in rows]
+    return [[html.unescape(c) for c in row] for row in cells if row]
+
+
+def header(page: str) -> dict:
+    """The page's header table: {name: HTML of its value}."""
+    return dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", page, re.S))
+
+
+def test_confused_pairs_figure_and_table_list_the_same_pairs(tmp_path, monkeypatch):
+    """Issue 13.5: the figure showed 8 pairs while the table listed 9."""
+    X, y, answers = fashion_case()
+    made = spy_figures(monkeypatch)
+    est = Answers().fit(X, y, answers=answers)
+    page = reporting.write_report(est, X, y, tmp_path).read_text()
+    expected = most_confused_pairs(y, answers, top=TOP_PAIRS)
+    assert len(most_confused_pairs(y, answers, top=100)) > TOP_PAIRS
+    table = [(t, p, int(c)) for t, p, c, _ in table_rows(page, "pairs")]
+    figure = [
+        tuple(text.get_text().split("\n")[0].split(" → "))
+        for ax in made["plot_confused_pairs"].axes
+        for text in ax.texts
+    ]
+    assert table == [(t, p, c) for t, p, c, _ in expected]
+    assert figure == [(t, p) for t, p, _ in table]
+    # called on its own, the figure lists the table's pairs too
+    alone = plot_confused_pairs(X, y, answers)
+    assert len([t for ax in alone.axes for t in ax.texts]) == TOP_PAIRS
+
+
+def test_fashion_classes_come_in_label_order(tmp_path, monkeypatch):
+    """Issue 13.5: Fashion-MNIST's classes were sorted alphabetically."""
+    X, y, answers = fashion_case()
+    made = spy_figures(monkeypatch)
+    est = Answers().fit(X, y, answers=answers)
+    assert est.classes_[0] == "Ankle boot"  # what LabelEncoder gives
+    page = reporting.write_report(est, X, y, tmp_path).read_text()
+    ax = made["plot_confusion_matrix"].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(FASHION)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(FASHION)
+    per_class = re.search(r"<pre>(.*?)</pre>", page, re.S).group(1)
+    rows = [re.split(r"\s{2,}", html.unescape(line).strip())[0]
+            for line in per_class.splitlines()[2:12]]  # fmt: skip
+    assert rows == list(FASHION)
+    assert label_order(["10", "9", "1"]).tolist() == ["1", "9", "10"]
+    assert label_order(["b", "A", "0"]).tolist() == ["b", "A", "0"]  # as given
+
+
+def test_report_header_names_model_parameters_data_accuracy_and_time(tmp_path):
+    X, y, answers = fashion_case()
+    est = Answers(epochs=3).fit(X, y, answers=answers)
+    page = reporting.write_report(
+        est, X, y, tmp_path / "a", data="Fashion-MNIST test set"
+    ).read_text()
+    facts = header(page)
+    assert facts["Model"] == "Answers"
+    assert facts["Parameters"].startswith("epochs=3 <details>")  # not dropout
+    assert "dropout=0.4" in facts["Parameters"]  # under "all"
+    assert facts["Evaluated on"] == "Fashion-MNIST test set: 200 images"
+    accuracy = np.mean(y == answers)
+    assert facts["Accuracy"] == f"<b>{accuracy:.4f}</b>"
+    assert facts["Training time"] == "not recorded (2 epochs)"
+    training = {"dataset": "train.gz (train)", "n_train": 60000, "fit_seconds": 20.24}
+    page = reporting.write_report(est, X, y, tmp_path / "b", training=training)
+    facts = header(page.read_text())
+    assert facts["Trained on"] == "train.gz (train): 60,000 images"
+    assert facts["Training time"] == "20.2 s (2 epochs)"
+
+
+# --- the page in headless Chromium ----------------------------------------------------
+CHROMIUM_FLAGS = [  # as tests/test_serve.py, at a laptop's screen size
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1366,768",
+]
+
+
+@pytest.fixture
+def browser(tmp_path, monkeypatch):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        skip_unless_ci(
+            "no Chromium and ChromeDriver found (Debian: apt-get install chromium "
+            "chromium-driver)"
+        )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        skip_unless_ci("selenium is not installed (pip install -e '.[test]')")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never download
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    yield driver
+    driver.quit()
+
+
+def test_report_page_fits_a_laptop_screen(tmp_path, browser):
+    """Issue 13.5: sample_predictions.png was wider than the page (1265 px)."""
+    X, y, answers = fashion_case()
+    est = Answers().fit(X, y, answers=answers)
+    page = reporting.write_report(est, X, y, tmp_path / "report")
+    browser.get(page.as_uri())
+    width, inner = browser.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert inner == 1366
+    assert width <= inner, f"the page scrolls sideways: {width} > {inner} px"
+    images = browser.execute_script(
+        "return [...document.images].map(i => [i.getAttribute('src'), "
+        "i.naturalWidth, i.getBoundingClientRect().right])"
+    )
+    assert len(images) == 5
+    for src, natural, right in images:
+        assert natural > 0, f"{src} did not load"
+        assert right <= inner, f"{src} is cut at the right edge"
+    # the header is on the first screen
+    top = browser.execute_script(
+        "return document.querySelector('table.facts').getBoundingClientRect().bottom"
+    )
+    assert top < 768
