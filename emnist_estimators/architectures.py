@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-__all__ = ["build_mlp", "build_cnn", "image_shape_for"]
+__all__ = ["build_mlp", "build_cnn", "image_shape_for", "FusableLeakyReLU"]
 
 
 def image_shape_for(
@@ -163,6 +163,72 @@ def _softmax_head(x, n_classes: int, seed: int | None):
     )(x)
 
 
+@keras.saving.register_keras_serializable(package="emnist_estimators")
+class FusableLeakyReLU(layers.LeakyReLU):
+    """Keras' LeakyReLU whose gradient reads its output, not its input.
+
+    TensorFlow's LeakyRelu gradient reads the activation's input, the
+    convolution's BiasAdd. Grappler's remapper fuses Conv2D + BiasAdd +
+    LeakyRelu into one op and deletes that BiasAdd, so the pass fails
+    (``E0000 ... remapper failed: INVALID_ARGUMENT ... LeakyReluGrad``) and is
+    skipped for the whole training graph, all its fusions lost. With
+    ``negative_slope >= 0`` (Keras refuses less) the output has the input's
+    sign, so the gradient taken from the output is the same number: same
+    function, same gradient, a graph the remapper accepts. The config is
+    Keras' LeakyReLU's; networks saved with Keras' layer load as before.
+
+    Parameters
+    ----------
+    negative_slope : float, default=0.3
+        Slope for negative inputs, >= 0.
+    **kwargs
+        Keras layer arguments (``name``, ``dtype``...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emnist_estimators.architectures import FusableLeakyReLU
+    >>> FusableLeakyReLU(0.5)(np.array([-2.0, 3.0])).numpy().tolist()
+    [-1.0, 3.0]
+    """
+
+    def __init__(self, negative_slope: float = 0.3, **kwargs):
+        super().__init__(negative_slope=negative_slope, **kwargs)
+
+    def call(self, inputs):
+        """Apply the activation; on TensorFlow, with the output-based gradient.
+
+        Parameters
+        ----------
+        inputs : tensor
+            Pre-activations, e.g. a convolution's output.
+
+        Returns
+        -------
+        tensor
+            ``inputs`` where positive, ``negative_slope * inputs`` elsewhere.
+        """
+        if keras.backend.backend() != "tensorflow":
+            return super().call(inputs)
+        return _leaky_relu_output_gradient(inputs, self.negative_slope)
+
+
+def _leaky_relu_output_gradient(inputs, alpha: float):
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def leaky_relu(x):
+        y = tf.nn.leaky_relu(x, alpha=alpha)
+
+        def grad(dy):
+            # LeakyReluGrad(dy, y) == LeakyReluGrad(dy, x): y > 0 iff x > 0
+            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=alpha)
+
+        return y, grad
+
+    return leaky_relu(inputs)
+
+
 def build_cnn(
     n_features: int,
     n_classes: int,
@@ -203,7 +269,8 @@ def build_cnn(
     dense_units : sequence of int, default=(256, 128)
         Widths of the ReLU Dense layers (the report does not give them).
     negative_slope : float, default=0.3
-        LeakyReLU slope.
+        LeakyReLU slope (:class:`FusableLeakyReLU`, which Grappler can fuse
+        with its convolution while training).
     dropout : float, default=0.25
         Dropout after each block and each Dense layer.
     batch_norm : bool, default=False
@@ -259,7 +326,9 @@ def build_cnn(
             )(x)
             if batch_norm:
                 x = lay.BatchNormalization(name=f"bn_{b}_{c}")(x)
-            x = lay.LeakyReLU(negative_slope, name=f"leaky_{b}_{c}")(x)
+            x = FusableLeakyReLU(
+                negative_slope, name=f"leaky_{b}_{c}", dtype=dtype_policy
+            )(x)
             k += 1
         x = lay.MaxPooling2D(2, padding="same", name=f"pool_{b}")(x)
         if dropout > 0:

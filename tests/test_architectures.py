@@ -1,16 +1,29 @@
 """build_mlp / build_cnn: the networks the estimators train, built directly.
 
-Building and calling a small model takes milliseconds; nothing here trains.
+Building and calling a small model takes milliseconds; only the LeakyReLU
+tests at the end train (tiny networks, a few steps each).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import zipfile
+
 import keras
 import numpy as np
 import pytest
+from conftest import REPO, bar_images
 from keras import layers
 
-from emnist_estimators.architectures import build_cnn, build_mlp, image_shape_for
+from emnist_estimators import EmnistCNN, architectures, load_model
+from emnist_estimators.architectures import (
+    FusableLeakyReLU,
+    build_cnn,
+    build_mlp,
+    image_shape_for,
+)
 
 
 def of_type(model: keras.Model, kind: type) -> list:
@@ -132,3 +145,120 @@ def test_cnn_takes_generic_and_rectangular_features():
     assert wide.get_layer("to_image").target_shape == (2, 3, 1)
     with pytest.raises(ValueError, match=r"image_shape \(2, 2\) holds 4 pixels"):
         build_cnn(6, 2, image_shape=(2, 2))
+
+
+# -- LeakyReLU that Grappler's remapper accepts (issues 13 and 15) -----------
+
+# One training step of a tiny EmnistCNN (the default's two blocks of two
+# convolutions). One precision per process: TensorFlow logs the remapper's
+# failure once per process, so a second fit there would prove nothing.
+_ONE_STEP = """
+import sys
+import numpy as np
+from emnist_estimators import EmnistCNN
+X = np.random.default_rng(0).integers(0, 256, (16, 784), dtype=np.uint8)
+clf = EmnistCNN(filters=(4, 8), dense_units=(8,), epochs=1, batch_size=16,
+                validation_fraction=0, random_state=0, precision=sys.argv[1])
+clf.fit(X, np.arange(16) % 3)
+print("trained", clf.dtype_policy_, flush=True)
+"""
+
+
+@pytest.mark.parametrize("precision", ["float32", "auto"])
+def test_cnn_training_graph_passes_grappler_remapper(precision):
+    """No ``E0000 ... remapper failed`` while an EmnistCNN trains.
+
+    TensorFlow's LeakyRelu gradient read the convolution's BiasAdd, which the
+    remapper deletes when it fuses Conv2D + BiasAdd + LeakyRelu: the pass
+    failed and was skipped for the whole training graph, in float32 and in
+    mixed bfloat16 ('auto' on a CPU with bfloat16), and users saw a C++ error
+    line on every fit.
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _ONE_STEP, precision],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained" in proc.stdout, proc.stdout
+    failed = [line for line in proc.stderr.splitlines() if "remapper failed" in line]
+    assert failed == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("slope", [0.0, 0.3, 1.0, 2.5])
+def test_fusable_leaky_relu_equals_keras_leaky_relu(dtype, slope):
+    """Same values and the same gradient as Keras' LeakyReLU, at 0 too."""
+    import tensorflow as tf
+
+    x = tf.constant([-3.0, -1e-3, -0.0, 0.0, 1e-3, 2.0, 7.5], dtype=dtype)
+    results = []
+    for kind in (layers.LeakyReLU, FusableLeakyReLU):
+        layer = kind(slope, dtype=dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.range(1, 8, dtype=dtype))
+        results.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    (y_keras, dx_keras), (y_ours, dx_ours) = results
+    np.testing.assert_array_equal(y_ours, y_keras)
+    np.testing.assert_array_equal(dx_ours, dx_keras)
+
+
+def test_cnn_uses_fusable_leaky_relu_under_the_old_names():
+    model = build_cnn(784, 3, filters=(4, 8), negative_slope=0.2)
+    leaky = of_type(model, FusableLeakyReLU)
+    assert [layer.name for layer in leaky] == [
+        "leaky_0_0",
+        "leaky_0_1",
+        "leaky_1_0",
+        "leaky_1_1",
+    ]
+    assert {layer.get_config()["negative_slope"] for layer in leaky} == {0.2}
+
+
+def test_same_seed_same_trained_cnn():
+    X, y = bar_images(64, rng=1)
+    X = X.reshape(64, 784)
+
+    def fit():
+        clf = EmnistCNN(
+            filters=(4,),
+            dense_units=(8,),
+            epochs=2,
+            batch_size=16,
+            validation_fraction=0,
+            random_state=5,
+        )
+        return clf.fit(X, y).predict_proba(X)
+
+    np.testing.assert_array_equal(fit(), fit())
+
+
+def test_networks_saved_with_keras_leaky_relu_still_load(tmp_path, monkeypatch):
+    """Files written before FusableLeakyReLU hold Keras' own layer: they load."""
+    X, y = bar_images(48, rng=2)
+    X = X.reshape(48, 784)
+    with monkeypatch.context() as patch:
+        patch.setattr(architectures, "FusableLeakyReLU", layers.LeakyReLU)
+        old = EmnistCNN(
+            filters=(4,),
+            dense_units=(8,),
+            epochs=1,
+            batch_size=16,
+            validation_fraction=0,
+            random_state=0,
+        ).fit(X, y)
+        old.save(tmp_path / "old.keras")
+    with zipfile.ZipFile(tmp_path / "old.keras") as zf:
+        config = zf.read("config.json").decode()
+    assert '"class_name": "LeakyReLU"' in config
+    assert "FusableLeakyReLU" not in config
+    loaded = load_model(tmp_path / "old.keras")
+    leaky = of_type(loaded.model_, layers.LeakyReLU)
+    assert len(leaky) == 2 and not of_type(loaded.model_, FusableLeakyReLU)
+    np.testing.assert_array_equal(loaded.predict_proba(X), old.predict_proba(X))
