@@ -1,4 +1,4 @@
-"""scikit-learn compatible neural-network classifiers for handwritten characters.
+"""Neural-network classifiers for handwritten characters, scikit-learn compatible.
 
 >>> from emnist_estimators import EmnistMLP, EmnistCNN, PixelScaler, load_emnist
 

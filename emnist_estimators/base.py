@@ -46,7 +46,12 @@ Overridden, and why
     - ``current_epoch``: ``n_iter_`` (scikeras reads ``history_["loss"]``,
       absent after ``initialize``).
     - Pickling: ``__reduce_ex__`` sizes TensorFlow's thread pools
-      (:mod:`~emnist_estimators.threads`) before the network is unpickled.
+      (:mod:`~emnist_estimators.threads`) before the network is unpickled;
+      ``__getstate__`` serializes the network (scikeras' format) with
+      numpy's copy-keyword warning from Keras' code silenced.
+    - Logging: TensorFlow's "triggered tf.function retracing" warning is
+      dropped while these estimators train and predict (see
+      :func:`_expected_retracing`).
     - ``save``/``load``: :mod:`~emnist_estimators.persistence`.
 
 Not set, although scikeras' class reads them in code these estimators never
@@ -60,10 +65,15 @@ cross-entropy, training data shuffled every epoch, the hold-out set set by
 
 from __future__ import annotations
 
+import logging
+import os
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scikeras.wrappers import KerasClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
@@ -85,7 +95,7 @@ from ._utils import (
     seeded,
 )
 from .exceptions import DataFormatError, EmnistEstimatorsError
-from .persistence import load_model, save_estimator
+from .persistence import load_model, pack_network, save_estimator
 from .threads import configure_at_first_use
 
 __all__ = ["_EmnistClassifier"]
@@ -94,13 +104,48 @@ __all__ = ["_EmnistClassifier"]
 def _unpickle(cls, fitted=True):
     """Make an empty ``cls`` for pickle, after sizing TensorFlow's pools.
 
+    Also registers the network's custom Keras layers (``architectures``).
+
     Pickle calls this before it unpickles the state, whose Keras network
     (``model_``, when ``fitted``) starts TensorFlow's runtime; the pools can
     only be sized before that. Pickles hold this function's name: keep it.
     """
     if fitted:
         configure_at_first_use()
+        # The network's custom layers must be registered with Keras before
+        # it is deserialized; a fresh process may not have imported them yet.
+        from . import architectures  # noqa: F401
     return cls.__new__(cls)
+
+
+class _RetracingFilter(logging.Filter):
+    """Drop TensorFlow's "triggered tf.function retracing" log warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextmanager
+def _expected_retracing() -> Iterator[None]:
+    """Hide TensorFlow's retracing warning for the block: retracing is expected.
+
+    Each fit builds a new network, and Keras keeps one ``tf.function`` per
+    network and step (train, test, predict), traced at its first call and
+    kept for the network's life. TensorFlow counts traces per Python
+    function, not per network, so five new networks within its last ten
+    calls (cross-validation, a search, tiny fits) make it warn about
+    "creating @tf.function repeatedly in a loop" - which is what a new
+    network per fit is. Only that message of the ``tensorflow`` logger is
+    dropped, only during the block; a filter on the logger, not a level, so
+    every other TensorFlow warning still shows.
+    """
+    logger = logging.getLogger("tensorflow")
+    retracing = _RetracingFilter()
+    logger.addFilter(retracing)
+    try:
+        yield
+    finally:
+        logger.removeFilter(retracing)
 
 
 class _EmnistClassifier(KerasClassifier):
@@ -146,7 +191,9 @@ class _EmnistClassifier(KerasClassifier):
     __repr__ = BaseEstimator.__repr__
     set_params = BaseEstimator.set_params
 
-    def score(self, X, y, sample_weight=None):
+    def score(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> float:
         """Mean accuracy of ``predict(X)`` against ``y``.
 
         Parameters
@@ -185,6 +232,22 @@ class _EmnistClassifier(KerasClassifier):
         # The state (with model_) unpickles after _unpickle has run.
         _, _, *rest = super().__reduce_ex__(protocol)
         return (_unpickle, (type(self), hasattr(self, "model_")), *rest)
+
+    def __getstate__(self) -> dict:
+        # A copy: object.__getstate__ returns the instance's own __dict__.
+        state = dict(super().__getstate__())
+        if "model_" in state:
+            # Serialized here, where numpy's copy-keyword warning from Keras'
+            # saving code can be silenced; pickle would do it after we return.
+            state["model_"] = pack_network(state["model_"])
+        return state
+
+    def __copy__(self) -> _EmnistClassifier:
+        # copy.copy would take __getstate__'s packed network as model_: share
+        # the network instead, as a shallow copy does.
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
 
     # --- scikeras hooks these estimators do not use ---------------------------
     @property
@@ -374,7 +437,14 @@ class _EmnistClassifier(KerasClassifier):
             )
         return callbacks
 
-    def fit(self, X, y, sample_weight=None, *, callbacks=None):
+    def fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        *,
+        callbacks: list | None = None,
+    ) -> _EmnistClassifier:
         """Build a new network and train it on ``(X, y)``.
 
         Parameters
@@ -405,17 +475,18 @@ class _EmnistClassifier(KerasClassifier):
             # tuning module's pruning callback can score it after each epoch.
             self.model_ = model
             try:
-                history = model.fit(
-                    X_tr,
-                    y_tr,
-                    sample_weight=w_tr,
-                    validation_data=val,
-                    batch_size=self.batch_size,
-                    epochs=self.epochs,
-                    verbose=self.verbose,
-                    callbacks=self._callbacks(callbacks, val is not None),
-                    shuffle=True,
-                )
+                with _expected_retracing():
+                    history = model.fit(
+                        X_tr,
+                        y_tr,
+                        sample_weight=w_tr,
+                        validation_data=val,
+                        batch_size=self.batch_size,
+                        epochs=self.epochs,
+                        verbose=self.verbose,
+                        callbacks=self._callbacks(callbacks, val is not None),
+                        shuffle=True,
+                    )
             except BaseException:
                 del self.model_
                 raise
@@ -440,7 +511,9 @@ class _EmnistClassifier(KerasClassifier):
         self.history_, self.n_iter_ = {}, 0
         return X, y_enc, w
 
-    def initialize(self, X, y, classes=None):
+    def initialize(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> _EmnistClassifier:
         """Build the network for ``(X, y)`` without training it.
 
         What the first :meth:`partial_fit` does before its epoch: validate the
@@ -467,7 +540,13 @@ class _EmnistClassifier(KerasClassifier):
         self._initialize(X, y, classes=classes)
         return self
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        classes: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> _EmnistClassifier:
         """Train for one epoch on ``(X, y)``, keeping the current weights.
 
         Parameters
@@ -493,15 +572,16 @@ class _EmnistClassifier(KerasClassifier):
             w = self._check_weights(sample_weight, X)
             self._check_scale(X)
             y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
-        history = self.model_.fit(
-            X,
-            y_enc,
-            sample_weight=w,
-            batch_size=self.batch_size,
-            epochs=1,
-            verbose=self.verbose,
-            shuffle=True,
-        )
+        with _expected_retracing():
+            history = self.model_.fit(
+                X,
+                y_enc,
+                sample_weight=w,
+                batch_size=self.batch_size,
+                epochs=1,
+                verbose=self.verbose,
+                shuffle=True,
+            )
         for key, vals in history.history.items():
             self.history_.setdefault(key, []).extend(float(v) for v in vals)
         self.n_iter_ += 1
@@ -539,17 +619,20 @@ class _EmnistClassifier(KerasClassifier):
                 )
 
     def _forward(self, X) -> np.ndarray:
-        if len(X) <= self._direct_predict_max:
-            out = self.model_.predict_on_batch(X)
-        else:
-            out = self.model_.predict(
-                X, batch_size=max(self.batch_size, 1024), verbose=0
-            )
+        # Keras keeps model_'s predict function: traced at this network's
+        # first call (again once, shape-relaxed, for a new batch size).
+        with _expected_retracing():
+            if len(X) <= self._direct_predict_max:
+                out = self.model_.predict_on_batch(X)
+            else:
+                out = self.model_.predict(
+                    X, batch_size=max(self.batch_size, 1024), verbose=0
+                )
         proba = np.asarray(out, dtype=np.float64)
         proba /= proba.sum(axis=1, keepdims=True)
         return proba
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities.
 
         Parameters
@@ -568,7 +651,7 @@ class _EmnistClassifier(KerasClassifier):
         self._check_scale(X)
         return self._forward(X)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Most likely class of each sample.
 
         Parameters
@@ -585,7 +668,7 @@ class _EmnistClassifier(KerasClassifier):
         return self.classes_[proba.argmax(axis=1)]
 
     # --- persistence -------------------------------------------------------
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Save the fitted estimator as a ``.keras`` file.
 
         The file is a regular Keras archive (``keras.saving.load_model`` opens
@@ -600,7 +683,7 @@ class _EmnistClassifier(KerasClassifier):
         save_estimator(self, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike) -> _EmnistClassifier:
         """Load an estimator written by :meth:`save` (Keras safe mode).
 
         Parameters

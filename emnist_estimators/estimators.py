@@ -10,7 +10,11 @@ scikit-learn compatibility - is their base class's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
 
 # Hidden, Interval and StrOptions have no public import in scikit-learn; they
 # are what its own estimators' _parameter_constraints use.
@@ -22,69 +26,10 @@ from .base import _EmnistClassifier
 # existed (the command line among it).
 from .persistence import load_model
 
+if TYPE_CHECKING:
+    from keras.callbacks import Callback
+
 __all__ = ["EmnistMLP", "EmnistCNN", "load_model"]
-
-_DOC_COMMON = """
-    learning_rate : float, default=1e-3
-        Adam's (initial) step size.
-    lr_schedule : {'constant', 'cosine'}, default='cosine'
-        'cosine' decays the learning rate to 1% of its initial value over the
-        ``epochs`` of a fit (cosine decay, per batch); 'constant' keeps it.
-    batch_size : int, default=256
-        Samples per gradient step.
-    epochs : int, default={epochs}
-        Passes over the training data (fewer with early stopping).
-    validation_fraction : float, default=0.1
-        Share of the training data held out (stratified) to report validation
-        loss/accuracy each epoch and for early stopping. 0 disables it.
-    early_stopping : bool, default=False
-        Stop when the validation loss (training loss without a validation
-        set) has not improved for ``patience`` epochs, and restore the best
-        weights.
-    patience : int, default=3
-        Epochs without improvement before early stopping.
-    rescale : 'auto' or float, default='auto'
-        Factor applied to inputs inside the model. 'auto': 1/255 when the
-        training X is uint8 or has values above 1 (raw pixels), else 1 (X
-        already scaled, e.g. by PixelScaler). Then predict refuses X scaled
-        the other way: float X no larger than 1 after raw training, values
-        above 1 after scaled training (an all-zero X fits both and passes).
-    precision : {'auto', 'float32', 'mixed_bfloat16'}, default='auto'
-        Arithmetic of the hidden layers (weights and the softmax stay
-        float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor
-        has native bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN
-        training), float32 elsewhere.
-    callbacks : list of keras.callbacks.Callback, default=None
-        Extra Keras callbacks for every fit.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, dropout, shuffling and the validation
-        split, for this fit only. With an int, fits on CPU are reproducible.
-    verbose : {0, 1, 2}, default=0
-        Keras' progress output while training.
-"""
-
-_DOC_ATTRIBUTES = """
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        Class labels, as given in ``y``.
-    n_features_in_ : int
-        Number of pixels per sample seen during fit.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Column names, when fitted on a DataFrame with string column names.
-    model_ : keras.Model
-        The trained network.
-    history_ : dict of list of float
-        Per-epoch ``loss``, ``accuracy`` and, with a validation set,
-        ``val_loss`` and ``val_accuracy``.
-    n_iter_ : int
-        Epochs run.
-    input_scale_ : float
-        Factor applied to inputs inside the model.
-    dtype_policy_ : str
-        The Keras dtype policy the network was built with.
-"""
-
 
 #: Keras activations (``keras.activations.get`` names) offered for EmnistMLP's
 #: hidden layers, as scikit-learn's MLPClassifier offers relu, tanh, logistic
@@ -132,8 +77,7 @@ _OTHER_ACTIVATIONS = {
 
 
 class EmnistMLP(_EmnistClassifier):
-    __doc__ = (
-        """Multi-layer perceptron classifier for 28x28 grey characters (Keras).
+    """Multi-layer perceptron classifier for 28x28 grey characters (Keras).
 
     Defaults: 784-1024-1024-n_classes, ReLU, dropout 0.4, Adam 1e-3 with a
     cosine-decayed learning rate, batch 256, 40 epochs, 10% held out. The
@@ -148,14 +92,68 @@ class EmnistMLP(_EmnistClassifier):
     activation : str, default='relu'
         Keras activation of the hidden layers.
     dropout : float, default=0.4
-        Dropout rate after each hidden layer."""
-        + _DOC_COMMON.replace("{epochs}", "40")
-        + _DOC_ATTRIBUTES
-        + """
+        Dropout rate after each hidden layer.
+    learning_rate : float, default=1e-3
+        Adam's (initial) step size.
+    batch_size : int, default=256
+        Samples per gradient step.
+    epochs : int, default=40
+        Passes over the training data (fewer with early stopping).
+    validation_fraction : float, default=0.1
+        Share of the training data held out (stratified) to report validation
+        loss/accuracy each epoch and for early stopping. 0 disables it.
+    early_stopping : bool, default=False
+        Stop when the validation loss (training loss without a validation
+        set) has not improved for ``patience`` epochs, and restore the best
+        weights.
+    patience : int, default=3
+        Epochs without improvement before early stopping.
+    lr_schedule : {'constant', 'cosine'}, default='cosine'
+        'cosine' decays the learning rate to 1% of its initial value over the
+        ``epochs`` of a fit (cosine decay, per batch); 'constant' keeps it.
+    rescale : 'auto' or float, default='auto'
+        Factor applied to inputs inside the model. 'auto': 1/255 when the
+        training X is uint8 or has values above 1 (raw pixels), else 1 (X
+        already scaled, e.g. by PixelScaler). Then predict refuses X scaled
+        the other way: float X no larger than 1 after raw training, values
+        above 1 after scaled training (an all-zero X fits both and passes).
+    precision : {'auto', 'float32', 'mixed_bfloat16'}, default='auto'
+        Arithmetic of the hidden layers (weights and the softmax stay
+        float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor
+        has native bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN
+        training), float32 elsewhere.
+    callbacks : list of keras.callbacks.Callback, default=None
+        Extra Keras callbacks for every fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, shuffling and the validation
+        split, for this fit only. With an int, fits on CPU are reproducible.
+    verbose : {0, 1, 2}, default=0
+        Keras' progress output while training.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, as given in ``y``.
+    n_features_in_ : int
+        Number of pixels per sample seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when fitted on a DataFrame with string column names.
+    model_ : keras.Model
+        The trained network.
+    history_ : dict of list of float
+        Per-epoch ``loss``, ``accuracy`` and, with a validation set,
+        ``val_loss`` and ``val_accuracy``.
+    n_iter_ : int
+        Epochs run.
+    input_scale_ : float
+        Factor applied to inputs inside the model.
+    dtype_policy_ : str
+        The Keras dtype policy the network was built with.
+
     See Also
     --------
-    EmnistCNN : convolutional network, more accurate and slower.
-    PixelScaler : validates and scales pixels in a Pipeline.
+    EmnistCNN : Convolutional network, more accurate and slower.
+    PixelScaler : Validates and scales pixels in a Pipeline.
 
     Examples
     --------
@@ -170,7 +168,6 @@ class EmnistMLP(_EmnistClassifier):
     >>> clf.classes_
     array(['a', 'b'], dtype='<U1')
     """
-    )
 
     _parameter_constraints: dict = {
         **_EmnistClassifier._common_constraints,
@@ -186,23 +183,23 @@ class EmnistMLP(_EmnistClassifier):
 
     def __init__(
         self,
-        hidden_layer_sizes=(1024, 1024),
+        hidden_layer_sizes: Sequence[int] = (1024, 1024),
         *,
-        activation="relu",
-        dropout=0.4,
-        learning_rate=1e-3,
-        batch_size=256,
-        epochs=40,
-        validation_fraction=0.1,
-        early_stopping=False,
-        patience=3,
-        lr_schedule="cosine",
-        rescale="auto",
-        precision="auto",
-        callbacks=None,
-        random_state=None,
-        verbose=0,
-    ):
+        activation: str = "relu",
+        dropout: float = 0.4,
+        learning_rate: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 40,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = False,
+        patience: int = 3,
+        lr_schedule: Literal["constant", "cosine"] = "cosine",
+        rescale: Literal["auto"] | float = "auto",
+        precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto",
+        callbacks: list[Callback] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.dropout = dropout
@@ -235,8 +232,7 @@ class EmnistMLP(_EmnistClassifier):
 
 
 class EmnistCNN(_EmnistClassifier):
-    __doc__ = (
-        """Convolutional network classifier for 28x28 grey characters (Keras).
+    """Convolutional network classifier for 28x28 grey characters (Keras).
 
     Defaults: the original report's network - two blocks of
     [2 x (Conv2D 3x3 'same' + LeakyReLU(0.3)), MaxPool 2x2, Dropout 0.25] with
@@ -265,14 +261,68 @@ class EmnistCNN(_EmnistClassifier):
         rotations of up to 10 degrees (no flips).
     image_shape : (int, int), default=None
         Height and width of flat input; default square (784 -> 28x28) or
-        the shape of image-shaped X."""
-        + _DOC_COMMON.replace("{epochs}", "20")
-        + _DOC_ATTRIBUTES
-        + """
+        the shape of image-shaped X.
+    learning_rate : float, default=1e-3
+        Adam's (initial) step size.
+    batch_size : int, default=256
+        Samples per gradient step.
+    epochs : int, default=20
+        Passes over the training data (fewer with early stopping).
+    validation_fraction : float, default=0.1
+        Share of the training data held out (stratified) to report validation
+        loss/accuracy each epoch and for early stopping. 0 disables it.
+    early_stopping : bool, default=False
+        Stop when the validation loss (training loss without a validation
+        set) has not improved for ``patience`` epochs, and restore the best
+        weights.
+    patience : int, default=3
+        Epochs without improvement before early stopping.
+    lr_schedule : {'constant', 'cosine'}, default='cosine'
+        'cosine' decays the learning rate to 1% of its initial value over the
+        ``epochs`` of a fit (cosine decay, per batch); 'constant' keeps it.
+    rescale : 'auto' or float, default='auto'
+        Factor applied to inputs inside the model. 'auto': 1/255 when the
+        training X is uint8 or has values above 1 (raw pixels), else 1 (X
+        already scaled, e.g. by PixelScaler). Then predict refuses X scaled
+        the other way: float X no larger than 1 after raw training, values
+        above 1 after scaled training (an all-zero X fits both and passes).
+    precision : {'auto', 'float32', 'mixed_bfloat16'}, default='auto'
+        Arithmetic of the hidden layers (weights and the softmax stay
+        float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor
+        has native bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN
+        training), float32 elsewhere.
+    callbacks : list of keras.callbacks.Callback, default=None
+        Extra Keras callbacks for every fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, shuffling and the validation
+        split, for this fit only. With an int, fits on CPU are reproducible.
+    verbose : {0, 1, 2}, default=0
+        Keras' progress output while training.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, as given in ``y``.
+    n_features_in_ : int
+        Number of pixels per sample seen during fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when fitted on a DataFrame with string column names.
+    model_ : keras.Model
+        The trained network.
+    history_ : dict of list of float
+        Per-epoch ``loss``, ``accuracy`` and, with a validation set,
+        ``val_loss`` and ``val_accuracy``.
+    n_iter_ : int
+        Epochs run.
+    input_scale_ : float
+        Factor applied to inputs inside the model.
+    dtype_policy_ : str
+        The Keras dtype policy the network was built with.
+
     See Also
     --------
-    EmnistMLP : faster, less accurate.
-    PixelScaler : validates and scales pixels in a Pipeline.
+    EmnistMLP : Faster, less accurate.
+    PixelScaler : Validates and scales pixels in a Pipeline.
 
     Examples
     --------
@@ -285,7 +335,6 @@ class EmnistCNN(_EmnistClassifier):
     >>> clf.fit(X, y).predict_proba(X[:2]).shape
     (2, 2)
     """
-    )
 
     _parameter_constraints: dict = {
         **_EmnistClassifier._common_constraints,
@@ -304,28 +353,28 @@ class EmnistCNN(_EmnistClassifier):
 
     def __init__(
         self,
-        filters=(32, 64),
+        filters: Sequence[int] = (32, 64),
         *,
-        convs_per_block=2,
-        dense_units=(256, 128),
-        negative_slope=0.3,
-        dropout=0.25,
-        batch_norm=False,
-        augment=False,
-        image_shape=None,
-        learning_rate=1e-3,
-        batch_size=256,
-        epochs=20,
-        validation_fraction=0.1,
-        early_stopping=False,
-        patience=3,
-        lr_schedule="cosine",
-        rescale="auto",
-        precision="auto",
-        callbacks=None,
-        random_state=None,
-        verbose=0,
-    ):
+        convs_per_block: int = 2,
+        dense_units: Sequence[int] = (256, 128),
+        negative_slope: float = 0.3,
+        dropout: float = 0.25,
+        batch_norm: bool = False,
+        augment: bool = False,
+        image_shape: tuple[int, int] | None = None,
+        learning_rate: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 20,
+        validation_fraction: float = 0.1,
+        early_stopping: bool = False,
+        patience: int = 3,
+        lr_schedule: Literal["constant", "cosine"] = "cosine",
+        rescale: Literal["auto"] | float = "auto",
+        precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto",
+        callbacks: list[Callback] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
         self.filters = filters
         self.convs_per_block = convs_per_block
         self.dense_units = dense_units

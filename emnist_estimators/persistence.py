@@ -21,9 +21,13 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -31,14 +35,91 @@ from sklearn.utils.validation import check_is_fitted
 from .exceptions import DataFormatError, DataNotFoundError
 from .threads import configure_at_first_use
 
+if TYPE_CHECKING:
+    from .base import _EmnistClassifier
+
 __all__ = ["SAVE_FORMAT", "MEMBER_CAPS", "load_model", "save_estimator"]
 
 #: Format version of files written by ``save``; bump on incompatible changes.
 SAVE_FORMAT = 1
 _STATE_ENTRY = "emnist_estimators.json"
 
+#: numpy >= 2 warns when it converts an object whose ``__array__`` takes no
+#: ``copy`` keyword. TensorFlow's variables take none, and Keras' saving code
+#: converts every weight with ``np.array`` (``convert_to_numpy``), so each
+#: save or pickle of a network warned once per weight. Still so in TensorFlow
+#: 2.21 and Keras 3.15.1, the newest releases when this was written; the
+#: conversion is correct, only its calling convention is deprecated.
+_NUMPY_COPY_KEYWORD = r"__array__ implementation doesn't accept a copy keyword"
 
-def save_estimator(est, path) -> None:
+
+@contextmanager
+def keras_saving_quietly() -> Iterator[None]:
+    """Silence numpy's ``__array__`` copy-keyword warning from Keras' saving.
+
+    Only that ``DeprecationWarning``, only where Keras' code issues it, and
+    only inside the ``with`` block: every other warning, and this one from
+    any other code, still shows. ``warnings.catch_warnings`` changes the
+    process's filters for the block, so a warning issued by another thread
+    meanwhile may be filtered too (Python < 3.14).
+
+    Yields
+    ------
+    None
+        Save or pickle a Keras network inside the block.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=_NUMPY_COPY_KEYWORD,
+            category=DeprecationWarning,
+            module=r"keras(\.|$)",
+        )
+        yield
+
+
+class _PackedNetwork:
+    """A Keras network serialized now, that pickles as scikeras pickles it.
+
+    scikeras makes Keras models picklable (``Model.__reduce__``), but pickle
+    calls that only after the estimator's ``__getstate__`` returned, outside
+    any scope of ours. Serializing here, inside :func:`keras_saving_quietly`,
+    keeps the pickle's bytes as they were: unpickling runs scikeras'
+    ``unpack_keras_model`` and yields the ``keras.Model`` itself.
+    """
+
+    __slots__ = ("_reduced",)
+
+    def __init__(self, model: Any) -> None:
+        with keras_saving_quietly():
+            self._reduced = model.__reduce__()
+
+    def __reduce__(self) -> Any:
+        return self._reduced
+
+
+def pack_network(model: Any) -> Any:
+    """Return what to pickle for ``model_``: Keras networks pre-serialized.
+
+    Parameters
+    ----------
+    model : keras.Model or object
+        An estimator's ``model_``.
+
+    Returns
+    -------
+    object
+        A stand-in that unpickles as the same network, for a Keras model
+        (scikeras registers its pickling); anything else unchanged.
+    """
+    import keras
+
+    if isinstance(model, keras.Model):
+        return _PackedNetwork(model)
+    return model
+
+
+def save_estimator(est: _EmnistClassifier, path: str | os.PathLike) -> None:
     """Save a fitted ``EmnistMLP`` or ``EmnistCNN`` as a ``.keras`` file.
 
     The network is saved by Keras, then the estimator's state is added as one
@@ -64,7 +145,8 @@ def save_estimator(est, path) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.keras")
     try:
-        est.model_.save(tmp)
+        with keras_saving_quietly():
+            est.model_.save(tmp)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(_STATE_ENTRY, json.dumps(_state_of(est)))
             _check_loadable(zf, tmp)  # never write a file load_model refuses
@@ -109,7 +191,7 @@ def _estimator_classes() -> dict:
     return {"EmnistMLP": EmnistMLP, "EmnistCNN": EmnistCNN}
 
 
-def load_model(path):
+def load_model(path: str | os.PathLike) -> _EmnistClassifier:
     """Load an :class:`EmnistMLP` or :class:`EmnistCNN` saved with ``save``.
 
     The Keras network is loaded with ``safe_mode=True`` (no arbitrary code).
@@ -295,6 +377,10 @@ def _copy_network(zf, path, model_path: Path) -> None:
 
 def _load_network(model_path: Path, path):
     import keras
+
+    # Registers the custom layers (FusableLeakyReLU) the saved config names;
+    # a fresh process may not have imported them yet.
+    from . import architectures  # noqa: F401
 
     try:
         return keras.saving.load_model(model_path, safe_mode=True)

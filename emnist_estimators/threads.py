@@ -54,7 +54,7 @@ _configured = False  # configure_at_first_use ran in this process
 
 
 def available_cpus() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup quota.
+    """Count the CPUs this process may use: affinity mask, capped by cgroup quota.
 
     Returns
     -------
@@ -96,6 +96,11 @@ def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 def max_threads() -> int:
     """The largest thread count accepted: ``MAX_THREADS_PER_CPU`` per usable CPU.
+
+    Returns
+    -------
+    int
+        ``MAX_THREADS_PER_CPU`` times :func:`available_cpus`.
 
     Examples
     --------
