@@ -14,7 +14,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, bar_images
+from helpers import REPO, bar_images
 from keras import layers
 
 from emnist_estimators import EmnistCNN, architectures, load_model

@@ -10,7 +10,7 @@ import sys
 import keras
 import numpy as np
 import optuna
-from conftest import REPO, bar_images
+from helpers import REPO, bar_images
 
 from emnist_estimators import EmnistMLP
 from emnist_estimators.callbacks import EpochProgressBar, PruningCallback

@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import REPO, bar_images, write_idx_folder
+from helpers import REPO, bar_images, write_idx_folder
 
 from emnist_estimators.cli import main
 

@@ -20,7 +20,7 @@ import zipfile
 import numpy as np
 import pytest
 import scipy.io
-from conftest import bar_images, write_idx_folder
+from helpers import bar_images, write_idx_folder
 from test_download import ArchiveServer
 
 from emnist_estimators import load_model

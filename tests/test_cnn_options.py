@@ -13,7 +13,7 @@ import pickle
 import keras
 import numpy as np
 import pytest
-from conftest import bar_images
+from helpers import bar_images
 
 from emnist_estimators import EmnistCNN, load_model
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import REPO, skip_unless_ci, write_idx_folder
+from helpers import REPO, skip_unless_ci, write_idx_folder
 
 
 def _pg_bin() -> Path | None:

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from helpers import REPO
 from scipy import sparse
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import (

@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, bar_images
+from helpers import REPO, bar_images
 
 from emnist_estimators import EmnistMLP, load_model
 from emnist_estimators.exceptions import DataFormatError

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, glyph_images
+from helpers import REPO, glyph_images
 
 EXAMPLES = sorted(
     p.name for p in (REPO / "examples").glob("*.py") if not p.name.startswith("_")

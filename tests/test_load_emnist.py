@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_MNIST_N, glyph_images
+from helpers import SMALL_MNIST_N, glyph_images
 
 from emnist_estimators import load_emnist
 from emnist_estimators.datasets import _official, loader, write_idx

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 
 import numpy as np
 import pytest
-from conftest import bar_images, skip_unless_ci
+from helpers import bar_images, chromium_driver
 from matplotlib.figure import Figure
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -248,39 +247,9 @@ def test_report_header_names_model_parameters_data_accuracy_and_time(tmp_path):
 
 
 # --- the page in headless Chromium ----------------------------------------------------
-CHROMIUM_FLAGS = [  # as tests/test_serve.py, at a laptop's screen size
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1366,768",
-]
-
-
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        skip_unless_ci(
-            "no Chromium and ChromeDriver found (Debian: apt-get install chromium "
-            "chromium-driver)"
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        skip_unless_ci("selenium is not installed (pip install -e '.[test]')")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never download
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver = chromium_driver(tmp_path / "profile", "1366,768", monkeypatch)
     yield driver
     driver.quit()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import bar_images
+from helpers import bar_images
 
 from emnist_estimators import EmnistMLP
 

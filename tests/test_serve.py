@@ -26,7 +26,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import REPO, skip_unless_ci
+from helpers import REPO, chromium_driver
 from PIL import Image
 
 from emnist_estimators.exceptions import DataFormatError
@@ -578,39 +578,9 @@ def test_the_serve_command_answers_and_stops_on_ctrl_c(model_file):
 
 
 # --- the page in a real browser ------------------------------------------------------
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1000,760",
-]
-
-
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        skip_unless_ci(
-            "no Chromium and ChromeDriver found (Debian: apt-get install chromium "
-            "chromium-driver)"
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        skip_unless_ci("selenium is not installed (pip install -e '.[test]')")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never download
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver = chromium_driver(tmp_path / "profile", "1000,760", monkeypatch)
     yield driver
     driver.quit()
 

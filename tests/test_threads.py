@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from emnist_estimators import set_num_threads
 from emnist_estimators.threads import _cgroup_cpu_quota, available_cpus

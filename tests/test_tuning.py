@@ -14,7 +14,7 @@ import time
 import numpy as np
 import optuna
 import pytest
-from conftest import REPO
+from helpers import REPO
 from scipy import sparse
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline

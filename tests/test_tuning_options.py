@@ -9,7 +9,7 @@ import time
 import numpy as np
 import optuna
 import pytest
-from conftest import bar_images
+from helpers import bar_images
 
 from emnist_estimators import EmnistMLP
 from emnist_estimators.tuning import EmnistSearchCV

@@ -1,0 +1,124 @@
+"""Helpers shared by the tests: where the real data is, skip-or-fail, and
+tiny generated images and IDX folders. Fixtures live in conftest.py, which
+imports from here; tests import these names from here, not from conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_MNIST_N = 64
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("EMNIST_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
+EMNIST_DIR = SHARED_DATA / "emnist"
+FASHION_DIR = SHARED_DATA / "fashion-mnist"
+
+
+def skip_unless_ci(reason: str) -> None:
+    """Skip with ``reason`` - or fail, under ``CI=true``, where all must be there."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_dir(path: Path) -> Path:
+    if not path.is_dir():
+        skip_unless_ci(
+            f"real data folder {path} is absent (set EMNIST_SHARED_DATA to the "
+            "folder holding emnist/ and fashion-mnist/)"
+        )
+    return path
+
+
+def glyph_images(n: int, rng=None) -> np.ndarray:
+    """Upright images of an asymmetric glyph 'L' (left bar, bottom bar)."""
+    rng = np.random.default_rng(rng)
+    img = np.zeros((28, 28), np.uint8)
+    img[4:24, 6:9] = 255  # vertical bar on the left
+    img[21:24, 6:20] = 255  # horizontal bar at the bottom
+    noise = rng.integers(0, 30, size=(n, 28, 28), dtype=np.uint8)
+    return np.maximum(img[None], noise)
+
+
+def bar_images(n: int, rng=0):
+    """28x28 uint8 images of three easy classes: vertical bar, horizontal bar, box."""
+    rng = np.random.default_rng(rng)
+    X = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+    y = np.arange(n) % 3
+    for i in range(n):
+        a, b = rng.integers(6, 20, 2)
+        if y[i] == 0:
+            X[i, 4:24, a : a + 3] = 255
+        elif y[i] == 1:
+            X[i, a : a + 3, 4:24] = 255
+        else:
+            X[i, a - 3 : a + 5, b - 3 : b + 5] = 255
+    return X, y.astype(np.uint8)
+
+
+def write_idx_folder(folder: Path, n_train: int = 300, n_test: int = 90) -> Path:
+    """A Fashion-MNIST-style folder of IDX files (upright) with bar images."""
+    from emnist_estimators.datasets import write_idx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        X, y = bar_images(n, seed)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", X)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
+    return folder
+
+
+#: Flags Chromium needs on a machine without a screen or a network.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_driver(profile: Path, window: str, monkeypatch):
+    """A headless Chromium driven by Selenium, or skip (fail under CI=true).
+
+    ``profile`` is a fresh user-data folder the test owns; ``window`` is the
+    window size, e.g. ``"1366,768"``; ``monkeypatch`` (pytest's) sets the
+    environment for this test only. The caller quits the driver.
+    """
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        skip_unless_ci(
+            "no Chromium and ChromeDriver found (Debian: apt-get install chromium "
+            "chromium-driver)"
+        )
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        skip_unless_ci("selenium is not installed (pip install -e '.[test]')")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never download
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [
+        *CHROMIUM_FLAGS,
+        f"--window-size={window}",
+        f"--user-data-dir={profile}",
+    ]:
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(driver_path))
