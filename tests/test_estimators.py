@@ -363,7 +363,6 @@ def test_save_and_load_keras_format(fitted_cnn, data, tmp_path):
     assert keras.saving.load_model(path, safe_mode=True).output_shape == (None, 2)
 
 
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_load_rejects_foreign_files(tmp_path):
     import keras
 
