@@ -5,8 +5,11 @@ imports from here; tests import these names from here, not from conftest.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +125,19 @@ def chromium_driver(profile: Path, window: str, monkeypatch):
     ]:
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(driver_path))
+
+
+def modules_loaded_by(statements: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of ``watched`` a fresh Python has imported after ``statements``."""
+    code = (
+        f"import json, sys\n{statements}\n"
+        f"print(json.dumps(sorted(set(sys.modules) & {set(watched)!r})))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout)

@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from helpers import REPO, bar_images, write_idx_folder
+from helpers import REPO, bar_images, modules_loaded_by, write_idx_folder
 
 from emnist_estimators.cli import main
 
@@ -397,19 +397,12 @@ def test_tensorflow_log_level_is_set_by_the_cli_unless_verbose(tmp_path, monkeyp
 
 def test_cli_module_imports_no_tensorflow():
     """main() sets TensorFlow's log level: nothing may import it before."""
-    code = (
-        "import sys; from emnist_estimators.cli import build_parser; "
-        "build_parser().parse_args(['train', '--dataset', 'digits', '--output', 'o']); "
-        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    loaded = modules_loaded_by(
+        "from emnist_estimators.cli import build_parser\n"
+        "build_parser().parse_args(['train', '--dataset', 'digits', '--output', 'o'])",
+        ("tensorflow", "keras"),
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.stdout.strip() == "[]"
+    assert loaded == []
 
 
 # --- help texts (issue 13.4) ------------------------------------------------------

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO
+from helpers import REPO, modules_loaded_by
 from PIL import Image
 
 from emnist_estimators.exceptions import DataFormatError, DataNotFoundError
@@ -153,16 +153,13 @@ def test_prediction_pixel_files_of_the_wrong_size_name_the_file(
 
 def test_prediction_inputs_import_no_estimator_or_tensorflow():
     """The data side reads prediction inputs; it must not pull in training."""
-    code = (
-        "import sys; from emnist_estimators.images import read_prediction_inputs; "
-        "print(sorted(m for m in sys.modules if m in ('tensorflow', 'keras', "
-        "'emnist_estimators.estimators', 'emnist_estimators.cli')))"
+    loaded = modules_loaded_by(
+        "from emnist_estimators.images import read_prediction_inputs",
+        (
+            "tensorflow",
+            "keras",
+            "emnist_estimators.estimators",
+            "emnist_estimators.cli",
+        ),
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert proc.stdout.strip() == "[]"
+    assert loaded == []
