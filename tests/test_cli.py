@@ -329,8 +329,11 @@ def test_saved_model_is_a_keras_archive(trained):
     assert {"config.json", "model.weights.h5", "emnist_estimators.json"} <= names
 
 
-def test_data_clean_removes_caches_and_stale_temps_only(tmp_path, capsys):
+def test_data_clean_removes_caches_and_stale_temps_only(tmp_path, capsys, monkeypatch):
     """Issue 11.3: caches and temps of killed writers can be listed and removed."""
+    # data clean also empties the user cache: give it one that only this test
+    # fills (the session's is shared with tests that cache real data)
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "user-cache"))
     from emnist_estimators.datasets.cache import load_cached_images
 
     data = write_idx_folder(tmp_path / "bars", n_train=30, n_test=9)

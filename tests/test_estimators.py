@@ -286,6 +286,7 @@ def test_scaled_model_refuses_raw_pixels(data):
         clf.predict(X)
 
 
+@pytest.mark.slow  # a grid search, a random search and cross-validation: ~1 min
 def test_pipeline_in_searches_and_cv(data):
     X, y = data
     pipe = Pipeline([("scale", PixelScaler()), ("clf", small(EmnistCNN, epochs=1))])

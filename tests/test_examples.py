@@ -47,6 +47,9 @@ def _run(name: str, tmp_path, *args: str, **env: str) -> subprocess.CompletedPro
     )
 
 
+# Each example trains real models for up to half a minute: CI runs them in
+# its slow stage (pytest -m slow), keeping the default run short.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_runs(name, tmp_path):
     """Quick mode: a result, no Python warning (optuna's search-space warnings

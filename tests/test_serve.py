@@ -558,6 +558,9 @@ def test_the_serve_command_answers_and_stops_on_ctrl_c(model_file):
         text=True,
         env=env,
         cwd=REPO,
+        # a shell's background job ignores SIGINT, and a child inherits that:
+        # give the server the default, for Python to turn into Ctrl+C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = proc.stdout.readline()  # blocks until the server is up
