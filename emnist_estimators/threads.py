@@ -156,8 +156,11 @@ def set_num_threads(n: int) -> None:
 
     Examples
     --------
+    Call it at the start of a program, before the first fit or TensorFlow
+    op (not run here: this process's TensorFlow may have started already):
+
     >>> from emnist_estimators.threads import set_num_threads, available_cpus
-    >>> set_num_threads(available_cpus())
+    >>> set_num_threads(available_cpus())  # doctest: +SKIP
     """
     global _requested
     _requested = _validate(n, "set_num_threads(n)")
