@@ -74,6 +74,9 @@ def test_tiny_fit_learns_and_trains_batch_norm(fitted, data):
     assert np.abs(bn.moving_variance.numpy() - 1).max() > 1e-3
 
 
+# Keras warns inside its own code when this test calls Keras directly (not
+# through our save/pickle, which tests/test_warnings.py checks stay silent).
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_augmentation_acts_in_training_only(fitted, data):
     X, _ = data
     model = fitted.model_

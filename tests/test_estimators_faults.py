@@ -216,6 +216,9 @@ def test_save_then_load_ignores_foreign_members(saved, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
+# Keras warns inside its own code when this test calls Keras directly (not
+# through our save/pickle, which tests/test_warnings.py checks stay silent).
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_load_model_keeps_keras_safe_mode(saved, tmp_path):
     # a network holding a Python lambda: Keras' safe mode must refuse it
     import keras
