@@ -54,13 +54,18 @@ Overridden, and why
       :func:`_expected_retracing`).
     - ``save``/``load``: :mod:`~emnist_estimators.persistence`.
 
+Same names as scikeras', own meaning: ``warm_start`` (scikit-learn's: a new
+optimizer and schedule on the kept weights, classes checked) and
+``class_weight`` (scikit-learn's "balanced" formula, dicts keyed by the
+original labels, multiplied into ``sample_weight``).
+
 Not set, although scikeras' class reads them in code these estimators never
-run: ``model``, ``build_fn``, ``warm_start``, ``optimizer``, ``loss``,
-``metrics``, ``validation_batch_size``, ``validation_split``, ``shuffle``,
-``run_eagerly`` and ``class_weight``. The optimizer is Adam with
-``learning_rate`` and ``lr_schedule``, the loss sparse categorical
-cross-entropy, training data shuffled every epoch, the hold-out set set by
-``validation_fraction``; class weights are given as ``sample_weight``.
+run: ``model``, ``build_fn``, ``optimizer``, ``loss``, ``metrics``,
+``validation_batch_size``, ``validation_split``, ``shuffle`` and
+``run_eagerly``. The optimizer is Adam with ``learning_rate`` and
+``lr_schedule``, the loss sparse categorical cross-entropy, the hold-out set
+set by ``validation_fraction``; training batches are gathered by index and
+shuffled every epoch by :mod:`~emnist_estimators.batches`.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ import os
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
@@ -148,6 +154,22 @@ def _expected_retracing() -> Iterator[None]:
         logger.removeFilter(retracing)
 
 
+@dataclass
+class _Run:
+    """One fit's data, split, seed and resume point, handed to ``_train``."""
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray | None
+    train: np.ndarray
+    val: np.ndarray | None
+    seed: int
+    early: object = None
+    store: object = None
+    epoch: int = 0
+    history: dict = field(default_factory=dict)
+
+
 class _EmnistClassifier(KerasClassifier):
     """Shared fit/predict machinery; subclasses only build their Keras model."""
 
@@ -169,6 +191,9 @@ class _EmnistClassifier(KerasClassifier):
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
+        "warm_start": ["boolean"],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "checkpoint_dir": [str, os.PathLike, None],
     }
 
     #: What each element of a sequence parameter (layer widths, filters) must
@@ -407,35 +432,98 @@ class _EmnistClassifier(KerasClassifier):
         seed = resolve_seed(self.random_state)
         return X, y_enc, w, image_shape, seed
 
-    def _split_validation(self, X, y, w, seed):
+    def _split_validation(self, y, seed):
+        """Training and hold-out rows (indices, sorted), stratified if possible.
+
+        Returns
+        -------
+        train : ndarray of int
+        val : ndarray of int or None
+            None without a hold-out set (``validation_fraction`` too small).
+        """
+        idx = np.arange(len(y))
         n_val = int(round(self.validation_fraction * len(y)))
         if n_val < 1 or len(y) - n_val < 1:
-            return X, y, w, None
-        idx = np.arange(len(y))
+            return idx, None
         try:
             train, val = train_test_split(
                 idx, test_size=n_val, stratify=y, random_state=seed
             )
         except ValueError:  # some class too small to stratify
             train, val = train_test_split(idx, test_size=n_val, random_state=seed)
-        train, val = np.sort(train), np.sort(val)
-        w_val = None if w is None else w[val]
-        val_data = (X[val], y[val]) if w is None else (X[val], y[val], w_val)
-        return X[train], y[train], (None if w is None else w[train]), val_data
+        return np.sort(train), np.sort(val)
 
-    def _callbacks(self, extra, has_validation: bool):
-        import keras
+    def _early_stopping(self, has_validation: bool):
+        if not self.early_stopping:
+            return None
+        from .checkpoints import ResumableEarlyStopping
 
-        callbacks = list(self.callbacks or []) + list(extra or [])
-        if self.early_stopping:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss" if has_validation else "loss",
-                    patience=self.patience,
-                    restore_best_weights=True,
+        return ResumableEarlyStopping(
+            monitor="val_loss" if has_validation else "loss",
+            patience=self.patience,
+            restore_best_weights=True,
+        )
+
+    def _class_weights(self, y_enc: np.ndarray) -> np.ndarray | None:
+        """Per-sample weights from ``class_weight`` (None when it is None).
+
+        "balanced" is scikit-learn's ``n_samples / (n_classes * count)`` over
+        the classes present in ``y`` (in ``partial_fit``: in each call's
+        ``y``); a dict maps original labels to weights, and classes it does
+        not name weigh 1.
+        """
+        if self.class_weight is None:
+            return None
+        from sklearn.utils.class_weight import compute_class_weight
+
+        if isinstance(self.class_weight, dict):
+            known = set(self.classes_.tolist())
+            unknown = [k for k in self.class_weight if k not in known]
+            if unknown:
+                raise ValueError(
+                    f"class_weight names labels {unknown[:10]!r} that are not "
+                    f"classes of y (classes: {self.classes_[:10].tolist()}...). "
+                    "Key it by the labels as they appear in y."
                 )
+            per_class = np.array(
+                [float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()]
             )
-        return callbacks
+        else:  # "balanced"
+            present = np.unique(y_enc)
+            per_class = np.ones(len(self.classes_))
+            per_class[present] = compute_class_weight(
+                "balanced", classes=present, y=y_enc
+            )
+        return per_class.astype(np.float32)[y_enc]
+
+    @staticmethod
+    def _combine_weights(w, class_w):
+        # As scikit-learn's estimators: sample_weight times the class's weight.
+        if class_w is None:
+            return w
+        return class_w if w is None else w * class_w
+
+    def _prepare_warm(self, X, y, sample_weight):
+        """Validate a warm-started fit's data against the fitted network."""
+        configure_at_first_use()
+        self._validate_params()
+        X, _ = check_pixels(self, X, reset=False)  # refuses another n_features
+        self._check_scale(X)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        new = np.unique(y) if y.ndim == 1 and len(y) else None
+        if new is None or not np.array_equal(new, self.classes_):
+            raise ValueError(
+                "warm_start can only be used where y has the same classes as in "
+                f"the previous fit; previously got {self.classes_[:10].tolist()}, "
+                f"y has {None if new is None else new[:10].tolist()}. Use "
+                "partial_fit(X, y) to train on a subset of the classes, or set "
+                "warm_start=False to train a new network."
+            )
+        y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
+        w = self._check_weights(sample_weight, X)
+        return X, y_enc, w, resolve_seed(self.random_state)
 
     def fit(
         self,
@@ -447,16 +535,23 @@ class _EmnistClassifier(KerasClassifier):
     ) -> _EmnistClassifier:
         """Build a new network and train it on ``(X, y)``.
 
+        With ``warm_start=True`` and a fitted network, train that network
+        further instead (a new optimizer and learning-rate schedule, as
+        scikit-learn's ``MLPClassifier`` does). With ``checkpoint_dir``, save
+        the state after each epoch and resume from a checkpoint found there.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w[, 1])
             Grey pixels: uint8 0..255 (kept uint8, scaled inside the model) or
-            floats in [0, 255] or [0, 1].
+            floats in [0, 255] or [0, 1]. A ``numpy.memmap`` is read one batch
+            at a time, never copied whole.
         y : array-like of shape (n_samples,)
             Class labels: ints, strings or characters, all of one type and
             none missing (None/NaN).
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-sample weights of the loss, non-negative (0 ignores a sample).
+            Per-sample weights of the loss, non-negative (0 ignores a sample);
+            multiplied by the ``class_weight`` of each sample's class.
         callbacks : list of keras.callbacks.Callback, default=None
             Extra callbacks for this fit only (e.g. a pruning callback).
 
@@ -465,36 +560,104 @@ class _EmnistClassifier(KerasClassifier):
         self : object
             Fitted estimator.
         """
-        X, y_enc, w, image_shape, seed = self._prepare(X, y, sample_weight)
+        warm = bool(self.warm_start) and hasattr(self, "model_")
+        image_shape = None
+        if warm:
+            X, y_enc, w, seed = self._prepare_warm(X, y, sample_weight)
+        else:
+            X, y_enc, w, image_shape, seed = self._prepare(X, y, sample_weight)
+        w = self._combine_weights(w, self._class_weights(y_enc))
+        store = saved = None
+        if self.checkpoint_dir is not None:
+            from .checkpoints import CheckpointStore
+
+            store = CheckpointStore(self.checkpoint_dir, self, X, y_enc)
+            saved = store.read_state()
+        # The shuffling and hold-out seed of this run: a resumed run's own.
+        if saved is not None:
+            run_seed = int(saved["seed"])
+        elif seed is not None:
+            run_seed = seed
+        else:
+            run_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
         with seeded(seed):
-            model = self._new_network(X, image_shape, seed)
-            X_tr, y_tr, w_tr, val = self._split_validation(X, y_enc, w, seed)
-            steps = self.epochs * -(-len(y_tr) // self.batch_size)
+            model = self.model_ if warm else self._new_network(X, image_shape, seed)
+            train, val = self._split_validation(y_enc, run_seed)
+            steps = self.epochs * -(-len(train) // self.batch_size)
             self._compile(model, decay_steps=steps)
-            # Usable (predict, score) while it trains, so callbacks such as the
-            # tuning module's pruning callback can score it after each epoch.
-            self.model_ = model
-            try:
-                with _expected_retracing():
-                    history = model.fit(
-                        X_tr,
-                        y_tr,
-                        sample_weight=w_tr,
-                        validation_data=val,
-                        batch_size=self.batch_size,
-                        epochs=self.epochs,
-                        verbose=self.verbose,
-                        callbacks=self._callbacks(callbacks, val is not None),
-                        shuffle=True,
-                    )
-            except BaseException:
-                del self.model_
-                raise
-        self.history_ = {
-            k: [float(v) for v in vals] for k, vals in history.history.items()
-        }
-        self.n_iter_ = len(self.history_.get("loss", []))
+            run = _Run(X, y_enc, w, train, val, run_seed, early=None, store=store)
+            run.early = self._early_stopping(val is not None)
+            if saved is not None:
+                run.epoch, run.history = store.restore(saved, model, run.early)
+            finished = saved is not None and bool(saved.get("finished"))
+            new = {} if finished else self._train(model, run, callbacks, warm)
+        self.model_ = model
+        for key, vals in run.history.items():
+            new[key] = list(vals) + new.get(key, [])
+        if warm:
+            for key, vals in new.items():
+                self.history_.setdefault(key, []).extend(vals)
+            self.n_iter_ += len(new.get("loss", []))
+        else:
+            self.history_ = new
+            self.n_iter_ = len(new.get("loss", []))
         return self
+
+    def _train(self, model, run: _Run, callbacks, warm: bool) -> dict:
+        """Run Keras' fit from ``run.epoch``; return the new epochs' history."""
+        from .batches import IndexBatches
+
+        batches = IndexBatches(
+            run.X,
+            run.y,
+            run.train,
+            batch_size=self.batch_size,
+            seed=run.seed,
+            sample_weight=run.w,
+            epoch=run.epoch,
+        )
+        val_batches = None
+        if run.val is not None:
+            val_batches = IndexBatches(
+                run.X,
+                run.y,
+                run.val,
+                batch_size=max(self.batch_size, 1024),
+                seed=None,
+                sample_weight=run.w,
+            )
+        every = list(self.callbacks or []) + list(callbacks or [])
+        every.append(batches.epoch_callback())
+        if run.early is not None:
+            every.append(run.early)
+        if run.store is not None:  # after early stopping: saves the best weights
+            every.append(
+                run.store.callback(
+                    seed=run.seed, history=run.history, early_stopping=run.early
+                )
+            )
+        # Usable (predict, score) while it trains, so callbacks such as the
+        # tuning module's pruning callback can score it after each epoch.
+        self.model_ = model
+        try:
+            with _expected_retracing():
+                fitted = model.fit(
+                    batches,
+                    validation_data=val_batches,
+                    epochs=self.epochs,
+                    initial_epoch=run.epoch,
+                    verbose=self.verbose,
+                    callbacks=every,
+                    # IndexBatches orders each epoch itself; Keras would shuffle
+                    # the batches with Python's global random state, which a
+                    # resumed fit cannot restore.
+                    shuffle=False,
+                )
+        except BaseException:
+            if not warm:
+                del self.model_
+            raise
+        return {k: [float(v) for v in vals] for k, vals in fitted.history.items()}
 
     def _initialize(self, X, y, sample_weight=None, classes=None):
         """Validate, then build and compile an untrained network.
@@ -572,15 +735,26 @@ class _EmnistClassifier(KerasClassifier):
             w = self._check_weights(sample_weight, X)
             self._check_scale(X)
             y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
+        w = self._combine_weights(w, self._class_weights(y_enc))
+        from .batches import IndexBatches
+
+        # This call's order: from random_state and the epoch count, so that
+        # partial_fit calls with an int random_state repeat exactly.
+        seed = resolve_seed(self.random_state)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+        batches = IndexBatches(
+            X,
+            y_enc,
+            np.arange(len(y_enc)),
+            batch_size=self.batch_size,
+            seed=seed,
+            sample_weight=w,
+            epoch=self.n_iter_,
+        )
         with _expected_retracing():
             history = self.model_.fit(
-                X,
-                y_enc,
-                sample_weight=w,
-                batch_size=self.batch_size,
-                epochs=1,
-                verbose=self.verbose,
-                shuffle=True,
+                batches, epochs=1, verbose=self.verbose, shuffle=False
             )
         for key, vals in history.history.items():
             self.history_.setdefault(key, []).extend(float(v) for v in vals)
@@ -681,6 +855,36 @@ class _EmnistClassifier(KerasClassifier):
             Destination, conventionally ending in ``.keras``.
         """
         save_estimator(self, path)
+
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str = "onnx",
+        *,
+        overwrite: bool = False,
+    ) -> os.PathLike:
+        """Export the fitted network for use outside Python/scikit-learn.
+
+        See :func:`emnist_estimators.export.export_model`, which this calls
+        (it also exports a Pipeline ending in this estimator).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file (ONNX, LiteRT) or folder (SavedModel).
+        format : {'onnx', 'tf_saved_model', 'litert'}, default='onnx'
+            The runtime the exported model is for.
+        overwrite : bool, default=False
+            Replace an existing ``path``.
+
+        Returns
+        -------
+        path : pathlib.Path
+            Where the model was written.
+        """
+        from .export import export_model
+
+        return export_model(self, path, format=format, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> _EmnistClassifier:

@@ -10,6 +10,7 @@ scikit-learn compatibility - is their base class's
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Literal
@@ -122,6 +123,24 @@ class EmnistMLP(_EmnistClassifier):
         float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor
         has native bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN
         training), float32 elsewhere.
+    class_weight : dict, 'balanced' or None, default=None
+        Weight of each class in the loss, multiplying ``sample_weight``. A
+        dict maps labels as they appear in ``y`` (characters included) to
+        weights; classes it does not name weigh 1. 'balanced' weighs each
+        class by ``n_samples / (n_classes * count)`` (scikit-learn's formula)
+        over the training labels - in ``partial_fit``, each call's labels.
+    warm_start : bool, default=False
+        When fitted already, ``fit`` trains the current network further (the
+        same classes and number of pixels required) with a new optimizer
+        and learning-rate schedule, as scikit-learn's ``MLPClassifier``
+        does; ``history_`` and ``n_iter_`` add up. False: a new network.
+    checkpoint_dir : str, path-like or None, default=None
+        Folder where ``fit`` saves its state after every epoch (weights,
+        optimizer, history, random state; ``emnist-checkpoint.npz``, written
+        atomically). A ``fit`` that finds a checkpoint there resumes after its
+        last epoch and ends as an uninterrupted fit would (on CPU); one of
+        another estimator, parameters, classes or data is refused. Use one
+        folder per fit (not in searches, whose fits would share it).
     callbacks : list of keras.callbacks.Callback, default=None
         Extra Keras callbacks for every fit.
     random_state : int, RandomState instance or None, default=None
@@ -196,6 +215,9 @@ class EmnistMLP(_EmnistClassifier):
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         rescale: Literal["auto"] | float = "auto",
         precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto",
+        class_weight: dict | Literal["balanced"] | None = None,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
         callbacks: list[Callback] | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -212,6 +234,9 @@ class EmnistMLP(_EmnistClassifier):
         self.lr_schedule = lr_schedule
         self.rescale = rescale
         self.precision = precision
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
@@ -291,6 +316,24 @@ class EmnistCNN(_EmnistClassifier):
         float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor
         has native bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN
         training), float32 elsewhere.
+    class_weight : dict, 'balanced' or None, default=None
+        Weight of each class in the loss, multiplying ``sample_weight``. A
+        dict maps labels as they appear in ``y`` (characters included) to
+        weights; classes it does not name weigh 1. 'balanced' weighs each
+        class by ``n_samples / (n_classes * count)`` (scikit-learn's formula)
+        over the training labels - in ``partial_fit``, each call's labels.
+    warm_start : bool, default=False
+        When fitted already, ``fit`` trains the current network further (the
+        same classes and number of pixels required) with a new optimizer
+        and learning-rate schedule, as scikit-learn's ``MLPClassifier``
+        does; ``history_`` and ``n_iter_`` add up. False: a new network.
+    checkpoint_dir : str, path-like or None, default=None
+        Folder where ``fit`` saves its state after every epoch (weights,
+        optimizer, history, random state; ``emnist-checkpoint.npz``, written
+        atomically). A ``fit`` that finds a checkpoint there resumes after its
+        last epoch and ends as an uninterrupted fit would (on CPU); one of
+        another estimator, parameters, classes or data is refused. Use one
+        folder per fit (not in searches, whose fits would share it).
     callbacks : list of keras.callbacks.Callback, default=None
         Extra Keras callbacks for every fit.
     random_state : int, RandomState instance or None, default=None
@@ -371,6 +414,9 @@ class EmnistCNN(_EmnistClassifier):
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         rescale: Literal["auto"] | float = "auto",
         precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto",
+        class_weight: dict | Literal["balanced"] | None = None,
+        warm_start: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
         callbacks: list[Callback] | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -392,6 +438,9 @@ class EmnistCNN(_EmnistClassifier):
         self.lr_schedule = lr_schedule
         self.rescale = rescale
         self.precision = precision
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose

@@ -164,6 +164,13 @@ def _state_of(est) -> dict:
         for k, v in est.get_params().items()
         if k not in ("callbacks", "random_state")
     }
+    if isinstance(params.get("class_weight"), dict):
+        # JSON object keys are strings: pairs keep int labels ints.
+        params["class_weight"] = [
+            [_plain(k), float(v)] for k, v in params["class_weight"].items()
+        ]
+    if params.get("checkpoint_dir") is not None:
+        params["checkpoint_dir"] = os.fspath(params["checkpoint_dir"])
     return {
         "format": SAVE_FORMAT,
         "package_version": __version__,
@@ -181,6 +188,11 @@ def _state_of(est) -> dict:
         "history": est.history_,
         "n_iter": est.n_iter_,
     }
+
+
+def _plain(value):
+    """A numpy scalar label as the Python value JSON writes."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _estimator_classes() -> dict:
@@ -357,6 +369,11 @@ def _estimator_from_state(state: dict, path):
     if seed is not None and not _is_int(seed):
         raise _corrupt(path, f"random_state {seed!r} is not an int or null")
     params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+    weights = params.get("class_weight")
+    if isinstance(weights, tuple):
+        if not all(isinstance(p, list) and len(p) == 2 for p in weights):
+            raise _corrupt(path, "class_weight is not a list of [label, weight]")
+        params["class_weight"] = dict(weights)
     est = cls(**params, random_state=seed)
     try:
         est._validate_params()

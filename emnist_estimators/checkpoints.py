@@ -1,0 +1,457 @@
+"""Checkpoints that let an interrupted ``fit`` resume from its last epoch.
+
+With ``checkpoint_dir`` set, ``fit`` writes ``emnist-checkpoint.npz`` in that
+folder after every epoch: the network's variables (weights and the random
+generators' states of dropout and augmentation), the optimizer's variables
+(Adam's moments and step count, which the learning-rate schedule reads), the
+early-stopping counters and best weights, the history, the shuffling seed and
+the number of epochs done. A ``fit`` that finds the file resumes after that
+epoch; since each epoch's batch order is a function of the seed and the epoch
+alone (:mod:`~emnist_estimators.batches`), the resumed fit ends with the same
+weights as one never interrupted (on CPU, where the kernels are
+deterministic).
+
+The file is written to a temporary name and renamed, so a kill at any moment
+leaves either the previous epoch's checkpoint or this one. It is a numpy
+``.npz`` read with ``allow_pickle=False``; each member is checked against the
+size and shape the new network expects before it is read, and the JSON state
+is capped, so a hostile file cannot run code or exhaust memory.
+
+A checkpoint belongs to one estimator class, one set of parameters, one class
+set and one training set (a fingerprint of the labels and a sample of the
+pixels); a ``fit`` with anything else is refused with the differences named.
+A finished fit's checkpoint stays: running the same script again loads the
+trained network instead of training again. Delete the file (or use another
+folder) to train from scratch.
+
+Examples
+--------
+>>> from emnist_estimators.checkpoints import CHECKPOINT_NAME
+>>> CHECKPOINT_NAME
+'emnist-checkpoint.npz'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .exceptions import DataFormatError, EmnistEstimatorsError
+from .persistence import keras_saving_quietly
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CHECKPOINT_FORMAT",
+    "CheckpointMismatchError",
+    "CheckpointStore",
+    "ResumableEarlyStopping",
+]
+
+CHECKPOINT_NAME = "emnist-checkpoint.npz"
+#: Version of the file's layout; a different one is refused, not guessed at.
+CHECKPOINT_FORMAT = 1
+
+#: The JSON state: parameters, history (a float per epoch and metric), ids.
+_STATE_CAP = 64 << 20
+#: A .npy member's header (magic, version, dict) is well under this.
+_NPY_HEADER_CAP = 4096
+#: Parameters that do not change what is trained.
+_FREE_PARAMS = ("verbose", "callbacks", "checkpoint_dir", "warm_start")
+#: Rows of X hashed into the data fingerprint (spread evenly): enough to tell
+#: data sets apart without reading a memory-mapped split from disk again.
+_FINGERPRINT_ROWS = 1024
+
+
+class CheckpointMismatchError(EmnistEstimatorsError, ValueError):
+    """The checkpoint in ``checkpoint_dir`` is not of this fit."""
+
+
+def _jsonable(value):
+    """Parameters as JSON: tuples as lists, anything else by its repr."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return sorted([repr(k), _jsonable(v)] for k, v in value.items())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return type(value).__name__  # its repr names its address
+    return repr(value)
+
+
+def _fingerprint(X: np.ndarray, y_enc: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    digest.update(repr((X.shape, X.dtype.str, y_enc.shape)).encode())
+    digest.update(np.ascontiguousarray(y_enc).tobytes())
+    rows = np.unique(np.linspace(0, len(X) - 1, _FINGERPRINT_ROWS).astype(np.int64))
+    digest.update(np.ascontiguousarray(X[rows]).tobytes())
+    return digest.hexdigest()
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' ``EarlyStopping`` whose counters survive a resumed fit.
+
+    Keras resets ``wait``, ``best`` and ``best_weights`` when training
+    begins; a resumed fit sets them back from the checkpoint
+    (:meth:`resume_from`) so it stops on the epoch an uninterrupted fit would
+    and restores the same best weights.
+
+    Parameters
+    ----------
+    **kwargs
+        ``keras.callbacks.EarlyStopping``'s arguments.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._resume: dict | None = None
+
+    def resume_from(self, counters: dict, best_weights: list | None) -> None:
+        """Set the counters and best weights to restore when training begins.
+
+        Parameters
+        ----------
+        counters : dict
+            ``wait``, ``best``, ``best_epoch`` as :meth:`counters` gave them.
+        best_weights : list of ndarray or None
+            The weights of the best epoch so far.
+        """
+        self._resume = dict(counters, best_weights=best_weights)
+
+    def counters(self) -> dict:
+        """The state to store in a checkpoint, without the weights.
+
+        Returns
+        -------
+        dict
+            ``wait``, ``best`` and ``best_epoch``.
+        """
+        best = self.best
+        return {
+            "wait": int(self.wait),
+            "best": None if best is None else float(best),
+            "best_epoch": int(self.best_epoch),
+        }
+
+    def on_train_begin(self, logs=None) -> None:
+        """Reset as Keras does, then restore the resumed fit's counters.
+
+        Parameters
+        ----------
+        logs : dict, default=None
+            Keras' logs (unused).
+        """
+        super().on_train_begin(logs)
+        if self._resume is not None:
+            self.wait = self._resume["wait"]
+            best = self._resume["best"]
+            self.best = best if best is not None else self.best
+            self.best_epoch = self._resume["best_epoch"]
+            self.best_weights = self._resume["best_weights"]
+
+
+class CheckpointStore:
+    """The checkpoint file of one estimator's fit in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The estimator's ``checkpoint_dir``; created if missing.
+    estimator : EmnistMLP or EmnistCNN
+        The estimator being fitted (its class and parameters identify the run).
+    X : ndarray of shape (n_samples, n_features)
+        The validated training pixels.
+    y_enc : ndarray of int
+        The encoded labels.
+    """
+
+    def __init__(self, folder, estimator, X, y_enc) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / CHECKPOINT_NAME
+        params = estimator.get_params(deep=False)
+        self.identity = {
+            "class": type(estimator).__name__,
+            "params": {
+                k: _jsonable(v) for k, v in params.items() if k not in _FREE_PARAMS
+            },
+            "classes": _jsonable(list(estimator.classes_)),
+            "n_features": int(X.shape[1]),
+            "data": _fingerprint(X, y_enc),
+        }
+
+    # --- reading ------------------------------------------------------------
+    def read_state(self) -> dict | None:
+        """The checkpoint's state if the file exists, checked against this fit.
+
+        Returns
+        -------
+        dict or None
+            ``seed``, ``epoch``, ``finished``, ``history``, ... ; None when
+            there is no checkpoint yet.
+
+        Raises
+        ------
+        CheckpointMismatchError
+            If the checkpoint is of another estimator, parameters, class set
+            or training data.
+        DataFormatError
+            If the file is not a checkpoint this version can read.
+        """
+        if not self.path.exists():
+            return None
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                info = zf.getinfo("state.npy")
+                if info.file_size > _STATE_CAP + _NPY_HEADER_CAP:
+                    raise self._corrupt(f"its state is {info.file_size:,} bytes")
+                raw = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
+            state = json.loads(raw.tobytes().decode("utf-8"))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise self._corrupt(f"it cannot be read ({exc})") from exc
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise self._corrupt(f"it is not in checkpoint format {CHECKPOINT_FORMAT}")
+        self._check_identity(state.get("identity"))
+        return state
+
+    def _corrupt(self, why: str) -> DataFormatError:
+        return DataFormatError(
+            f"{self.path} is not a usable checkpoint: {why}. Delete it to train "
+            "from scratch, or pass another checkpoint_dir."
+        )
+
+    def _check_identity(self, saved) -> None:
+        if not isinstance(saved, dict):
+            raise self._corrupt("it does not say which fit it belongs to")
+        mine = self.identity
+        problems = []
+        if saved.get("class") != mine["class"]:
+            problems.append(f"it is of a {saved.get('class')}, not a {mine['class']}")
+        elif saved.get("params") != mine["params"]:
+            theirs = saved.get("params") or {}
+            names = sorted(
+                k
+                for k in set(theirs) | set(mine["params"])
+                if theirs.get(k) != mine["params"].get(k)
+            )
+            problems.append(
+                "parameters differ: "
+                + ", ".join(
+                    f"{k}={theirs.get(k)!r} there, {mine['params'].get(k)!r} here"
+                    for k in names
+                )
+            )
+        if saved.get("classes") != mine["classes"]:
+            problems.append(
+                f"its classes are {saved.get('classes')!r}, this fit's "
+                f"{mine['classes']!r}"
+            )
+        elif saved.get("n_features") != mine["n_features"]:
+            problems.append(
+                f"it has {saved.get('n_features')} pixels per image, this fit "
+                f"{mine['n_features']}"
+            )
+        elif saved.get("data") != mine["data"]:
+            problems.append("it was trained on other data (X or y differ)")
+        if problems:
+            raise CheckpointMismatchError(
+                f"The checkpoint {self.path} is not of this fit: "
+                + "; ".join(problems)
+                + ". Pass another checkpoint_dir (each fit needs its own), or "
+                "delete the file to train from scratch."
+            )
+
+    def restore(self, state: dict, model, early_stopping=None) -> tuple[int, dict]:
+        """Load the saved variables into ``model`` (compiled, same network).
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`read_state` returned.
+        model : keras.Model
+            A freshly built and compiled network with the fit's parameters.
+        early_stopping : ResumableEarlyStopping, default=None
+            Given its counters and best weights back.
+
+        Returns
+        -------
+        epoch : int
+            Epochs already done.
+        history : dict of list of float
+            Their history.
+        """
+        model.optimizer.build(model.trainable_variables)
+        groups = {
+            "model": list(model.variables),
+            "optimizer": list(model.optimizer.variables),
+        }
+        if early_stopping is not None and state.get("has_best_weights"):
+            with keras_saving_quietly():
+                groups["best"] = model.get_weights()
+        expected = {
+            f"{group}_{i}.npy": (tuple(v.shape), np.dtype(_dtype_of(v)))
+            for group, values in groups.items()
+            for i, v in enumerate(values)
+        }
+        arrays = self._read_arrays(expected)
+        for group in ("model", "optimizer"):
+            for i, variable in enumerate(groups[group]):
+                variable.assign(arrays[f"{group}_{i}.npy"])
+        if early_stopping is not None and "early_stopping" in state:
+            best = None
+            if "best" in groups:
+                best = [arrays[f"best_{i}.npy"] for i in range(len(groups["best"]))]
+            early_stopping.resume_from(state["early_stopping"], best)
+        return int(state["epoch"]), {k: list(v) for k, v in state["history"].items()}
+
+    def _read_arrays(self, expected: dict) -> dict:
+        with zipfile.ZipFile(self.path) as zf:
+            names = set(zf.namelist()) - {"state.npy"}
+            if names != set(expected):
+                raise self._corrupt(
+                    f"it holds {len(names)} arrays where this network has "
+                    f"{len(expected)}"
+                )
+            arrays = {}
+            for name, (shape, dtype) in expected.items():
+                info = zf.getinfo(name)
+                cap = int(np.prod(shape)) * dtype.itemsize + _NPY_HEADER_CAP
+                if info.file_size > cap:
+                    raise self._corrupt(f"{name} is {info.file_size:,} bytes")
+                try:
+                    array = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
+                except (OSError, ValueError) as exc:  # e.g. an object array
+                    raise self._corrupt(f"{name} cannot be read ({exc})") from exc
+                if array.shape != shape or array.dtype != dtype:
+                    raise self._corrupt(
+                        f"{name} is {array.dtype}{array.shape}, the network "
+                        f"needs {dtype}{shape}"
+                    )
+                arrays[name] = array
+        return arrays
+
+    # --- writing ------------------------------------------------------------
+    def write(
+        self,
+        model,
+        *,
+        seed: int,
+        epoch: int,
+        history: dict,
+        finished: bool,
+        early_stopping=None,
+    ) -> None:
+        """Write the state after ``epoch`` epochs: temp file, then rename.
+
+        Parameters
+        ----------
+        model : keras.Model
+            The network being trained (compiled).
+        seed : int
+            The fit's shuffling seed.
+        epoch : int
+            Epochs done.
+        history : dict of list of float
+            Per-epoch metrics so far.
+        finished : bool
+            True once training ended (all epochs, or stopped early).
+        early_stopping : ResumableEarlyStopping, default=None
+            Its counters and best weights are saved too.
+        """
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "identity": self.identity,
+            "seed": int(seed),
+            "epoch": int(epoch),
+            "finished": bool(finished),
+            "history": history,
+        }
+        with keras_saving_quietly():  # numpy's warning on TensorFlow's __array__
+            arrays = {
+                f"model_{i}": keras.ops.convert_to_numpy(v)
+                for i, v in enumerate(model.variables)
+            }
+            arrays.update(
+                (f"optimizer_{i}", keras.ops.convert_to_numpy(v))
+                for i, v in enumerate(model.optimizer.variables)
+            )
+        if early_stopping is not None:
+            state["early_stopping"] = early_stopping.counters()
+            best = early_stopping.best_weights
+            state["has_best_weights"] = best is not None
+            if best is not None:
+                arrays.update((f"best_{i}", np.asarray(w)) for i, w in enumerate(best))
+        arrays["state"] = np.frombuffer(json.dumps(state).encode("utf-8"), np.uint8)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def callback(self, *, seed: int, history: dict, early_stopping=None):
+        """A Keras callback that writes this checkpoint after every epoch.
+
+        Put it after ``early_stopping`` in the callback list, so the final
+        write holds the best weights that early stopping restored.
+
+        Parameters
+        ----------
+        seed : int
+            The fit's shuffling seed.
+        history : dict of list of float
+            The history of the epochs already done (resumed fits).
+        early_stopping : ResumableEarlyStopping, default=None
+            The fit's early stopping, saved with each checkpoint.
+
+        Returns
+        -------
+        keras.callbacks.Callback
+            Writes after each epoch and once more when training ends.
+        """
+        return _EpochCheckpoint(self, seed, history, early_stopping)
+
+
+def _dtype_of(variable) -> str:
+    return keras.backend.standardize_dtype(variable.dtype)
+
+
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """Write the store's checkpoint after each epoch and when training ends."""
+
+    def __init__(self, store, seed, history, early_stopping) -> None:
+        super().__init__()
+        self.store, self.seed, self.early_stopping = store, seed, early_stopping
+        self.history = {k: list(v) for k, v in history.items()}
+        self.epochs_done = len(next(iter(history.values()), []))
+
+    def _write(self, finished: bool) -> None:
+        self.store.write(
+            self.model,
+            seed=self.seed,
+            epoch=self.epochs_done,
+            history=self.history,
+            finished=finished,
+            early_stopping=self.early_stopping,
+        )
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.epochs_done = epoch + 1
+        self._write(finished=False)
+
+    def on_train_end(self, logs=None) -> None:
+        self._write(finished=True)
