@@ -862,6 +862,9 @@ class _EmnistClassifier(KerasClassifier):
         format: str = "onnx",
         *,
         overwrite: bool = False,
+        input_shape: str = "flat",
+        check_X: ArrayLike | None = None,
+        class_names=None,
     ) -> os.PathLike:
         """Export the fitted network for use outside Python/scikit-learn.
 
@@ -875,7 +878,15 @@ class _EmnistClassifier(KerasClassifier):
         format : {'onnx', 'tf_saved_model', 'litert'}, default='onnx'
             The runtime the exported model is for.
         overwrite : bool, default=False
-            Replace an existing ``path``.
+            Replace an existing ``path`` (a file, or a SavedModel folder).
+        input_shape : {'flat', 'image'}, default='flat'
+            The exported model's input: (n, 784) or (n, 28, 28) pixels.
+        check_X : array-like, default=None
+            Images the exported file is checked on against this estimator
+            before it is kept; default: a fixed set of synthetic images.
+        class_names : sequence of str or dict, default=None
+            A name per class for the sidecar JSON (e.g. EMNIST's characters
+            for integer labels).
 
         Returns
         -------
@@ -884,7 +895,15 @@ class _EmnistClassifier(KerasClassifier):
         """
         from .export import export_model
 
-        return export_model(self, path, format=format, overwrite=overwrite)
+        return export_model(
+            self,
+            path,
+            format=format,
+            overwrite=overwrite,
+            input_shape=input_shape,
+            check_X=check_X,
+            class_names=class_names,
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> _EmnistClassifier:

@@ -493,6 +493,13 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_params(parser, "any constructor parameter, e.g. --param batch_norm=True")
     parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="save the training state each epoch here and resume from it after an "
+        "interruption (default: none)",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="also write the HTML report of the held-out images into OUTPUT/report",
@@ -503,7 +510,14 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_train(args) -> int:
     output = check_output_folder(args.output, overwrite=args.overwrite)
     params = _parse_params(args.param)
-    for key in ("epochs", "batch_size", "learning_rate", "dropout", "random_state"):
+    for key in (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "dropout",
+        "random_state",
+        "checkpoint_dir",
+    ):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     clf = _estimator(args, params)
@@ -1059,6 +1073,90 @@ def _run_serve(args) -> int:
     return EXIT_OK
 
 
+# --- export -------------------------------------------------------------------
+# export.FORMATS, without importing the export module (and scikit-learn) for --help
+_EXPORT_FORMATS = ["onnx", "tf_saved_model", "litert"]
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_file(parser)
+    parser.add_argument(
+        "--format",
+        default="onnx",
+        choices=_EXPORT_FORMATS,
+        help="onnx: a file for onnxruntime; tf_saved_model: a folder for "
+        "tf.saved_model.load / TF Serving; litert: a .tflite file for the LiteRT "
+        "interpreter",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="PATH",
+        help="the exported file (folder for tf_saved_model); PATH.json is "
+        "written beside it",
+    )
+    parser.add_argument(
+        "--input-shape",
+        default="flat",
+        choices=["flat", "image"],
+        help="the exported input's shape: flat (n, 784) or image (n, 28, 28)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace PATH and PATH.json if they exist (a file, or a SavedModel "
+        "folder; never another folder); default: refuse",
+    )
+    _add_output(parser)
+
+
+def _run_export(args) -> int:
+    from .export import export_model, sidecar_path
+
+    clf = _load_model(args)
+    # LiteRT's interpreter logs from C ("Created TensorFlow Lite XNNPACK
+    # delegate") while the export is checked: shown with -v or on failure
+    muted = contextlib.nullcontext() if args.verbose else _native_stderr_muted()
+    with muted:
+        path = export_model(
+            clf,
+            args.output,
+            format=args.format,
+            overwrite=args.overwrite,
+            input_shape=args.input_shape,
+        )
+    sidecar = sidecar_path(path)
+    check = json.loads(sidecar.read_text())["check"]
+    result = {
+        "model": type(clf).__name__,
+        "format": args.format,
+        "output": str(path),
+        "sidecar": str(sidecar),
+        "check": check,
+    }
+    _emit(args, result, _export_text(result))
+    return EXIT_OK
+
+
+def _export_text(result: dict) -> str:
+    """export's summary: where it wrote, and what the check measured."""
+    check = result["check"]
+    seen = check["vs_predict_proba"]
+    text = (
+        f"{result['model']} exported as {result['format']} to {result['output']}; "
+        f"sidecar {result['sidecar']}; checked on {check['images']} "
+        f"{check['source']} images: {seen['labels_differ']} label(s) differ from "
+        f"predict, probabilities by up to {seen['max_abs_proba_diff']:.2g}"
+    )
+    if "vs_float32_twin" in check:
+        twin = check["vs_float32_twin"]["max_abs_proba_diff"]
+        text += (
+            " (trained in bfloat16, exported in float32; from the float32 network "
+            f"by up to {twin:.2g})"
+        )
+    return text
+
+
 # --- the command table and main -----------------------------------------------
 # name: (one-line help, example command lines, add arguments, run)
 COMMANDS = {
@@ -1112,6 +1210,18 @@ COMMANDS = {
         ],
         _add_tune_arguments,
         _run_tune,
+    ),
+    "export": (
+        "export a saved model to ONNX, a TensorFlow SavedModel or LiteRT, checked "
+        "against predict",
+        [
+            "export runs/cnn/model.keras --format onnx --output cnn.onnx",
+            "export runs/cnn/model.keras --format litert --output cnn.tflite "
+            "--input-shape image",
+            "export runs/cnn/model.keras --format tf_saved_model --output cnn_saved",
+        ],
+        _add_export_arguments,
+        _run_export,
     ),
     "serve": (
         "draw characters on a local web page and see the model's top 5; "

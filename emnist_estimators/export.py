@@ -1,0 +1,1006 @@
+"""Export a fitted ``EmnistMLP``/``EmnistCNN`` (or its Pipeline) for other runtimes.
+
+:func:`export_model` writes one of three formats:
+
+``"onnx"``
+    An ONNX file (tf2onnx), run with onnxruntime or any ONNX runtime.
+``"tf_saved_model"``
+    A TensorFlow SavedModel folder, run with ``tf.saved_model.load`` (TF
+    Serving, TensorFlow.js and TensorFlow in any language read it too).
+``"litert"``
+    A LiteRT (TensorFlow Lite) flatbuffer, run with ``ai_edge_litert``'s
+    ``Interpreter`` on phones and small devices.
+
+Every exported model has one input, ``pixels``, and one output,
+``probabilities``. The input is what the fitted estimator (or Pipeline) takes:
+raw ``uint8`` pixels 0..255 when it was fitted on raw pixels or starts with a
+``PixelScaler`` (``max_value=255``), else ``float32`` in the range it was
+fitted on; of shape ``(n, n_pixels)`` or, with ``input_shape="image"``,
+``(n, height, width)``. The output is ``float32`` of shape ``(n, n_classes)``,
+in the order of ``classes_``. Casting, scaling and the Pipeline's
+``PixelScaler`` steps (``/ max_value``, ``fix_orientation``'s transpose) are
+part of the exported graph. The exported graph does not validate its input
+as ``predict`` does: values outside the range, or images of another shape,
+give meaningless probabilities instead of an error.
+
+Beside the model, ``<path>.json`` (e.g. ``model.onnx.json``, or
+``saved_model.json`` for a folder ``saved_model``) records the format, the
+classes (and ``class_names``, the characters, when given), the input and
+output names, shapes and dtypes, the package version, the estimator's class
+and parameters, and the result of the check below.
+
+What is exported is not ``model_`` itself but an inference-only float32
+twin of it: the same architecture built with ``precision="float32"``,
+``dropout=0`` and ``augment=False``, holding ``model_``'s weights. Measured
+with TensorFlow 2.21, Keras 3.15, tf2onnx 1.17 and onnxruntime 1.32, the
+network as trained fails otherwise:
+
+- trained with ``precision="mixed_bfloat16"`` (what ``"auto"`` picks on CPUs
+  with native bfloat16), it converts to an ONNX graph that onnxruntime
+  refuses (a bfloat16 ``Mul``) and to no LiteRT model at all (bfloat16 ops
+  are not LiteRT builtins);
+- with ``augment=True``, the random-augmentation layers stay in the traced
+  graph: the ONNX graph is invalid and the SavedModel's outputs change from
+  call to call.
+
+Mixed-bfloat16 networks keep float32 weights, so they copy as they are.
+
+Before the model is moved to ``path`` it is run with its own runtime, in this
+process, on ``check_X`` (by default 256 synthetic images: blank, noise,
+strokes) and compared with the estimator's ``predict_proba``:
+
+- float32-trained estimators: every label equal and every probability within
+  ``FLOAT32_TOLERANCE`` (1e-4). Measured on 1,000 real EMNIST images: at most
+  1.1e-6 (the same float32 arithmetic in another order; LiteRT's kernels
+  differ most).
+- bfloat16-trained estimators: the export computes in float32 what
+  ``predict`` approximates in bfloat16 (8 significant bits), so the two
+  differ by more than rounding, and labels can differ where two classes are
+  nearly tied. Measured on 1,000 real EMNIST images, for MLPs and CNNs (with
+  and without augmentation) trained 1 to 8 epochs: probabilities differ by at
+  most 0.0085, and 0 to 5 labels in 1,000 differ. So the check is two-fold:
+  the export against the float32 twin run by Keras - every label equal,
+  within ``FLOAT32_TOLERANCE``: the conversion is faithful - and against
+  ``predict_proba`` within ``BFLOAT16_TOLERANCE`` (0.05, six times the
+  largest difference measured; a wrong weight or layer moves confident
+  probabilities by about their size). Within that tolerance a label can
+  only differ where ``predict_proba``'s two most likely classes are within
+  0.1 of each other: such near-ties are counted in the sidecar, not refused.
+
+A failed check raises :class:`ExportError` and leaves no file behind; so does
+any other failure. The optional dependencies are the ``export`` extra:
+``pip install "emnist-estimators[export]"``.
+
+Examples
+--------
+>>> from emnist_estimators.export import FORMATS, sidecar_path
+>>> FORMATS
+('onnx', 'tf_saved_model', 'litert')
+>>> sidecar_path("models/cnn.onnx").name
+'cnn.onnx.json'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .exceptions import EmnistEstimatorsError, OutputFolderError
+from .preprocessing import PixelScaler
+
+__all__ = [
+    "FORMATS",
+    "FLOAT32_TOLERANCE",
+    "BFLOAT16_TOLERANCE",
+    "ExportError",
+    "UnsupportedModelError",
+    "ExportedModel",
+    "export_model",
+    "load_exported",
+    "sidecar_path",
+    "synthetic_images",
+]
+
+#: The formats :func:`export_model` writes.
+FORMATS = ("onnx", "tf_saved_model", "litert")
+
+#: Largest probability difference accepted between an export and the float32
+#: network it was made from (measured: about 1e-7).
+FLOAT32_TOLERANCE = 1e-4
+
+#: Largest probability difference accepted between the float32 export of a
+#: bfloat16-trained estimator and that estimator's ``predict_proba``.
+BFLOAT16_TOLERANCE = 0.05
+
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "probabilities"
+
+#: ONNX operator set of exported files: onnxruntime >= 1.13 runs it.
+ONNX_OPSET = 17
+
+_INSTALL_HINT = 'pip install "emnist-estimators[export]"'
+
+#: What a SavedModel folder holds: only such a folder is replaced.
+_SAVED_MODEL_ENTRIES = {
+    "saved_model.pb",
+    "variables",
+    "assets",
+    "fingerprint.pb",
+    "keras_metadata.pb",
+}
+
+#: Python modules each format needs, to write and to check the file.
+_NEEDS = {
+    "onnx": ("tf2onnx", "onnx", "onnxruntime"),
+    "tf_saved_model": (),
+    "litert": ("ai_edge_litert",),
+}
+
+
+class ExportError(EmnistEstimatorsError, RuntimeError):
+    """An export failed: conversion, or the check against ``predict``.
+
+    Nothing was written when it is raised.
+    """
+
+
+class UnsupportedModelError(EmnistEstimatorsError, TypeError):
+    """The object to export is not an estimator or Pipeline export supports."""
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON file written beside an exported model: ``<path>.json``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The exported model's file or folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` with ``.json`` appended.
+
+    Examples
+    --------
+    >>> from emnist_estimators.export import sidecar_path
+    >>> sidecar_path("out/saved_model").as_posix()
+    'out/saved_model.json'
+    """
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+# --- what is exported -----------------------------------------------------------------
+@dataclass
+class _Plan:
+    """The estimator, the scalers folded in front of it, and the input spec."""
+
+    model: Any  # the estimator or Pipeline: the reference for the check
+    estimator: Any
+    scalers: list = field(default_factory=list)
+    shape: tuple = ()
+    dtype: str = "uint8"
+
+    @property
+    def bfloat16(self) -> bool:
+        return getattr(self.estimator, "dtype_policy_", "float32") != "float32"
+
+
+def _unpack(model) -> tuple[list, Any]:
+    """``(scalers, estimator)`` of a supported model; else a clear error."""
+    from sklearn.pipeline import Pipeline
+
+    from .base import _EmnistClassifier
+
+    supported = (
+        "export supports a fitted EmnistMLP or EmnistCNN, or a scikit-learn "
+        "Pipeline of zero or more PixelScaler steps ending in one"
+    )
+    if isinstance(model, _EmnistClassifier):
+        check_is_fitted(model, msg=_NOT_FITTED)
+        return [], model
+    if not isinstance(model, Pipeline):
+        raise UnsupportedModelError(f"{supported}; got a {type(model).__name__}.")
+    steps = [s for _, s in model.steps if s is not None and s != "passthrough"]
+    others = [type(s).__name__ for s in steps[:-1] if not isinstance(s, PixelScaler)]
+    if not steps or not isinstance(steps[-1], _EmnistClassifier) or others:
+        names = [type(s).__name__ for s in steps]
+        raise UnsupportedModelError(
+            f"{supported}; got a Pipeline of {names}. Fit the other steps' "
+            "transformations into the data before the Pipeline, or export the "
+            "final estimator alone."
+        )
+    for step in steps[::-1]:  # the network first: the likelier omission
+        check_is_fitted(step, msg=_NOT_FITTED)
+    return steps[:-1], steps[-1]
+
+
+_NOT_FITTED = (
+    "This %(name)s instance is not fitted yet: export needs a fitted estimator "
+    "or Pipeline. Call 'fit' (or load a saved model with load_model) before "
+    "exporting."
+)
+
+
+def _plan(model, input_shape: str) -> _Plan:
+    scalers, est = _unpack(model)
+    first = scalers[0] if scalers else est
+    n_features = int(first.n_features_in_)
+    if scalers:
+        raw = float(scalers[0].max_value) == 255.0
+    else:
+        raw = bool(np.isclose(est.input_scale_, 1 / 255))
+    shape: tuple = (None, n_features)
+    if input_shape == "image":
+        shape = (None, *_image_size(scalers, est, n_features))
+    return _Plan(model, est, scalers, shape, "uint8" if raw else "float32")
+
+
+def _image_size(scalers, est, n_features: int) -> tuple[int, int]:
+    """(height, width) of the images the model takes, for input_shape='image'."""
+    from .architectures import image_shape_for
+
+    if scalers:  # PixelScaler's images are square
+        side = scalers[0]._side(n_features)
+        return side, side
+    layer = {lay.name: lay for lay in est.model_.layers}.get("to_image")
+    if layer is not None:  # EmnistCNN: the shape its network reshapes to
+        height, width, _ = layer.target_shape
+        return int(height), int(width)
+    return image_shape_for(n_features)
+
+
+# --- the inference-only float32 network -----------------------------------------------
+@contextlib.contextmanager
+def _global_float32() -> Iterator[None]:
+    """Keras' global dtype policy float32 for the block, then restored.
+
+    Layers built without a policy follow the global one, which a user may
+    have set to mixed precision: the twin must be float32 regardless.
+    """
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _float32_twin(est):
+    """``est.model_``'s architecture, float32 and inference-only, its weights.
+
+    Built from a copy of the estimator with ``precision="float32"``,
+    ``dropout=0`` and ``augment=False`` (the latter two add no weights), so
+    the layers with weights are the same, in the same order.
+    """
+    params = {**est.get_params(deep=False), "callbacks": None}
+    params.update(precision="float32", dropout=0.0)
+    if "augment" in params:
+        params["augment"] = False
+    twin = type(est)(**params)
+    image_shape = None
+    if "image_shape" in params:
+        image_shape = _image_size([], est, int(est.n_features_in_))
+    with _global_float32():
+        # seed 0: fixed initial weights (replaced below), no global RNG drawn
+        net = twin._build_model(
+            int(est.n_features_in_), len(est.classes_), image_shape, est.input_scale_, 0
+        )
+    _copy_weights(est.model_, net)
+    return net
+
+
+def _copy_weights(source, target) -> None:
+    """Copy weights layer by layer; refuse any mismatch of names or shapes."""
+    src = [lay for lay in source.layers if lay.weights]
+    dst = [lay for lay in target.layers if lay.weights]
+    pairs = [(s.name, d.name) for s, d in zip(src, dst, strict=False)]
+    if len(src) != len(dst) or any(a != b for a, b in pairs):
+        raise ExportError(
+            f"The rebuilt network's layers with weights {[d.name for d in dst]} "
+            f"differ from the fitted network's {[s.name for s in src]}: was "
+            "model_ replaced or changed by hand? Refit, then export."
+        )
+    for s, d in zip(src, dst, strict=True):
+        weights = s.get_weights()
+        shapes = [w.shape for w in weights]
+        wanted = [tuple(w.shape) for w in d.weights]
+        if shapes != wanted:
+            raise ExportError(
+                f"Layer {s.name!r} holds weights of shapes {shapes}, the rebuilt "
+                f"network expects {wanted}: was model_ changed by hand? Refit, "
+                "then export."
+            )
+        d.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+
+
+def _serving_function(net, plan: _Plan):
+    """The exported computation: cast, reshape, fold the scalers, the network."""
+    import tensorflow as tf
+
+    n_pixels = int(np.prod(plan.shape[1:]))
+    spec = tf.TensorSpec(plan.shape, plan.dtype, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(pixels):
+        x = tf.reshape(tf.cast(pixels, tf.float32), [-1, n_pixels])
+        for scaler in plan.scalers:
+            x = _fold_scaler(tf, scaler, x)
+        return {OUTPUT_NAME: net(x, training=False)}
+
+    return serve
+
+
+def _fold_scaler(tf, scaler: PixelScaler, x):
+    """``PixelScaler.transform`` as graph ops.
+
+    Its ``output_shape`` needs no op: 'image' holds the same pixels in the
+    same order, and the estimator flattens images.
+    """
+    x = x / np.float32(scaler.max_value)  # float32 division, as transform's
+    if scaler.fix_orientation:
+        side = scaler._side(int(x.shape[-1]))
+        images = tf.transpose(tf.reshape(x, [-1, side, side]), [0, 2, 1])
+        x = tf.reshape(images, [-1, side * side])
+    return x
+
+
+# --- writers --------------------------------------------------------------------------
+def _require(fmt: str) -> None:
+    """Import the modules ``fmt`` needs, or say how to install them."""
+    import importlib
+
+    for module in _NEEDS[fmt]:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(
+                f"Exporting to {fmt!r} needs the Python package {module!r}, which "
+                f"is not installed: {_INSTALL_HINT}"
+            ) from exc
+
+
+@contextlib.contextmanager
+def _quiet_converters() -> Iterator[None]:
+    """tf2onnx logs every conversion step at INFO: WARNING and above only."""
+    logger = logging.getLogger("tf2onnx")
+    before = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _write_onnx(serve, net, tmp: Path) -> None:
+    import tf2onnx
+
+    with _quiet_converters():
+        tf2onnx.convert.from_function(
+            serve,
+            input_signature=serve.input_signature,
+            opset=ONNX_OPSET,
+            output_path=str(tmp),
+        )
+
+
+def _write_saved_model(serve, net, tmp: Path) -> None:
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(net)
+    archive.add_endpoint(name="serve", fn=serve)
+    archive.write_out(str(tmp), verbose=False)
+
+
+def _write_litert(serve, net, tmp: Path) -> None:
+    """Convert through a SavedModel: its variables are frozen into constants.
+
+    ``from_concrete_functions([serve...], net)`` keeps Keras 3's variables as
+    LiteRT resource variables that nothing initializes: the model then
+    returns NaN (TensorFlow 2.21, ai-edge-litert 2.3).
+    """
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix=f".{tmp.name}.", dir=tmp.parent) as sm:
+        _write_saved_model(serve, net, Path(sm))
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            sm, signature_keys=["serving_default"]
+        )
+        tmp.write_bytes(converter.convert())
+
+
+_WRITERS = {
+    "onnx": _write_onnx,
+    "tf_saved_model": _write_saved_model,
+    "litert": _write_litert,
+}
+
+
+# --- running an exported model --------------------------------------------------------
+def _onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda X: session.run([OUTPUT_NAME], {INPUT_NAME: X})[0]
+
+
+def _saved_model_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    return lambda X: loaded.serve(X)[OUTPUT_NAME].numpy()
+
+
+def _litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    # the signature runner resizes its input to each batch
+    return lambda X: runner(**{INPUT_NAME: X})[OUTPUT_NAME]
+
+
+_RUNNERS = {
+    "onnx": _onnx_runner,
+    "tf_saved_model": _saved_model_runner,
+    "litert": _litert_runner,
+}
+
+
+class ExportedModel:
+    """An exported model, run with its own runtime, read with its sidecar.
+
+    For checks and benchmarks in Python; elsewhere use the runtime directly
+    (``docs/export.rst``). Open one with :func:`load_exported`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The exported file or SavedModel folder.
+    format : {'onnx', 'tf_saved_model', 'litert'}
+        Its format.
+    classes : array-like of shape (n_classes,)
+        The labels of the output's columns.
+    input_dtype : str, default='uint8'
+        The dtype of the input, e.g. 'uint8'.
+    input_shape : tuple, default=(None, 784)
+        The shape of the input, ``None`` for the batch.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels of the output's columns.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        format: str,
+        classes: Sequence,
+        input_dtype: str = "uint8",
+        input_shape: tuple = (None, 784),
+    ) -> None:
+        _check_format(format)
+        self.path = Path(path)
+        self.format = format
+        self.classes_ = np.asarray(classes)
+        self.input_dtype = np.dtype(input_dtype)
+        self.input_shape = tuple(input_shape)
+        self._run = _RUNNERS[format](self.path)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities computed by the exported model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w)
+            Pixels as the exported input takes them; reshaped and cast to
+            its shape and dtype (a cast that changes values is refused).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Float32 probabilities in the order of ``classes_``.
+        """
+        return np.asarray(self._run(_as_input(X, self.input_shape, self.input_dtype)))
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w)
+            Pixels, as for :meth:`predict_proba`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def load_exported(path: str | os.PathLike) -> ExportedModel:
+    """Open a model written by :func:`export_model`, as its sidecar describes it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The exported file or folder; ``<path>.json`` must be beside it.
+
+    Returns
+    -------
+    ExportedModel
+        Runs the model with its own runtime (onnxruntime, TensorFlow, LiteRT).
+    """
+    meta = json.loads(sidecar_path(path).read_text())
+    classes = meta["classes"]
+    return ExportedModel(
+        path,
+        meta["format"],
+        classes,
+        input_dtype=meta["input"]["dtype"],
+        input_shape=tuple(meta["input"]["shape"]),
+    )
+
+
+# --- the check ------------------------------------------------------------------------
+def synthetic_images(n: int = 256, seed: int = 0) -> np.ndarray:
+    """Deterministic 28x28 uint8 test images: blank, noise, bars, boxes.
+
+    Parameters
+    ----------
+    n : int, default=256
+        How many images.
+    seed : int, default=0
+        Seed of their randomness.
+
+    Returns
+    -------
+    ndarray of shape (n, 28, 28), uint8
+        Images 0, 1 blank (black, white), then a mix of uniform noise, dark
+        noise with a bright stroke, and boxes.
+
+    Examples
+    --------
+    >>> from emnist_estimators.export import synthetic_images
+    >>> X = synthetic_images(8)
+    >>> X.shape, X.dtype.name, int(X[0].max()), int(X[1].min())
+    ((8, 28, 28), 'uint8', 0, 255)
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+    for i in range(n):
+        kind = i % 4
+        a, b = (int(v) for v in rng.integers(4, 20, 2))
+        if kind == 0:
+            X[i] = rng.integers(0, 256, size=(28, 28), dtype=np.uint8)
+        elif kind == 1:
+            X[i, 4:24, a : a + 3] = 255
+        elif kind == 2:
+            X[i, a : a + 3, 4:24] = 255
+        else:
+            X[i, a - 3 : a + 5, b - 3 : b + 5] = 200
+    X[:1] = 0
+    X[1:2] = 255
+    return X
+
+
+def _check_images(plan: _Plan, check_X) -> tuple[np.ndarray, str]:
+    """The check's input, in the exported input's shape and dtype."""
+    n_pixels = int(np.prod(plan.shape[1:]))
+    if check_X is None:
+        source = "synthetic"
+        images = synthetic_images()
+        if n_pixels != 784:  # a model of other sizes: noise of its size
+            rng = np.random.default_rng(0)
+            images = rng.integers(0, 256, (256, n_pixels), dtype=np.uint8)
+        X = images.reshape(len(images), -1)
+        if plan.dtype == "float32":
+            X = (X / 255.0).astype(np.float32)
+    else:
+        source = "check_X"
+        X = check_X
+    return _as_input(X, plan.shape, plan.dtype), source
+
+
+def _as_input(X, shape: tuple, dtype) -> np.ndarray:
+    """``X`` reshaped and cast to the exported input; a lossy cast is refused."""
+    X = np.asarray(X)
+    n_pixels = int(np.prod(shape[1:]))
+    if X.size % n_pixels:
+        raise ValueError(
+            f"X of shape {X.shape} does not hold images of {n_pixels} pixels: the "
+            f"exported input is {list(shape)}."
+        )
+    out = X.reshape(-1, *shape[1:]).astype(dtype)
+    if not np.array_equal(out, X.reshape(out.shape)):
+        raise ValueError(
+            f"X of dtype {X.dtype} changes values when cast to the exported input's "
+            f"{np.dtype(dtype).name}: pass {np.dtype(dtype).name} pixels, as "
+            "predict takes them."
+        )
+    return np.ascontiguousarray(out)
+
+
+def _twin_proba(net, plan: _Plan, X: np.ndarray) -> np.ndarray:
+    """The float32 twin run by Keras, the scalers applied by numpy."""
+    for scaler in plan.scalers:
+        X = scaler.transform(X)
+    X = np.asarray(X).reshape(len(X), -1)
+    # called eagerly: no tf.function traced (and retraced) per export
+    return np.asarray(net(X, training=False), dtype=np.float64)
+
+
+def _compare(got: np.ndarray, want: np.ndarray, n_classes: int) -> dict:
+    """How far ``got`` (the export) is from ``want``, in JSON-able numbers."""
+    got = np.asarray(got, dtype=np.float64)
+    if got.shape != want.shape or want.shape[1:] != (n_classes,):
+        return {"shape_ok": False, "output_shape": list(got.shape)}
+    differ = got.argmax(axis=1) != want.argmax(axis=1)
+    top2 = np.sort(want, axis=1)[:, -2:]
+    margins = (top2[:, 1] - top2[:, 0])[differ]
+    return {
+        "shape_ok": True,
+        "max_abs_proba_diff": float(np.abs(got - want).max()) if got.size else 0.0,
+        "labels_differ": int(differ.sum()),
+        # where labels differ, how close the reference's top two were
+        "largest_top2_margin_where_labels_differ": (
+            float(margins.max()) if margins.size else None
+        ),
+    }
+
+
+def _verify(plan: _Plan, net, run, check_X) -> dict:
+    """Run the exported file and compare it with predict_proba; raise if off."""
+    X, source = _check_images(plan, check_X)
+    got = np.asarray(run(X))
+    with warnings.catch_warnings():
+        # fitted on a DataFrame: its pixels' names do not matter here
+        warnings.filterwarnings("ignore", message="X does not have valid feature")
+        want = plan.model.predict_proba(X)
+    n_classes = len(plan.estimator.classes_)
+    report = {
+        "images": int(len(X)),
+        "source": source,
+        "trained_precision": "bfloat16" if plan.bfloat16 else "float32",
+        "vs_predict_proba": _compare(got, want, n_classes),
+    }
+    if not plan.bfloat16:
+        report["rule"] = "every label equal, |diff| <= tolerance, vs predict_proba"
+        report["tolerance"] = FLOAT32_TOLERANCE
+        _judge(report["vs_predict_proba"], FLOAT32_TOLERANCE, "predict_proba")
+        return report
+    report["rule"] = (
+        "bfloat16-trained: every label equal, |diff| <= tolerance, vs the float32 "
+        "twin run by Keras; |diff| <= bfloat16_tolerance vs predict_proba, whose "
+        "labels may then differ only where its top two are within twice that"
+    )
+    report["tolerance"] = FLOAT32_TOLERANCE
+    report["bfloat16_tolerance"] = BFLOAT16_TOLERANCE
+    report["vs_float32_twin"] = _compare(got, _twin_proba(net, plan, X), n_classes)
+    _judge(report["vs_float32_twin"], FLOAT32_TOLERANCE, "the float32 twin")
+    _judge(
+        report["vs_predict_proba"],
+        BFLOAT16_TOLERANCE,
+        "predict_proba (computed in bfloat16)",
+        labels=False,
+    )
+    return report
+
+
+def _judge(result: dict, tolerance: float, against: str, *, labels=True) -> None:
+    """Raise ExportError unless ``result`` is within ``tolerance`` (and labels)."""
+    if not result["shape_ok"]:
+        raise ExportError(
+            f"The exported model returns an array of shape {result['output_shape']}, "
+            f"not one probability per class like {against}. Nothing was written."
+        )
+    diff, n_differ = result["max_abs_proba_diff"], result["labels_differ"]
+    if diff <= tolerance and not (labels and n_differ):
+        return
+    raise ExportError(
+        f"The exported model disagrees with {against}: {n_differ} label(s) differ, "
+        f"probabilities by up to {diff:.3g} (allowed {tolerance:g}"
+        f"{' and no label' if labels else ''}). Nothing was written. Please report "
+        "this with the versions of tensorflow, keras, tf2onnx, onnxruntime and "
+        "ai-edge-litert."
+    )
+
+
+# --- destination and sidecar ----------------------------------------------------------
+def _check_destination(path: Path, fmt: str, overwrite: bool) -> None:
+    if not path.parent.is_dir():
+        raise OutputFolderError(
+            f"Folder {path.parent} does not exist: create it, or export elsewhere."
+        )
+    for target in (path, sidecar_path(path)):
+        if not (target.exists() or target.is_symlink()):
+            continue
+        if not overwrite:
+            raise OutputFolderError(
+                f"{target} already exists: pass overwrite=True (--overwrite) to "
+                "replace it, or choose another path."
+            )
+        if target == path and fmt == "tf_saved_model":
+            if not _is_saved_model(path):
+                raise OutputFolderError(
+                    f"{path} exists and is not a SavedModel folder: overwrite "
+                    "replaces only a SavedModel. Choose another path."
+                )
+        elif target.is_dir() and not target.is_symlink():
+            raise OutputFolderError(
+                f"{target} is a folder: overwrite replaces only a file. Choose "
+                "another path."
+            )
+
+
+def _is_saved_model(path: Path) -> bool:
+    if not path.is_dir() or path.is_symlink():
+        return False
+    names = {p.name for p in path.iterdir()}
+    return "saved_model.pb" in names and names <= _SAVED_MODEL_ENTRIES
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        value = list(value)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def _params(step) -> dict:
+    return {
+        k: _jsonable(v)
+        for k, v in step.get_params(deep=False).items()
+        if k != "callbacks"
+    }
+
+
+def _class_names(classes, class_names) -> list | None:
+    if class_names is None:
+        return None
+    if isinstance(class_names, Mapping):
+        missing = [c for c in classes.tolist() if c not in class_names]
+        if missing:
+            raise ValueError(
+                f"class_names has no name for the classes {missing[:10]}; give "
+                "one for each of classes_ (e.g. default_mapping('balanced'))."
+            )
+        return [str(class_names[c]) for c in classes.tolist()]
+    names = [str(name) for name in class_names]
+    if len(names) != len(classes):
+        raise ValueError(
+            f"class_names has {len(names)} names, the model {len(classes)} "
+            "classes: give one name per entry of classes_, in its order."
+        )
+    return names
+
+
+def _sidecar(plan: _Plan, path: Path, fmt: str, names, check: dict) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from . import __version__
+
+    est = plan.estimator
+    classes = est.classes_
+    meta = {
+        "format": fmt,
+        "model": path.name,
+        "emnist_estimators_version": __version__,
+        "classes": classes.tolist(),
+        "input": {
+            "name": INPUT_NAME,
+            "shape": list(plan.shape),
+            "dtype": plan.dtype,
+            "value_range": [0, 255] if plan.dtype == "uint8" else None,
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": [None, len(classes)],
+            "dtype": "float32",
+            "columns": "classes, in this order",
+        },
+        "estimator": {
+            "class": type(est).__name__,
+            "params": _params(est),
+            "trained_precision": getattr(est, "dtype_policy_", "float32"),
+            "exported_precision": "float32",
+            "input_scale": est.input_scale_,
+        },
+        "pipeline_steps": [
+            {"class": type(s).__name__, "params": _params(s)} for s in plan.scalers
+        ],
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "check": check,
+    }
+    if names is not None:
+        meta["class_names"] = names
+    if fmt == "onnx":
+        import onnx
+        import tf2onnx
+
+        meta["versions"].update(tf2onnx=tf2onnx.__version__, onnx=onnx.__version__)
+        meta["onnx_opset"] = ONNX_OPSET
+    if fmt == "tf_saved_model":
+        meta["signature"] = "serve (also serving_default)"
+    return meta
+
+
+# --- export_model ---------------------------------------------------------------------
+def _check_format(fmt) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(
+            f"Unknown export format {fmt!r}; expected one of {list(FORMATS)}."
+        )
+
+
+def export_model(
+    model,
+    path: str | os.PathLike,
+    format: str = "onnx",
+    *,
+    overwrite: bool = False,
+    check_X=None,
+    input_shape: str = "flat",
+    class_names: Sequence[str] | Mapping | None = None,
+) -> Path:
+    """Export a fitted estimator or Pipeline, check it, then write it.
+
+    The model is converted to a temporary file (or folder) beside ``path``,
+    run there with its own runtime on ``check_X`` and compared with
+    ``model.predict_proba`` (see the module's documentation for the rule),
+    and only then renamed to ``path``, with the sidecar ``<path>.json``.
+
+    Parameters
+    ----------
+    model : EmnistMLP, EmnistCNN or Pipeline
+        Fitted; a Pipeline of zero or more :class:`PixelScaler` steps (folded
+        into the exported graph) and a final ``EmnistMLP``/``EmnistCNN``.
+    path : str or path-like
+        Destination file (ONNX, LiteRT) or folder (SavedModel); its folder
+        must exist.
+    format : {'onnx', 'tf_saved_model', 'litert'}, default='onnx'
+        The runtime the model is for.
+    overwrite : bool, default=False
+        Replace an existing ``path`` (a file, or a SavedModel folder) and
+        sidecar. Without it an existing one is refused.
+    check_X : array-like, default=None
+        Images to check the export on, as the exported input takes them
+        (its dtype; flat or image-shaped). Default: 256 synthetic images.
+    input_shape : {'flat', 'image'}, default='flat'
+        The exported input's shape: ``(n, n_pixels)`` or ``(n, height,
+        width)``. ``predict`` takes both; an exported model takes one.
+    class_names : sequence of str or dict, default=None
+        A name per class for the sidecar, e.g. the characters of EMNIST's
+        integer labels: ``load_emnist(...).mapping`` or
+        ``default_mapping("balanced")`` (a dict keyed by label), or a list
+        in the order of ``classes_``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        ``model`` (or one of its steps) is not fitted.
+    UnsupportedModelError
+        ``model`` is neither an ``EmnistMLP``/``EmnistCNN`` nor a Pipeline of
+        ``PixelScaler`` steps ending in one.
+    OutputFolderError
+        ``path`` or its sidecar exists (without ``overwrite``), or cannot be
+        replaced safely.
+    ImportError
+        The format's runtime is not installed (the ``export`` extra).
+    ExportError
+        Conversion failed, or the exported model disagrees with
+        ``predict_proba``. Nothing is written then.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from emnist_estimators import EmnistMLP
+    >>> from emnist_estimators.export import export_model, load_exported
+    >>> X = np.random.default_rng(0).integers(0, 256, (60, 784), dtype=np.uint8)
+    >>> y = np.arange(60) % 2
+    >>> clf = EmnistMLP((8,), epochs=1, precision="float32", random_state=0)
+    >>> clf = clf.fit(X, y)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = pathlib.Path(tmp.name) / "mlp.onnx"
+    >>> export_model(clf, out).name
+    'mlp.onnx'
+    >>> bool((load_exported(out).predict(X) == clf.predict(X)).all())
+    True
+    >>> tmp.cleanup()
+    """
+    _check_format(format)
+    if input_shape not in ("flat", "image"):
+        raise ValueError(f"input_shape must be 'flat' or 'image', got {input_shape!r}.")
+    plan = _plan(model, input_shape)  # fitted and supported, before any work
+    path = Path(path)
+    _check_destination(path, format, overwrite)
+    names = _class_names(plan.estimator.classes_, class_names)
+    _require(format)
+    from .threads import configure_at_first_use
+
+    configure_at_first_use()
+    with _temporaries(path) as (tmp_model, tmp_sidecar):
+        net = _float32_twin(plan.estimator)
+        serve = _serving_function(net, plan)
+        try:
+            _WRITERS[format](serve, net, tmp_model)
+        except Exception as exc:
+            raise ExportError(
+                f"Converting {type(plan.estimator).__name__} to {format!r} failed: "
+                f"{type(exc).__name__}: {str(exc)[:2000]}"
+            ) from exc
+        check = _verify(plan, net, _RUNNERS[format](tmp_model), check_X)
+        meta = _sidecar(plan, path, format, names, check)
+        tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
+        _move_into_place(tmp_model, path, format)
+        os.replace(tmp_sidecar, sidecar_path(path))
+    return path
+
+
+@contextlib.contextmanager
+def _temporaries(path: Path) -> Iterator[tuple[Path, Path]]:
+    """Temporary names for the model and sidecar beside ``path``; removed on exit.
+
+    Beside the destination, so that the final rename stays on one file
+    system (atomic); hidden names, so a half-written model is never taken
+    for a finished one. Only names: the writers create the files (not
+    ``mkstemp``, whose files and folders are private to the user, 0600/0700).
+    """
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp_model = path.with_name(f".{path.name}.{tag}.tmp")
+    tmp_sidecar = path.with_name(f".{path.name}.{tag}.json.tmp")
+    try:
+        yield tmp_model, tmp_sidecar
+    finally:  # after success both were renamed: nothing left to remove
+        for tmp in (tmp_model, tmp_sidecar):
+            _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _move_into_place(tmp: Path, path: Path, fmt: str) -> None:
+    """Rename ``tmp`` to ``path``; an old SavedModel folder is swapped out."""
+    if fmt != "tf_saved_model" or not path.exists():
+        os.replace(tmp, path)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+    os.replace(path, old / "old")
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old / "old", path)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
