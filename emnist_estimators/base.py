@@ -101,7 +101,7 @@ from ._utils import (
     seeded,
 )
 from .exceptions import DataFormatError, EmnistEstimatorsError
-from .persistence import load_model, pack_network, save_estimator
+from .persistence import keras_saving_quietly, load_model, pack_network, save_estimator
 from .threads import configure_at_first_use
 
 __all__ = ["_EmnistClassifier"]
@@ -152,6 +152,29 @@ def _expected_retracing() -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(retracing)
+
+
+def _snapshot(model) -> list:
+    """The network's variables (weights, generator states), as numpy arrays."""
+    import keras
+
+    with keras_saving_quietly():
+        return [keras.ops.convert_to_numpy(v) for v in model.variables]
+
+
+def _restore(model, snapshot: list) -> None:
+    for variable, value in zip(model.variables, snapshot, strict=True):
+        variable.assign(value)
+
+
+def _weights_digest(model) -> str:
+    """A digest of the network's weights: where a warm-started fit starts."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for value in _snapshot(model):
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -323,8 +346,34 @@ class _EmnistClassifier(KerasClassifier):
         policy = getattr(self, "dtype_policy_", "float32")
         return None if policy == "float32" else policy
 
+    #: Parameters that shape the network (its layers, precision, scaling):
+    #: fixed once it is built, so a warm-started fit must not change them.
+    _NETWORK_PARAMS = (
+        "hidden_layer_sizes",
+        "activation",
+        "dropout",
+        "filters",
+        "convs_per_block",
+        "dense_units",
+        "negative_slope",
+        "batch_norm",
+        "augment",
+        "image_shape",
+        "rescale",
+        "precision",
+    )
+
+    def _network_params(self) -> dict:
+        params = self.get_params(deep=False)
+        return {
+            k: (list(params[k]) if isinstance(params[k], tuple) else params[k])
+            for k in self._NETWORK_PARAMS
+            if k in params
+        }
+
     def _new_network(self, X, image_shape, seed):
         """An uncompiled network for ``X`` (call inside ``seeded(seed)``)."""
+        self._network_params_ = self._network_params()
         return self._build_model(
             X.shape[1], len(self.classes_), image_shape, self.input_scale_, seed
         )
@@ -485,6 +534,16 @@ class _EmnistClassifier(KerasClassifier):
                     f"classes of y (classes: {self.classes_[:10].tolist()}...). "
                     "Key it by the labels as they appear in y."
                 )
+            for label, weight in self.class_weight.items():
+                if (
+                    not isinstance(weight, Real)
+                    or isinstance(weight, bool)
+                    or not 0 <= weight < np.inf
+                ):
+                    raise ValueError(
+                        f"class_weight[{label!r}] is {weight!r}: class weights must "
+                        "be finite numbers >= 0 (0 ignores the class)."
+                    )
             per_class = np.array(
                 [float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()]
             )
@@ -507,6 +566,17 @@ class _EmnistClassifier(KerasClassifier):
         """Validate a warm-started fit's data against the fitted network."""
         configure_at_first_use()
         self._validate_params()
+        built = getattr(self, "_network_params_", None)
+        now = self._network_params()
+        if built is not None and built != now:
+            changed = ", ".join(
+                f"{k}={built[k]!r} -> {now[k]!r}" for k in now if built[k] != now[k]
+            )
+            raise ValueError(
+                f"warm_start keeps the network built by the previous fit, but its "
+                f"shape changed: {changed}. Set warm_start=False to build a new "
+                "network, or set the parameters back."
+            )
         X, _ = check_pixels(self, X, reset=False)  # refuses another n_features
         self._check_scale(X)
         y = np.asarray(y)
@@ -571,7 +641,8 @@ class _EmnistClassifier(KerasClassifier):
         if self.checkpoint_dir is not None:
             from .checkpoints import CheckpointStore
 
-            store = CheckpointStore(self.checkpoint_dir, self, X, y_enc)
+            start = _weights_digest(self.model_) if warm else None
+            store = CheckpointStore(self.checkpoint_dir, self, X, y_enc, w, start)
             saved = store.read_state()
         # The shuffling and hold-out seed of this run: a resumed run's own.
         if saved is not None:
@@ -639,6 +710,9 @@ class _EmnistClassifier(KerasClassifier):
         # Usable (predict, score) while it trains, so callbacks such as the
         # tuning module's pruning callback can score it after each epoch.
         self.model_ = model
+        # An interrupted warm fit gives the network back as it was, to match
+        # the unchanged history_ and n_iter_.
+        before = _snapshot(model) if warm else None
         try:
             with _expected_retracing():
                 fitted = model.fit(
@@ -654,7 +728,9 @@ class _EmnistClassifier(KerasClassifier):
                     shuffle=False,
                 )
         except BaseException:
-            if not warm:
+            if warm:
+                _restore(model, before)
+            else:
                 del self.model_
             raise
         return {k: [float(v) for v in vals] for k, vals in fitted.history.items()}

@@ -34,7 +34,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -43,7 +42,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .exceptions import DataFormatError, EmnistEstimatorsError
+from .exceptions import DataFormatError, EmnistEstimatorsError, OutputFolderError
 from .persistence import keras_saving_quietly
 
 __all__ = [
@@ -61,7 +60,7 @@ CHECKPOINT_FORMAT = 1
 #: The JSON state: parameters, history (a float per epoch and metric), ids.
 _STATE_CAP = 64 << 20
 #: A .npy member's header (magic, version, dict) is well under this.
-_NPY_HEADER_CAP = 4096
+_NPY_HEADER_CAP = 10_000
 #: Parameters that do not change what is trained.
 _FREE_PARAMS = ("verbose", "callbacks", "checkpoint_dir", "warm_start")
 #: Rows of X hashed into the data fingerprint (spread evenly): enough to tell
@@ -88,10 +87,13 @@ def _jsonable(value):
     return repr(value)
 
 
-def _fingerprint(X: np.ndarray, y_enc: np.ndarray) -> str:
+def _fingerprint(X: np.ndarray, y_enc: np.ndarray, w: np.ndarray | None) -> str:
     digest = hashlib.sha256()
     digest.update(repr((X.shape, X.dtype.str, y_enc.shape)).encode())
     digest.update(np.ascontiguousarray(y_enc).tobytes())
+    # the loss's weights (sample_weight times class_weight) shape training too
+    weights = b"none" if w is None else np.ascontiguousarray(w, np.float32).tobytes()
+    digest.update(weights)
     rows = np.unique(np.linspace(0, len(X) - 1, _FINGERPRINT_ROWS).astype(np.int64))
     digest.update(np.ascontiguousarray(X[rows]).tobytes())
     return digest.hexdigest()
@@ -174,7 +176,7 @@ class CheckpointStore:
         The encoded labels.
     """
 
-    def __init__(self, folder, estimator, X, y_enc) -> None:
+    def __init__(self, folder, estimator, X, y_enc, w=None, start=None) -> None:
         self.folder = Path(folder)
         self.path = self.folder / CHECKPOINT_NAME
         params = estimator.get_params(deep=False)
@@ -185,8 +187,25 @@ class CheckpointStore:
             },
             "classes": _jsonable(list(estimator.classes_)),
             "n_features": int(X.shape[1]),
-            "data": _fingerprint(X, y_enc),
+            "data": _fingerprint(X, y_enc, w),
+            # a warm-started fit continues from these weights, not new ones
+            "start": "new" if start is None else start,
         }
+        self.epochs = int(params["epochs"])
+        self._check_writable()
+
+    def _check_writable(self) -> None:
+        """Fail before training, not after its first epoch, on a bad folder."""
+        probe = self.folder / f".{CHECKPOINT_NAME}.{os.getpid()}.probe"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise OutputFolderError(
+                f"checkpoint_dir {self.folder} cannot hold checkpoints ({exc}). "
+                "Pass a writable folder (created if missing)."
+            ) from exc
 
     # --- reading ------------------------------------------------------------
     def read_state(self) -> dict | None:
@@ -210,17 +229,102 @@ class CheckpointStore:
             return None
         try:
             with zipfile.ZipFile(self.path) as zf:
-                info = zf.getinfo("state.npy")
-                if info.file_size > _STATE_CAP + _NPY_HEADER_CAP:
-                    raise self._corrupt(f"its state is {info.file_size:,} bytes")
-                raw = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
+                raw = self._read_npy(zf, "state.npy", None, np.dtype(np.uint8))
             state = json.loads(raw.tobytes().decode("utf-8"))
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            RecursionError,
+            zipfile.BadZipFile,
+        ) as exc:
             raise self._corrupt(f"it cannot be read ({exc})") from exc
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise self._corrupt(f"it is not in checkpoint format {CHECKPOINT_FORMAT}")
         self._check_identity(state.get("identity"))
+        self._check_state(state)
+        if state["identity"].get("start") != self.identity["start"]:
+            # A warm-started fit from other weights than the checkpoint's fit.
+            if state["finished"]:
+                return None  # e.g. the previous fit's: this fit supersedes it
+            raise CheckpointMismatchError(
+                f"The checkpoint {self.path} is of an unfinished fit that started "
+                "from other weights than this warm-started fit's. Pass another "
+                "checkpoint_dir, or delete the file to train from these weights."
+            )
         return state
+
+    def _check_state(self, state: dict) -> None:
+        """The fields ``fit`` uses, each of the type and range it needs."""
+        epoch, seed, history = (
+            state.get("epoch"),
+            state.get("seed"),
+            state.get("history"),
+        )
+        if not _is_int(epoch) or not 0 <= epoch <= self.epochs:
+            raise self._corrupt(f"its epoch {epoch!r} is not in 0..{self.epochs}")
+        if not _is_int(seed) or not 0 <= seed < 2**32:
+            raise self._corrupt(f"its seed {seed!r} is not an int in [0, 2**32)")
+        if not isinstance(state.get("finished"), bool):
+            raise self._corrupt("it does not say whether the fit finished")
+        if not isinstance(history, dict) or not all(
+            isinstance(k, str)
+            and isinstance(v, list)
+            and len(v) == epoch
+            and all(_is_real(x) for x in v)
+            for k, v in history.items()
+        ):
+            raise self._corrupt(f"its history is not {epoch} numbers per metric")
+        early = state.get("early_stopping")
+        if early is not None and not (
+            isinstance(early, dict)
+            and _is_int(early.get("wait"))
+            and _is_int(early.get("best_epoch"))
+            and (early.get("best") is None or _is_real(early.get("best")))
+        ):
+            raise self._corrupt("its early-stopping counters are malformed")
+
+    def _read_npy(self, zf, name: str, shape, dtype: np.dtype) -> np.ndarray:
+        """Read one ``.npy`` member after checking its header.
+
+        ``np.load`` allocates what the header declares before reading a
+        byte, so the declared shape and dtype are compared with what this
+        network needs (``shape`` None: a 1-D array up to the state's cap)
+        first; pickled (object) arrays are never loaded.
+        """
+        info = zf.getinfo(name)
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(
+                    f, max_header_size=_NPY_HEADER_CAP
+                )
+            elif version in ((2, 0), (3, 0)):
+                header = np.lib.format.read_array_header_2_0(
+                    f, max_header_size=_NPY_HEADER_CAP
+                )
+            else:
+                raise self._corrupt(f"{name} has .npy version {version}")
+            got_shape, fortran, got_dtype = header
+            if shape is None:
+                ok = len(got_shape) == 1 and got_shape[0] <= _STATE_CAP
+            else:
+                ok = tuple(got_shape) == tuple(shape)
+            if not ok or got_dtype != dtype or got_dtype.hasobject:
+                want = "a 1-D array" if shape is None else f"{dtype}{tuple(shape)}"
+                raise self._corrupt(
+                    f"{name} is {got_dtype}{tuple(got_shape)}, the network needs {want}"
+                )
+            count = int(np.prod(got_shape))
+            data = f.read(count * dtype.itemsize + 1)
+        if len(data) != count * dtype.itemsize:
+            raise self._corrupt(
+                f"{name} holds {len(data):,} bytes, not {count:,} values"
+            )
+        array = np.frombuffer(data, dtype=dtype)
+        if fortran:
+            return array.reshape(got_shape[::-1]).T
+        return array.reshape(got_shape)
 
     def _corrupt(self, why: str) -> DataFormatError:
         return DataFormatError(
@@ -313,30 +417,22 @@ class CheckpointStore:
         return int(state["epoch"]), {k: list(v) for k, v in state["history"].items()}
 
     def _read_arrays(self, expected: dict) -> dict:
-        with zipfile.ZipFile(self.path) as zf:
-            names = set(zf.namelist()) - {"state.npy"}
-            if names != set(expected):
-                raise self._corrupt(
-                    f"it holds {len(names)} arrays where this network has "
-                    f"{len(expected)}"
-                )
-            arrays = {}
-            for name, (shape, dtype) in expected.items():
-                info = zf.getinfo(name)
-                cap = int(np.prod(shape)) * dtype.itemsize + _NPY_HEADER_CAP
-                if info.file_size > cap:
-                    raise self._corrupt(f"{name} is {info.file_size:,} bytes")
-                try:
-                    array = np.load(io.BytesIO(zf.read(info)), allow_pickle=False)
-                except (OSError, ValueError) as exc:  # e.g. an object array
-                    raise self._corrupt(f"{name} cannot be read ({exc})") from exc
-                if array.shape != shape or array.dtype != dtype:
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                names = set(zf.namelist()) - {"state.npy"}
+                if names != set(expected):
                     raise self._corrupt(
-                        f"{name} is {array.dtype}{array.shape}, the network "
-                        f"needs {dtype}{shape}"
+                        f"it holds {len(names)} arrays where this network has "
+                        f"{len(expected)}"
                     )
-                arrays[name] = array
-        return arrays
+                return {
+                    name: self._read_npy(zf, name, shape, dtype)
+                    for name, (shape, dtype) in expected.items()
+                }
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, DataFormatError):
+                raise
+            raise self._corrupt(f"it cannot be read ({exc})") from exc
 
     # --- writing ------------------------------------------------------------
     def write(
@@ -422,6 +518,14 @@ class CheckpointStore:
             Writes after each epoch and once more when training ends.
         """
         return _EpochCheckpoint(self, seed, history, early_stopping)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _dtype_of(variable) -> str:

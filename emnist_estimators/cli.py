@@ -507,8 +507,28 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     _add_output(parser)
 
 
+def _check_checkpoint_dir(checkpoint_dir: str | None, output: Path) -> None:
+    """Refuse a checkpoint folder the output folder would replace or hold.
+
+    The output folder is written whole at the end of training (a temporary
+    folder renamed into place): checkpoints inside it would be lost with a
+    finished training, and --overwrite could not replace what they left.
+    """
+    if checkpoint_dir is None:
+        return
+    ckpt, out = Path(checkpoint_dir).resolve(), Path(output).resolve()
+    if ckpt == out or out in ckpt.parents:
+        raise ValueError(
+            f"--checkpoint-dir {checkpoint_dir} is inside --output {output}, "
+            "which is written whole when training ends: give a folder outside "
+            "it, e.g. --checkpoint-dir "
+            f"{Path(output).name}-checkpoints."
+        )
+
+
 def _run_train(args) -> int:
     output = check_output_folder(args.output, overwrite=args.overwrite)
+    _check_checkpoint_dir(args.checkpoint_dir, output)
     params = _parse_params(args.param)
     for key in (
         "epochs",

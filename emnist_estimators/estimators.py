@@ -140,7 +140,9 @@ class EmnistMLP(_EmnistClassifier):
         atomically). A ``fit`` that finds a checkpoint there resumes after its
         last epoch and ends as an uninterrupted fit would (on CPU); one of
         another estimator, parameters, classes or data is refused. Use one
-        folder per fit (not in searches, whose fits would share it).
+        folder per fit (not in searches, whose fits would share it). With
+        ``warm_start``, a finished checkpoint of the previous fit is
+        replaced by this fit's.
     callbacks : list of keras.callbacks.Callback, default=None
         Extra Keras callbacks for every fit.
     random_state : int, RandomState instance or None, default=None
@@ -333,7 +335,9 @@ class EmnistCNN(_EmnistClassifier):
         atomically). A ``fit`` that finds a checkpoint there resumes after its
         last epoch and ends as an uninterrupted fit would (on CPU); one of
         another estimator, parameters, classes or data is refused. Use one
-        folder per fit (not in searches, whose fits would share it).
+        folder per fit (not in searches, whose fits would share it). With
+        ``warm_start``, a finished checkpoint of the previous fit is
+        replaced by this fit's.
     callbacks : list of keras.callbacks.Callback, default=None
         Extra Keras callbacks for every fit.
     random_state : int, RandomState instance or None, default=None

@@ -726,6 +726,11 @@ def _judge(result: dict, tolerance: float, against: str, *, labels=True) -> None
 
 # --- destination and sidecar ----------------------------------------------------------
 def _check_destination(path: Path, fmt: str, overwrite: bool) -> None:
+    if not path.name or path.name in (".", ".."):
+        raise OutputFolderError(
+            f"{str(path)!r} names no file or folder to write: give a path such "
+            "as model.onnx or exported/model."
+        )
     if not path.parent.is_dir():
         raise OutputFolderError(
             f"Folder {path.parent} does not exist: create it, or export elsewhere."
@@ -973,9 +978,11 @@ def _temporaries(path: Path) -> Iterator[tuple[Path, Path]]:
     for a finished one. Only names: the writers create the files (not
     ``mkstemp``, whose files and folders are private to the user, 0600/0700).
     """
+    # Not the destination's name: a legal 250-character name plus a suffix
+    # would pass the file system's 255-byte limit.
     tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    tmp_model = path.with_name(f".{path.name}.{tag}.tmp")
-    tmp_sidecar = path.with_name(f".{path.name}.{tag}.json.tmp")
+    tmp_model = path.with_name(f".export.{tag}.tmp")
+    tmp_sidecar = path.with_name(f".export.{tag}.json.tmp")
     try:
         yield tmp_model, tmp_sidecar
     finally:  # after success both were renamed: nothing left to remove

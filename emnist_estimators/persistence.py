@@ -257,6 +257,8 @@ def load_model(path: str | os.PathLike) -> _EmnistClassifier:
         _copy_network(zf, path, model_path)
         est.model_ = _load_network(model_path, path)
     _restore_state(est, state, path)
+    # the network was built with the saved parameters (warm_start checks them)
+    est._network_params_ = est._network_params()
     return est
 
 

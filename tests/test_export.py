@@ -461,6 +461,16 @@ def test_cli_train_passes_checkpoint_dir_to_the_estimator(tmp_path, monkeypatch)
     assert "checkpoint_dir" not in seen
 
 
+@pytest.mark.parametrize("inside", ["run", "run/ckpt"])
+def test_cli_train_refuses_a_checkpoint_dir_inside_the_output(tmp_path, capsys, inside):
+    # the output folder is written whole at the end: checkpoints in it would
+    # be lost with a finished training
+    argv = ["train", "--dataset", "digits", "--output", str(tmp_path / "run")]
+    assert main([*argv, "--checkpoint-dir", str(tmp_path / inside)]) == 2
+    assert "is inside --output" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- real EMNIST images ---------------------------------------------------------------
 #: What each variant is trained with: briefly, on 3,000 real images.
 FIT = {
@@ -584,3 +594,17 @@ def test_real_images_exports_agree_with_predict_full_matrix(
     run = _export(name, emnist_4000, tmp_path)
     _compare(name, run, capsys)
     _compare_fresh({name: run}, tmp_path)
+
+
+def test_long_names_and_empty_paths(tmp_path):
+    from emnist_estimators.exceptions import OutputFolderError
+    from emnist_estimators.export import export_model
+
+    X = np.random.default_rng(0).integers(0, 256, (60, 784), dtype=np.uint8)
+    est = EmnistMLP(hidden_layer_sizes=(8,), epochs=1, precision="float32").fit(
+        X, np.arange(60) % 3
+    )
+    long_name = "m" * 240 + ".onnx"  # legal; a temp name built from it was not
+    assert export_model(est, tmp_path / long_name, format="tf_saved_model").exists()
+    with pytest.raises(OutputFolderError, match="names no file or folder"):
+        export_model(est, ".", format="onnx")

@@ -298,3 +298,147 @@ def test_class_weight_survives_save_and_clone(bars, tmp_path, weights):
         "checkpoint_dir": os.fspath(tmp_path / "ck")
     }
     assert clone(est).get_params()["class_weight"] == weights
+
+
+# --- found by a hostile review ---------------------------------------------
+def test_warm_start_with_a_checkpoint_trains_from_the_current_weights(bars, tmp_path):
+    X, y = bars
+    est = _mlp(warm_start=True, checkpoint_dir=tmp_path).fit(X, y)
+    first = est.model_.get_weights()
+    est.fit(X, y)  # the first fit's finished checkpoint is not this fit's
+    assert est.n_iter_ == 4
+    assert est.history_["loss"][2:] != est.history_["loss"][:2]
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(first, est.model_.get_weights(), strict=True)
+    )
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1.0, None, "2", True])
+def test_class_weight_values_must_be_finite_non_negative_numbers(bars, weight):
+    X, y = bars
+    with pytest.raises(ValueError, match=r"class_weight\[0\] is .*finite numbers >= 0"):
+        _mlp(class_weight={0: weight}).fit(X, y)
+
+
+def test_unusable_checkpoint_folder_fails_before_training(bars, tmp_path):
+    X, y = bars
+    (tmp_path / "file").write_text("not a folder")
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            Count.batches += 1
+
+    from emnist_estimators.exceptions import OutputFolderError
+
+    with pytest.raises(OutputFolderError, match="cannot hold checkpoints"):
+        _mlp(checkpoint_dir=tmp_path / "file").fit(X, y, callbacks=[Count()])
+    assert Count.batches == 0
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+def test_other_sample_weights_are_another_fit(bars, tmp_path):
+    X, y = bars
+    _mlp(checkpoint_dir=tmp_path).fit(X, y, sample_weight=np.ones(len(y)))
+    with pytest.raises(CheckpointMismatchError, match="trained on other data"):
+        _mlp(checkpoint_dir=tmp_path).fit(X, y, sample_weight=(y != 0) * 1.0)
+
+
+def _npy_header(shape, dtype="<f4") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(buf, header)
+    return np.lib.format.magic(1, 0) + buf.getvalue()[8:]
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({"model_0.npy": _npy_header((2**42,))}, "model_0.npy is float32"),
+        ({"state.npy": _npy_header((2**42,), "|u1")}, "state.npy is uint8"),
+        (
+            {
+                "state.npy": _npy(
+                    np.frombuffer(b"[" * 200_000 + b"]" * 200_000, np.uint8)
+                )
+            },
+            "cannot be read",
+        ),
+    ],
+    ids=["huge-weights", "huge-state", "deep-json"],
+)
+def test_crafted_headers_are_refused_before_allocating(
+    bars, tmp_path, members, message
+):
+    X, y = bars
+    _mlp(checkpoint_dir=tmp_path).fit(X, y)
+    _rewrite(tmp_path / CHECKPOINT_NAME, **members)
+    with pytest.raises(DataFormatError, match=message):
+        _mlp(checkpoint_dir=tmp_path).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("epoch", "abc"), ("epoch", 99), ("seed", -1), ("history", 5)]
+)
+def test_malformed_state_fields_are_refused(bars, tmp_path, field, value):
+    X, y = bars
+    _mlp(checkpoint_dir=tmp_path).fit(X, y)
+    with np.load(tmp_path / CHECKPOINT_NAME) as saved:
+        state = json.loads(saved["state"].tobytes())
+    state[field] = value
+    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
+    _rewrite(tmp_path / CHECKPOINT_NAME, **{"state.npy": _npy(raw)})
+    with pytest.raises(DataFormatError, match=f"its {field}"):
+        _mlp(checkpoint_dir=tmp_path).fit(X, y)
+
+
+def test_warm_start_refuses_a_changed_network_shape(bars, tmp_path):
+    X, y = bars
+    est = _mlp(warm_start=True).fit(X, y)
+    est.set_params(hidden_layer_sizes=(16, 4))
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes=\[16\] -> \[16, 4\]"):
+        est.fit(X, y)
+    est.set_params(hidden_layer_sizes=(16,), learning_rate=3e-3, epochs=1)
+    est.fit(X, y)  # training parameters may change
+    est.save(tmp_path / "m.keras")
+    loaded = EmnistMLP.load(tmp_path / "m.keras").set_params(dropout=0.5)
+    with pytest.raises(ValueError, match="dropout"):
+        loaded.fit(X, y)
+
+
+def test_interrupted_warm_fit_gives_the_network_back_unchanged(bars):
+    X, y = bars
+    est = _mlp(warm_start=True).fit(X, y)
+    before = est.predict_proba(X)
+    import keras
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        est.fit(X, y, callbacks=[Boom()])
+    np.testing.assert_array_equal(est.predict_proba(X), before)
+    assert est.n_iter_ == 2
+
+
+def test_unfinished_checkpoint_from_other_start_weights_is_refused(bars, tmp_path):
+    X, y = bars
+    import keras
+
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):  # leaves the checkpoint of epoch 0
+        _mlp(checkpoint_dir=tmp_path).fit(X, y, callbacks=[Boom()])
+    warm = _mlp(warm_start=True).fit(X, y).set_params(checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointMismatchError, match="started from other weights"):
+        warm.fit(X, y)

@@ -67,3 +67,25 @@ def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
 def test_fashion_mnist_floor(fashion_dir, cls, floor, capsys):
     accuracy = _train_and_score(cls, *fashion(fashion_dir), "Fashion-MNIST", capsys)
     assert accuracy >= floor
+
+
+def test_balanced_class_weight_raises_balanced_accuracy_on_bymerge(emnist_dir, capsys):
+    """bymerge's classes differ up to ~30x in size: "balanced" evens recall out.
+
+    10 epochs of the default MLP each way (the full 40-epoch measurement is
+    benchmarks/results/bench_class_weight.md, quoted in the docs' lifecycle
+    page).
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    X_train, X_test, y_train, y_test = emnist_protocol(emnist_dir)
+    scores = {}
+    for weight in (None, "balanced"):
+        clf = EmnistMLP(epochs=10, class_weight=weight, random_state=0)
+        pred = clf.fit(X_train, y_train).predict(X_test)
+        scores[weight] = balanced_accuracy_score(y_test, pred)
+    with capsys.disabled():
+        print(
+            f"\n[EMNIST bymerge-test 85/15] balanced accuracy by class_weight: {scores}"
+        )
+    assert scores["balanced"] > scores[None] + 0.005
