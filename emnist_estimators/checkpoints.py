@@ -174,6 +174,12 @@ class CheckpointStore:
         The validated training pixels.
     y_enc : ndarray of int
         The encoded labels.
+    w : ndarray of float32, default=None
+        The loss's per-sample weights (``sample_weight`` times
+        ``class_weight``), part of the data's fingerprint.
+    start : str, default=None
+        A digest of the weights a warm-started fit starts from; None for a
+        new network.
     """
 
     def __init__(self, folder, estimator, X, y_enc, w=None, start=None) -> None:
