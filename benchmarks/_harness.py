@@ -81,6 +81,18 @@ def alternate(cases: dict[str, Case], repeats: int) -> dict[str, list[dict]]:
     return out
 
 
+def median_call_seconds(fn, calls: int, warmup: int = 2) -> float:
+    """Median wall seconds of ``fn()`` over ``calls`` calls, after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def median_of(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 

@@ -37,6 +37,7 @@ from benchmarks._harness import (
     Case,
     alternate,
     fashion_files,
+    median_call_seconds,
     median_of,
     run_case,
     write_results,
@@ -169,14 +170,7 @@ def _litert(path: str):
 
 def _latency(fn, calls: int) -> float:
     """Median seconds of ``fn()``, after five warm-up calls."""
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return median_call_seconds(fn, calls, warmup=5)
 
 
 def measure(

@@ -20,10 +20,15 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 from benchmarks._child import mark_baseline
-from benchmarks._harness import Case, alternate, fashion_files, median_of, write_results
+from benchmarks._harness import (
+    Case,
+    alternate,
+    fashion_files,
+    median_call_seconds,
+    median_of,
+    write_results,
+)
 
 
 def _load(images: str, labels: str, n: int) -> tuple:
@@ -38,14 +43,7 @@ def _load(images: str, labels: str, n: int) -> tuple:
 
 def _latency(fn, calls: int = 60) -> float:
     """Median seconds of ``fn()``, after two warm-up calls."""
-    fn()
-    fn()
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return median_call_seconds(fn, calls, warmup=2)
 
 
 def _compiled_cnn():
