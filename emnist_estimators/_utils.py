@@ -284,20 +284,38 @@ def _cpu_has_bf16() -> bool:
     return False
 
 
+def _gpu_compute_capabilities() -> list[tuple[int, int]]:
+    """The CUDA compute capability of each GPU TensorFlow sees ([] on CPU)."""
+    import tensorflow as tf
+
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        capabilities.append(tuple(details.get("compute_capability") or (0, 0)))
+    return capabilities
+
+
+#: The first CUDA compute capability with float16 tensor cores (Volta).
+_FLOAT16_TENSOR_CORES = (7, 0)
+
+
 def resolve_precision(precision: str) -> str | None:
     """The Keras dtype policy for ``precision``; None means float32.
 
-    'auto' picks 'mixed_bfloat16' on a CPU-only machine whose processor has
+    'auto' picks 'mixed_float16' when every GPU TensorFlow sees is a CUDA GPU
+    with float16 tensor cores (compute capability >= 7.0: Volta and later;
+    Keras then scales the loss, ``LossScaleOptimizer``), float32 on other
+    GPUs, and on a CPU-only machine 'mixed_bfloat16' where the processor has
     native bfloat16 (about 1.9x faster CNN training, measured in
     benchmarks/bench_precision.py), else float32: where bfloat16 is emulated
     it would be slower.
     """
     if precision == "float32":
         return None
-    if precision == "mixed_bfloat16":
-        return "mixed_bfloat16"
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        return None
+    if precision in ("mixed_bfloat16", "mixed_float16"):
+        return precision
+    capabilities = _gpu_compute_capabilities()
+    if capabilities:
+        fast = all(c >= _FLOAT16_TENSOR_CORES for c in capabilities)
+        return "mixed_float16" if fast else None
     return "mixed_bfloat16" if _cpu_has_bf16() else None

@@ -209,7 +209,9 @@ class _EmnistClassifier(KerasClassifier):
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 0, None, closed="left")],
         "rescale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "precision": [StrOptions({"auto", "float32", "mixed_bfloat16"})],
+        "precision": [
+            StrOptions({"auto", "float32", "mixed_bfloat16", "mixed_float16"})
+        ],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "callbacks": [list, None],
         "random_state": ["random_state"],
@@ -387,8 +389,14 @@ class _EmnistClassifier(KerasClassifier):
             learning_rate = keras.optimizers.schedules.CosineDecay(
                 self.learning_rate, decay_steps=decay_steps, alpha=0.01
             )
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        if getattr(self, "dtype_policy_", None) == "mixed_float16":
+            # float16 gradients underflow without it. Keras wraps the
+            # optimizer itself only when the whole model's policy is
+            # mixed_float16; here only the hidden layers' policy is.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            optimizer=optimizer,
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )

@@ -118,11 +118,14 @@ class EmnistMLP(_EmnistClassifier):
         already scaled, e.g. by PixelScaler). Then predict refuses X scaled
         the other way: float X no larger than 1 after raw training, values
         above 1 after scaled training (an all-zero X fits both and passes).
-    precision : {'auto', 'float32', 'mixed_bfloat16'}, default='auto'
+    precision : {'auto', 'float32', 'mixed_bfloat16', 'mixed_float16'}, \
+default='auto'
         Arithmetic of the hidden layers (weights and the softmax stay
-        float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor
-        has native bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN
-        training), float32 elsewhere.
+        float32). 'auto': mixed float16 (with loss scaling) when every GPU is
+        a CUDA GPU of compute capability >= 7.0, float32 on other GPUs; on a
+        CPU-only machine mixed bfloat16 where the processor has native
+        bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN training),
+        float32 elsewhere.
     class_weight : dict, 'balanced' or None, default=None
         Weight of each class in the loss, multiplying ``sample_weight``. A
         dict maps labels as they appear in ``y`` (characters included) to
@@ -216,7 +219,9 @@ class EmnistMLP(_EmnistClassifier):
         patience: int = 3,
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         rescale: Literal["auto"] | float = "auto",
-        precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto",
+        precision: Literal[
+            "auto", "float32", "mixed_bfloat16", "mixed_float16"
+        ] = "auto",
         class_weight: dict | Literal["balanced"] | None = None,
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
@@ -313,11 +318,14 @@ class EmnistCNN(_EmnistClassifier):
         already scaled, e.g. by PixelScaler). Then predict refuses X scaled
         the other way: float X no larger than 1 after raw training, values
         above 1 after scaled training (an all-zero X fits both and passes).
-    precision : {'auto', 'float32', 'mixed_bfloat16'}, default='auto'
+    precision : {'auto', 'float32', 'mixed_bfloat16', 'mixed_float16'}, \
+default='auto'
         Arithmetic of the hidden layers (weights and the softmax stay
-        float32). 'auto': mixed bfloat16 on a CPU-only machine whose processor
-        has native bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN
-        training), float32 elsewhere.
+        float32). 'auto': mixed float16 (with loss scaling) when every GPU is
+        a CUDA GPU of compute capability >= 7.0, float32 on other GPUs; on a
+        CPU-only machine mixed bfloat16 where the processor has native
+        bfloat16 (AVX512-BF16 or AMX; about 1.9x faster CNN training),
+        float32 elsewhere.
     class_weight : dict, 'balanced' or None, default=None
         Weight of each class in the loss, multiplying ``sample_weight``. A
         dict maps labels as they appear in ``y`` (characters included) to
@@ -417,7 +425,9 @@ class EmnistCNN(_EmnistClassifier):
         patience: int = 3,
         lr_schedule: Literal["constant", "cosine"] = "cosine",
         rescale: Literal["auto"] | float = "auto",
-        precision: Literal["auto", "float32", "mixed_bfloat16"] = "auto",
+        precision: Literal[
+            "auto", "float32", "mixed_bfloat16", "mixed_float16"
+        ] = "auto",
         class_weight: dict | Literal["balanced"] | None = None,
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,

@@ -679,7 +679,9 @@ def _verify(plan: _Plan, net, run, check_X) -> dict:
     report = {
         "images": int(len(X)),
         "source": source,
-        "trained_precision": "bfloat16" if plan.bfloat16 else "float32",
+        # mixed_bfloat16 or mixed_float16 (GPUs): both checked by the reduced-
+        # precision rule below (float16 keeps more bits than bfloat16)
+        "trained_precision": getattr(plan.estimator, "dtype_policy_", "float32"),
         "vs_predict_proba": _compare(got, want, n_classes),
     }
     if not plan.bfloat16:

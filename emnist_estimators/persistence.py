@@ -437,7 +437,7 @@ def _restore_state(est, state: dict, path) -> None:
         raise _corrupt(path, f"input_scale {scale!r} is not a positive number")
     est.input_scale_ = float(scale)
     policy = state.get("dtype_policy", "float32")
-    if policy not in ("float32", "mixed_bfloat16"):
+    if policy not in ("float32", "mixed_bfloat16", "mixed_float16"):
         raise _corrupt(path, f"unknown dtype_policy {policy!r}")
     est.dtype_policy_ = policy
     est.history_, est.n_iter_ = _history_from_state(state, path)

@@ -410,7 +410,7 @@ def test_early_stopping_and_partial_fit(data):
     assert pf.n_iter_ == 3 and len(pf.history_["loss"]) == 3
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_precision_policies(precision, data, tmp_path):
     X, y = data
     clf = small(EmnistCNN, precision=precision, random_state=0, epochs=3).fit(X, y)
@@ -425,6 +425,9 @@ def test_precision_policies(precision, data, tmp_path):
     np.testing.assert_array_equal(
         load_model(tmp_path / "m.keras").predict_proba(X), proba
     )
+    # float16 gradients need loss scaling (what "auto" picks on modern GPUs)
+    scaled = type(clf.model_.optimizer).__name__ == "LossScaleOptimizer"
+    assert scaled == (precision == "mixed_float16")
 
 
 def test_auto_precision_resolves(data):

@@ -187,15 +187,32 @@ def test_seeded_none_changes_nothing():
     "precision, gpus, bf16, policy",
     [
         ("float32", [], True, None),
-        ("mixed_bfloat16", ["gpu"], False, "mixed_bfloat16"),  # asked: given
+        ("mixed_bfloat16", [(8, 0)], False, "mixed_bfloat16"),  # asked: given
+        ("mixed_float16", [], True, "mixed_float16"),
         ("auto", [], True, "mixed_bfloat16"),
         ("auto", [], False, None),  # emulated bfloat16 would be slower
-        ("auto", ["gpu"], True, None),
+        ("auto", [(7, 0)], True, "mixed_float16"),  # V100: tensor cores
+        ("auto", [(9, 0), (8, 6)], False, "mixed_float16"),  # H100 + RTX 30xx
+        ("auto", [(6, 1)], True, None),  # Pascal: no float16 tensor cores
+        ("auto", [(8, 0), (6, 0)], True, None),  # one slow GPU: float32 for all
     ],
 )
 def test_resolve_precision(monkeypatch, precision, gpus, bf16, policy):
+    """The device query is mocked: TensorFlow's own answers, as it gives them."""
     import tensorflow as tf
 
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    devices = [
+        tf.config.PhysicalDevice(name=f"/physical_device:GPU:{i}", device_type="GPU")
+        for i in range(len(gpus))
+    ]
+    details = {
+        d.name: {"compute_capability": c} for d, c in zip(devices, gpus, strict=True)
+    }
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: list(devices)
+    )
+    monkeypatch.setattr(
+        tf.config.experimental, "get_device_details", lambda d: details[d.name]
+    )
     monkeypatch.setattr(_utils, "_cpu_has_bf16", lambda: bf16)
     assert resolve_precision(precision) == policy
