@@ -654,9 +654,15 @@ def clean_cache(
 
     Examples
     --------
-    >>> import tempfile
+    An empty data folder, with the user cache pointed at an empty folder too
+    (the default user cache may hold caches of other data folders):
+
+    >>> import os, tempfile
+    >>> from unittest import mock
     >>> from emnist_estimators.datasets import clean_cache
-    >>> clean_cache(tempfile.mkdtemp(), dry_run=True)
+    >>> empty = {"EMNIST_ESTIMATORS_CACHE": tempfile.mkdtemp()}
+    >>> with mock.patch.dict(os.environ, empty):
+    ...     clean_cache(tempfile.mkdtemp(), dry_run=True)
     []
     """
     from .download import remove_stale_parts
