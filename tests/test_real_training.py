@@ -72,7 +72,7 @@ def test_fashion_mnist_floor(fashion_dir, cls, floor, capsys):
 def test_balanced_class_weight_raises_balanced_accuracy_on_bymerge(emnist_dir, capsys):
     """bymerge's classes differ up to ~30x in size: "balanced" evens recall out.
 
-    10 epochs of the default MLP each way (the full 40-epoch measurement is
+    5 epochs of the default MLP each way (the full 40-epoch measurement is
     benchmarks/results/bench_class_weight.md, quoted in the docs' lifecycle
     page).
     """
@@ -81,7 +81,7 @@ def test_balanced_class_weight_raises_balanced_accuracy_on_bymerge(emnist_dir, c
     X_train, X_test, y_train, y_test = emnist_protocol(emnist_dir)
     scores = {}
     for weight in (None, "balanced"):
-        clf = EmnistMLP(epochs=10, class_weight=weight, random_state=0)
+        clf = EmnistMLP(epochs=5, class_weight=weight, random_state=0)
         pred = clf.fit(X_train, y_train).predict(X_test)
         scores[weight] = balanced_accuracy_score(y_test, pred)
     with capsys.disabled():
