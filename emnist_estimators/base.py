@@ -167,14 +167,21 @@ def _restore(model, snapshot: list) -> None:
         variable.assign(value)
 
 
-def _weights_digest(model) -> str:
-    """A digest of the network's weights: where a warm-started fit starts."""
+def _digest(snapshot: list) -> str:
+    """A digest of a network's variables: where a warm-started fit starts."""
     import hashlib
 
     digest = hashlib.sha256()
-    for value in _snapshot(model):
+    for value in snapshot:
         digest.update(np.ascontiguousarray(value).tobytes())
     return digest.hexdigest()
+
+
+def _seed_or_fresh(seed: int | None) -> int:
+    """``seed``, or a fresh one when None: an order must come from some seed."""
+    if seed is not None:
+        return seed
+    return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
 
 
 @dataclass
@@ -189,6 +196,8 @@ class _Run:
     seed: int
     early: object = None
     store: object = None
+    #: a warm fit's variables before training (None for a new network)
+    before: list | None = None
     epoch: int = 0
     history: dict = field(default_factory=dict)
 
@@ -585,8 +594,6 @@ class _EmnistClassifier(KerasClassifier):
                 f"shape changed: {changed}. Set warm_start=False to build a new "
                 "network, or set the parameters back."
             )
-        X, _ = check_pixels(self, X, reset=False)  # refuses another n_features
-        self._check_scale(X)
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -599,9 +606,22 @@ class _EmnistClassifier(KerasClassifier):
                 "partial_fit(X, y) to train on a subset of the classes, or set "
                 "warm_start=False to train a new network."
             )
-        y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
-        w = self._check_weights(sample_weight, X)
+        X, y_enc, w = self._check_more_data(X, y, sample_weight)
         return X, y_enc, w, resolve_seed(self.random_state)
+
+    def _check_more_data(self, X, y, sample_weight):
+        """Validate data for the fitted network: its pixels, scale and classes.
+
+        Returns
+        -------
+        X, y_enc, w
+            The validated pixels, labels as indices into ``classes_``, weights.
+        """
+        X, _ = check_pixels(self, X, reset=False)  # refuses another n_features
+        w = self._check_weights(sample_weight, X)
+        self._check_scale(X)
+        y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
+        return X, y_enc, w
 
     def fit(
         self,
@@ -645,31 +665,32 @@ class _EmnistClassifier(KerasClassifier):
         else:
             X, y_enc, w, image_shape, seed = self._prepare(X, y, sample_weight)
         w = self._combine_weights(w, self._class_weights(y_enc))
+        # A warm fit's starting variables: restored if it is interrupted, and
+        # what its checkpoint says it started from.
+        before = _snapshot(self.model_) if warm else None
         store = saved = None
         if self.checkpoint_dir is not None:
             from .checkpoints import CheckpointStore
 
-            start = _weights_digest(self.model_) if warm else None
+            start = _digest(before) if warm else None
             store = CheckpointStore(self.checkpoint_dir, self, X, y_enc, w, start)
             saved = store.read_state()
         # The shuffling and hold-out seed of this run: a resumed run's own.
         if saved is not None:
             run_seed = int(saved["seed"])
-        elif seed is not None:
-            run_seed = seed
         else:
-            run_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+            run_seed = _seed_or_fresh(seed)
         with seeded(seed):
             model = self.model_ if warm else self._new_network(X, image_shape, seed)
             train, val = self._split_validation(y_enc, run_seed)
             steps = self.epochs * -(-len(train) // self.batch_size)
             self._compile(model, decay_steps=steps)
-            run = _Run(X, y_enc, w, train, val, run_seed, early=None, store=store)
-            run.early = self._early_stopping(val is not None)
+            early = self._early_stopping(val is not None)
+            run = _Run(X, y_enc, w, train, val, run_seed, early, store, before)
             if saved is not None:
-                run.epoch, run.history = store.restore(saved, model, run.early)
+                run.epoch, run.history = store.restore(saved, model, early)
             finished = saved is not None and bool(saved.get("finished"))
-            new = {} if finished else self._train(model, run, callbacks, warm)
+            new = {} if finished else self._train(model, run, callbacks)
         self.model_ = model
         for key, vals in run.history.items():
             new[key] = list(vals) + new.get(key, [])
@@ -682,7 +703,7 @@ class _EmnistClassifier(KerasClassifier):
             self.n_iter_ = len(new.get("loss", []))
         return self
 
-    def _train(self, model, run: _Run, callbacks, warm: bool) -> dict:
+    def _train(self, model, run: _Run, callbacks) -> dict:
         """Run Keras' fit from ``run.epoch``; return the new epochs' history."""
         from .batches import IndexBatches
 
@@ -718,9 +739,6 @@ class _EmnistClassifier(KerasClassifier):
         # Usable (predict, score) while it trains, so callbacks such as the
         # tuning module's pruning callback can score it after each epoch.
         self.model_ = model
-        # An interrupted warm fit gives the network back as it was, to match
-        # the unchanged history_ and n_iter_.
-        before = _snapshot(model) if warm else None
         try:
             with _expected_retracing():
                 fitted = model.fit(
@@ -736,8 +754,10 @@ class _EmnistClassifier(KerasClassifier):
                     shuffle=False,
                 )
         except BaseException:
-            if warm:
-                _restore(model, before)
+            if run.before is not None:
+                # an interrupted warm fit gives the network back as it was, to
+                # match the unchanged history_ and n_iter_
+                _restore(model, run.before)
             else:
                 del self.model_
             raise
@@ -815,18 +835,13 @@ class _EmnistClassifier(KerasClassifier):
         if not hasattr(self, "model_"):
             X, y_enc, w = self._initialize(X, y, sample_weight, classes)
         else:
-            X, _ = check_pixels(self, X, reset=False)
-            w = self._check_weights(sample_weight, X)
-            self._check_scale(X)
-            y_enc = self._encode_targets(y, X.shape[0], classes=self.classes_)
+            X, y_enc, w = self._check_more_data(X, y, sample_weight)
         w = self._combine_weights(w, self._class_weights(y_enc))
         from .batches import IndexBatches
 
         # This call's order: from random_state and the epoch count, so that
         # partial_fit calls with an int random_state repeat exactly.
-        seed = resolve_seed(self.random_state)
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+        seed = _seed_or_fresh(resolve_seed(self.random_state))
         batches = IndexBatches(
             X,
             y_enc,

@@ -43,7 +43,7 @@ import keras
 import numpy as np
 
 from .exceptions import DataFormatError, EmnistEstimatorsError, OutputFolderError
-from .persistence import keras_saving_quietly
+from .persistence import _is_int, _is_real, keras_saving_quietly
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -524,14 +524,6 @@ class CheckpointStore:
             Writes after each epoch and once more when training ends.
         """
         return _EpochCheckpoint(self, seed, history, early_stopping)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _dtype_of(variable) -> str:
