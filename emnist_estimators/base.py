@@ -101,7 +101,7 @@ from ._utils import (
     seeded,
 )
 from .exceptions import DataFormatError, EmnistEstimatorsError
-from .persistence import keras_saving_quietly, load_model, pack_network, save_estimator
+from .persistence import load_model, pack_network, save_estimator, variables_as_numpy
 from .threads import configure_at_first_use
 
 __all__ = ["_EmnistClassifier"]
@@ -156,10 +156,7 @@ def _expected_retracing() -> Iterator[None]:
 
 def _snapshot(model) -> list:
     """The network's variables (weights, generator states), as numpy arrays."""
-    import keras
-
-    with keras_saving_quietly():
-        return [keras.ops.convert_to_numpy(v) for v in model.variables]
+    return variables_as_numpy(model.variables)
 
 
 def _restore(model, snapshot: list) -> None:

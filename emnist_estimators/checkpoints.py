@@ -43,7 +43,7 @@ import keras
 import numpy as np
 
 from .exceptions import DataFormatError, EmnistEstimatorsError, OutputFolderError
-from .persistence import _is_int, _is_real, keras_saving_quietly
+from .persistence import _is_int, _is_real, variables_as_numpy
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -404,8 +404,8 @@ class CheckpointStore:
             "optimizer": list(model.optimizer.variables),
         }
         if early_stopping is not None and state.get("has_best_weights"):
-            with keras_saving_quietly():
-                groups["best"] = model.get_weights()
+            # the best weights have the shapes of the network's weights
+            groups["best"] = list(model.weights)
         expected = {
             f"{group}_{i}.npy": (tuple(v.shape), np.dtype(_dtype_of(v)))
             for group, values in groups.items()
@@ -476,15 +476,13 @@ class CheckpointStore:
             "finished": bool(finished),
             "history": history,
         }
-        with keras_saving_quietly():  # numpy's warning on TensorFlow's __array__
-            arrays = {
-                f"model_{i}": keras.ops.convert_to_numpy(v)
-                for i, v in enumerate(model.variables)
-            }
-            arrays.update(
-                (f"optimizer_{i}", keras.ops.convert_to_numpy(v))
-                for i, v in enumerate(model.optimizer.variables)
-            )
+        arrays = {}
+        for group, variables in (
+            ("model", model.variables),
+            ("optimizer", model.optimizer.variables),
+        ):
+            values = variables_as_numpy(variables)
+            arrays.update((f"{group}_{i}", v) for i, v in enumerate(values))
         if early_stopping is not None:
             state["early_stopping"] = early_stopping.counters()
             best = early_stopping.best_weights

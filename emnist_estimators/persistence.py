@@ -78,6 +78,25 @@ def keras_saving_quietly() -> Iterator[None]:
         yield
 
 
+def variables_as_numpy(variables) -> list[np.ndarray]:
+    """Numpy copies of Keras variables, without numpy's copy-keyword warning.
+
+    Parameters
+    ----------
+    variables : iterable of keras.Variable
+        E.g. a network's ``variables`` or its optimizer's.
+
+    Returns
+    -------
+    list of ndarray
+        One array per variable, in order.
+    """
+    import keras
+
+    with keras_saving_quietly():
+        return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
 class _PackedNetwork:
     """A Keras network serialized now, that pickles as scikeras pickles it.
 
