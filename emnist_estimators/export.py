@@ -196,7 +196,8 @@ class _Plan:
     dtype: str = "uint8"
 
     @property
-    def bfloat16(self) -> bool:
+    def reduced_precision(self) -> bool:
+        """Trained in mixed bfloat16 or float16 (what ``predict`` computes in)."""
         return getattr(self.estimator, "dtype_policy_", "float32") != "float32"
 
 
@@ -684,7 +685,7 @@ def _verify(plan: _Plan, net, run, check_X) -> dict:
         "trained_precision": getattr(plan.estimator, "dtype_policy_", "float32"),
         "vs_predict_proba": _compare(got, want, n_classes),
     }
-    if not plan.bfloat16:
+    if not plan.reduced_precision:
         report["rule"] = "every label equal, |diff| <= tolerance, vs predict_proba"
         report["tolerance"] = FLOAT32_TOLERANCE
         _judge(report["vs_predict_proba"], FLOAT32_TOLERANCE, "predict_proba")
@@ -1004,7 +1005,8 @@ def _move_into_place(tmp: Path, path: Path, fmt: str) -> None:
     if fmt != "tf_saved_model" or not path.exists():
         os.replace(tmp, path)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+    # a short name, as in _temporaries: not one built from the destination's
+    old = Path(tempfile.mkdtemp(prefix=".export.old.", dir=path.parent))
     os.replace(path, old / "old")
     try:
         os.replace(tmp, path)

@@ -606,5 +606,11 @@ def test_long_names_and_empty_paths(tmp_path):
     )
     long_name = "m" * 240 + ".onnx"  # legal; a temp name built from it was not
     assert export_model(est, tmp_path / long_name, format="tf_saved_model").exists()
+    # replacing it moves the old folder aside under a temporary name too
+    export_model(est, tmp_path / long_name, format="tf_saved_model", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        long_name,
+        long_name + ".json",
+    ]
     with pytest.raises(OutputFolderError, match="names no file or folder"):
         export_model(est, ".", format="onnx")
