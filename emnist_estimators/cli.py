@@ -1094,16 +1094,15 @@ def _run_serve(args) -> int:
 
 
 # --- export -------------------------------------------------------------------
-# export.FORMATS, without importing the export module (and scikit-learn) for --help
-_EXPORT_FORMATS = ["onnx", "tf_saved_model", "litert"]
-
-
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    # export.py imports no TensorFlow or converter until an export runs
+    from .export import FORMATS
+
     _add_model_file(parser)
     parser.add_argument(
         "--format",
         default="onnx",
-        choices=_EXPORT_FORMATS,
+        choices=FORMATS,
         help="onnx: a file for onnxruntime; tf_saved_model: a folder for "
         "tf.saved_model.load / TF Serving; litert: a .tflite file for the LiteRT "
         "interpreter",
@@ -1171,8 +1170,8 @@ def _export_text(result: dict) -> str:
     if "vs_float32_twin" in check:
         twin = check["vs_float32_twin"]["max_abs_proba_diff"]
         text += (
-            " (trained in bfloat16, exported in float32; from the float32 network "
-            f"by up to {twin:.2g})"
+            f" (trained in {check['trained_precision']}, exported in float32; from "
+            f"the float32 network by up to {twin:.2g})"
         )
     return text
 
