@@ -74,7 +74,7 @@ import logging
 import os
 from abc import abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
@@ -100,6 +100,7 @@ from ._utils import (
     resolve_seed,
     seeded,
 )
+from .distribute import global_batch_size
 from .exceptions import DataFormatError, EmnistEstimatorsError
 from .persistence import load_model, pack_network, save_estimator, variables_as_numpy
 from .threads import configure_at_first_use
@@ -181,6 +182,17 @@ def _seed_or_fresh(seed: int | None) -> int:
     return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
 
 
+def _scope(strategy):
+    """``strategy.scope()``, or nothing for None."""
+    return nullcontext() if strategy is None else strategy.scope()
+
+
+def _in_strategy() -> bool:
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy()
+
+
 @dataclass
 class _Run:
     """One fit's data, split, seed and resume point, handed to ``_train``."""
@@ -195,6 +207,8 @@ class _Run:
     store: object = None
     #: a warm fit's variables before training (None for a new network)
     before: list | None = None
+    #: the tf.distribute strategy training runs under (None: one device)
+    strategy: object = None
     epoch: int = 0
     history: dict = field(default_factory=dict)
 
@@ -225,6 +239,7 @@ class _EmnistClassifier(KerasClassifier):
         "warm_start": ["boolean"],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "checkpoint_dir": [str, os.PathLike, None],
+        "distribution": [StrOptions({"mirrored", "multi_worker"}), None],
     }
 
     #: What each element of a sequence parameter (layer widths, filters) must
@@ -661,6 +676,7 @@ class _EmnistClassifier(KerasClassifier):
             X, y_enc, w, seed = self._prepare_warm(X, y, sample_weight)
         else:
             X, y_enc, w, image_shape, seed = self._prepare(X, y, sample_weight)
+        strategy = self._strategy(warm)
         w = self._combine_weights(w, self._class_weights(y_enc))
         # A warm fit's starting variables: restored if it is interrupted, and
         # what its checkpoint says it started from.
@@ -678,16 +694,26 @@ class _EmnistClassifier(KerasClassifier):
         else:
             run_seed = _seed_or_fresh(seed)
         with seeded(seed):
-            model = self.model_ if warm else self._new_network(X, image_shape, seed)
-            train, val = self._split_validation(y_enc, run_seed)
-            steps = self.epochs * -(-len(train) // self.batch_size)
-            self._compile(model, decay_steps=steps)
+            with _scope(strategy):
+                if warm:
+                    model = self.model_
+                else:
+                    model = self._new_network(X, image_shape, seed)
+                train, val = self._split_validation(y_enc, run_seed)
+                batch = global_batch_size(self.batch_size, strategy)
+                decay_steps = self.epochs * -(-len(train) // batch)
+                self._compile(model, decay_steps=decay_steps)
             early = self._early_stopping(val is not None)
             run = _Run(X, y_enc, w, train, val, run_seed, early, store, before)
+            run.strategy = strategy
             if saved is not None:
                 run.epoch, run.history = store.restore(saved, model, early)
             finished = saved is not None and bool(saved.get("finished"))
             new = {} if finished else self._train(model, run, callbacks)
+            if strategy is not None:
+                model = self._single_device_copy(
+                    model, X, image_shape, seed, decay_steps
+                )
         self.model_ = model
         for key, vals in run.history.items():
             new[key] = list(vals) + new.get(key, [])
@@ -700,15 +726,54 @@ class _EmnistClassifier(KerasClassifier):
             self.n_iter_ = len(new.get("loss", []))
         return self
 
+    def _strategy(self, warm: bool):
+        """The fit's tf.distribute strategy (None without ``distribution``)."""
+        if self.distribution is None:
+            return None
+        name = type(self).__name__
+        for refused, why in (
+            (self.checkpoint_dir is not None, "checkpoint_dir"),
+            (warm, "a warm-started fit (warm_start=True on a fitted network)"),
+        ):
+            if refused:
+                raise ValueError(
+                    f"{name}(distribution={self.distribution!r}) does not support "
+                    f"{why}: set distribution=None for it, or leave it out."
+                )
+        from .distribute import make_strategy
+
+        return make_strategy(self.distribution)
+
+    def _single_device_copy(self, model, X, image_shape, seed, decay_steps):
+        """``model``'s weights in a network outside any strategy.
+
+        A network built under a strategy keeps mirrored variables: its
+        ``predict_on_batch`` returns one output per replica, and TensorFlow
+        allows only one multi-worker strategy per process. The fitted
+        estimator holds an ordinary network instead.
+        """
+        copy = self._new_network(X, image_shape, seed)
+        copy.set_weights(model.get_weights())
+        self._compile(copy, decay_steps=decay_steps)
+        # the optimizer's state too, as a network trained without a strategy
+        # keeps it (and pickles and saves it)
+        copy.optimizer.build(copy.trainable_variables)
+        for mine, theirs in zip(
+            copy.optimizer.variables, model.optimizer.variables, strict=True
+        ):
+            mine.assign(theirs)
+        return copy
+
     def _train(self, model, run: _Run, callbacks) -> dict:
         """Run Keras' fit from ``run.epoch``; return the new epochs' history."""
         from .batches import IndexBatches
 
+        batch_size = global_batch_size(self.batch_size, run.strategy)
         batches = IndexBatches(
             run.X,
             run.y,
             run.train,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             seed=run.seed,
             sample_weight=run.w,
             epoch=run.epoch,
@@ -719,7 +784,7 @@ class _EmnistClassifier(KerasClassifier):
                 run.X,
                 run.y,
                 run.val,
-                batch_size=max(self.batch_size, 1024),
+                batch_size=max(batch_size, 1024),
                 seed=None,
                 sample_weight=run.w,
             )
@@ -737,7 +802,20 @@ class _EmnistClassifier(KerasClassifier):
         # tuning module's pruning callback can score it after each epoch.
         self.model_ = model
         try:
-            with _expected_retracing():
+            with _expected_retracing(), _scope(run.strategy):
+                if self.distribution == "multi_worker":
+                    from .distribute import fit_multi_worker
+
+                    return fit_multi_worker(
+                        model,
+                        run.strategy,
+                        batches,
+                        val_batches,
+                        epochs=self.epochs,
+                        initial_epoch=run.epoch,
+                        callbacks=every,
+                        verbose=self.verbose,
+                    )
                 fitted = model.fit(
                     batches,
                     validation_data=val_batches,
@@ -829,6 +907,12 @@ class _EmnistClassifier(KerasClassifier):
         self : object
             The estimator.
         """
+        if self.distribution is not None:
+            raise ValueError(
+                f"partial_fit trains on one device; {type(self).__name__}"
+                f"(distribution={self.distribution!r}) trains with fit only. Set "
+                "distribution=None to use partial_fit."
+            )
         if not hasattr(self, "model_"):
             X, y_enc, w = self._initialize(X, y, sample_weight, classes)
         else:
@@ -892,7 +976,9 @@ class _EmnistClassifier(KerasClassifier):
         # Keras keeps model_'s predict function: traced at this network's
         # first call (again once, shape-relaxed, for a new batch size).
         with _expected_retracing():
-            if len(X) <= self._direct_predict_max:
+            # a network training under a strategy (a callback scoring it)
+            # answers predict_on_batch once per replica: use predict
+            if len(X) <= self._direct_predict_max and not _in_strategy():
                 out = self.model_.predict_on_batch(X)
             else:
                 out = self.model_.predict(

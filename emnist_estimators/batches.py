@@ -127,8 +127,23 @@ class IndexBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return -(-len(self.indices) // self.batch_size)
 
+    def rows(self, i: int) -> np.ndarray:
+        """The rows of batch ``i`` in this epoch, ascending.
+
+        Parameters
+        ----------
+        i : int
+            The batch, from 0.
+
+        Returns
+        -------
+        ndarray of int
+            Row numbers into ``X``.
+        """
+        return np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+
     def __getitem__(self, i: int):
-        rows = np.sort(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        rows = self.rows(i)
         if self.sample_weight is None:
             return self.X[rows], self.y[rows]
         return self.X[rows], self.y[rows], self.sample_weight[rows]

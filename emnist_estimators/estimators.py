@@ -146,6 +146,16 @@ default='auto'
         folder per fit (not in searches, whose fits would share it). With
         ``warm_start``, a finished checkpoint of the previous fit is
         replaced by this fit's.
+    distribution : {'mirrored', 'multi_worker'} or None, default=None
+        Train one network on several devices (``tf.distribute``). 'mirrored':
+        this machine's GPUs, or its logical CPU devices. 'multi_worker': one
+        process per machine, each calling ``fit`` with the same data and
+        parameters, configured by the ``TF_CONFIG`` environment variable.
+        ``batch_size`` is then per replica (each step trains on
+        ``batch_size * replicas`` rows); the learning rate is used as given.
+        The fitted ``model_`` is an ordinary single-device network (predict,
+        save, pickle and export as usual). Not with ``checkpoint_dir``,
+        ``partial_fit`` or a warm-started fit (docs: Scaling out).
     callbacks : list of keras.callbacks.Callback, default=None
         Extra Keras callbacks for every fit.
     random_state : int, RandomState instance or None, default=None
@@ -225,6 +235,7 @@ default='auto'
         class_weight: dict | Literal["balanced"] | None = None,
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
+        distribution: Literal["mirrored", "multi_worker"] | None = None,
         callbacks: list[Callback] | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -244,6 +255,7 @@ default='auto'
         self.class_weight = class_weight
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
+        self.distribution = distribution
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
@@ -346,6 +358,16 @@ default='auto'
         folder per fit (not in searches, whose fits would share it). With
         ``warm_start``, a finished checkpoint of the previous fit is
         replaced by this fit's.
+    distribution : {'mirrored', 'multi_worker'} or None, default=None
+        Train one network on several devices (``tf.distribute``). 'mirrored':
+        this machine's GPUs, or its logical CPU devices. 'multi_worker': one
+        process per machine, each calling ``fit`` with the same data and
+        parameters, configured by the ``TF_CONFIG`` environment variable.
+        ``batch_size`` is then per replica (each step trains on
+        ``batch_size * replicas`` rows); the learning rate is used as given.
+        The fitted ``model_`` is an ordinary single-device network (predict,
+        save, pickle and export as usual). Not with ``checkpoint_dir``,
+        ``partial_fit`` or a warm-started fit (docs: Scaling out).
     callbacks : list of keras.callbacks.Callback, default=None
         Extra Keras callbacks for every fit.
     random_state : int, RandomState instance or None, default=None
@@ -431,6 +453,7 @@ default='auto'
         class_weight: dict | Literal["balanced"] | None = None,
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
+        distribution: Literal["mirrored", "multi_worker"] | None = None,
         callbacks: list[Callback] | None = None,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
@@ -455,6 +478,7 @@ default='auto'
         self.class_weight = class_weight
         self.warm_start = warm_start
         self.checkpoint_dir = checkpoint_dir
+        self.distribution = distribution
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose

@@ -1,0 +1,200 @@
+"""Training one network on several devices or workers (``distribution``).
+
+TensorFlow's devices and ``TF_CONFIG`` are fixed when TensorFlow starts, so
+the trainings run in child processes (tests/distribute_child.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import EMNIST_DIR, REPO, require_dir
+from sklearn.base import clone
+
+from emnist_estimators import EmnistCNN, EmnistMLP
+from emnist_estimators import distribute as dist
+from emnist_estimators.exceptions import ClusterConfigError, ClusterError
+
+_STRING_INDEX = {"type": "worker", "index": "0"}
+CHILD = str(Path(__file__).with_name("distribute_child.py"))
+
+
+def _env() -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.timeout(300)
+def test_mirrored_on_two_cpu_devices_matches_single_device_accuracy(tmp_path):
+    """Two replicas (logical CPU devices) train as well as one, on real EMNIST;
+    the fitted estimator pickles, saves and clones like any other."""
+    emnist = require_dir(EMNIST_DIR)
+    out = tmp_path / "mirrored.json"
+    proc = subprocess.run(
+        [sys.executable, CHILD, "mirrored", str(emnist), str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["replicas"] == 2
+    # 10,000 test images: one standard error of an accuracy near 0.75 is 0.45
+    # points. Same global batch (1 x 512 vs 2 x 256); the replicas' sums of
+    # gradients round differently, so the fits drift apart within noise.
+    assert result["single"] > 0.7
+    assert abs(result["mirrored"] - result["single"]) < 0.015, result
+    assert result["pickled_equal"] and result["loaded_equal"]
+    assert result["params"] == "mirrored"
+    assert result["epochs"] == 5
+
+
+@pytest.mark.timeout(300)
+def test_two_loopback_workers_train_one_model_to_identical_weights(tmp_path):
+    """MultiWorkerMirroredStrategy through TF_CONFIG: both workers end with
+    the same trained weights and history (an MLP with sample weights and
+    early stopping - the same predictions too - then a CNN with batch norm,
+    whose moving statistics stay each worker's own, in the same processes)."""
+    ports = ",".join(str(p) for p in _free_ports(2))
+    outs = [tmp_path / f"worker{i}.npz" for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, CHILD, "multi_worker", str(i), ports, str(outs[i])],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        logs = [p.communicate(timeout=280)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()  # TensorFlow ignores SIGTERM while it waits for peers
+    for p, log in zip(procs, logs, strict=True):
+        assert p.returncode == 0, log[-3000:]
+    first, second = (np.load(o) for o in outs)
+    assert sorted(first.files) == sorted(second.files)
+    for key in first.files:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    # trained: the MLP learned something of the 3-class rule
+    assert first["mlp_history"].shape[1] >= 2
+
+
+@pytest.mark.parametrize(
+    "text, what",
+    [
+        ("", "not set"),
+        ("{not json", "not JSON"),
+        ('["worker"]', "not a JSON object"),
+        ('{"task": {"type": "worker", "index": 0}}', "no 'cluster'"),
+        ('{"cluster": {"worker": "a:1"}, "task": {}}', "not a list"),
+        ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker"}}', "host:port"),
+        ('{"cluster": {"worker": ["a:99999"]}, "task": {}}', "valid port"),
+        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps"}}', "parameter"),
+        ('{"cluster": {"worker": ["a:1"]}}', "no 'task'"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief"}}', "not a job"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+            "out of range",
+        ),
+        (
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": _STRING_INDEX}),
+            "not an integer",
+        ),
+    ],
+)
+def test_malformed_tf_config_is_refused_with_the_reason(monkeypatch, text, what):
+    monkeypatch.setenv("TF_CONFIG", text)
+    with pytest.raises(ClusterConfigError, match=what) as info:
+        EmnistMLP(distribution="multi_worker", epochs=1).fit(
+            np.zeros((20, 784), np.uint8), np.arange(20) % 2
+        )
+    assert "TF_CONFIG" in str(info.value) and "host1:2222" in str(info.value)
+
+
+@pytest.mark.timeout(60)
+def test_missing_worker_is_an_error_not_a_hang(monkeypatch):
+    """TensorFlow would wait for a missing worker for an hour (ignoring
+    SIGTERM); the workers meet first and give up after the join timeout."""
+    own, absent = _free_ports(2)
+    config = dist.read_tf_config(
+        json.dumps(
+            {
+                "cluster": {"worker": [f"127.0.0.1:{own}", f"127.0.0.1:{absent}"]},
+                "task": {"type": "worker", "index": 0},
+            }
+        )
+    )
+    with pytest.raises(ClusterError, match=f"no answer from.*{absent}"):
+        dist._wait_for_peers(config, timeout=2)
+    # the address was given back: a second try can listen on it again
+    with pytest.raises(ClusterError, match="did not come up within 1 s"):
+        dist._wait_for_peers(config, timeout=1)
+
+
+def test_a_busy_own_address_is_named(monkeypatch):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = dist.read_tf_config(
+            json.dumps(
+                {
+                    "cluster": {"worker": [f"127.0.0.1:{port}"]},
+                    "task": {"type": "worker", "index": 0},
+                }
+            )
+        )
+        with pytest.raises(ClusterError, match=f"127.0.0.1:{port}"):
+            dist._wait_for_peers(config, timeout=1)
+
+
+@pytest.mark.parametrize("cls", [EmnistMLP, EmnistCNN])
+def test_unsupported_combinations_are_refused_before_training(tmp_path, cls):
+    X = np.zeros((30, 784), np.uint8)
+    y = np.arange(30) % 3
+    est = cls(epochs=1, distribution="mirrored", checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="does not support checkpoint_dir"):
+        est.fit(X, y)
+    assert not (tmp_path / "ckpt").exists()
+    with pytest.raises(ValueError, match="partial_fit trains on one device"):
+        cls(distribution="mirrored").partial_fit(X, y)
+    warm = cls(epochs=1, warm_start=True, random_state=0)
+    if cls is EmnistCNN:
+        warm.set_params(filters=(2, 2), dense_units=(4,))
+    else:
+        warm.set_params(hidden_layer_sizes=(4,))
+    warm.fit(X, y).set_params(distribution="mirrored")
+    with pytest.raises(ValueError, match="warm-started fit"):
+        warm.fit(X, y)
+
+
+def test_distribution_is_a_plain_parameter():
+    est = EmnistMLP(distribution="mirrored")
+    assert clone(est).get_params()["distribution"] == "mirrored"
+    with pytest.raises(ValueError, match="distribution"):
+        EmnistMLP(distribution="parameter_server").fit(
+            np.zeros((10, 784), np.uint8), np.arange(10) % 2
+        )
+    assert dist.global_batch_size(64, None) == 64
