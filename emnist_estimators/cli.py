@@ -918,6 +918,23 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="seed of the sampler, split and fits (default: unseeded)",
     )
+    parser.add_argument(
+        "--dask-scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the trials on the workers of this Dask scheduler, e.g. "
+        "tcp://10.0.0.5:8786 (start it with `dask scheduler`, workers with "
+        "`dask worker ADDRESS --nthreads 1`); default: in this process",
+    )
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="trials at once: with --dask-scheduler the trials of each wave "
+        "(default: one per worker; give it for a reproducible study), else "
+        "threads of this process, not reproducible (default: 1)",
+    )
     _add_params(parser, "fixed estimator parameter, e.g. --param epochs=5")
     parser.add_argument("--output", default="emnist-tuning", help="folder for figures")
     parser.add_argument(
@@ -936,28 +953,51 @@ def _run_tune(args) -> int:
     clf = _estimator(args, params)
     if args.n_trials <= 0:
         raise UsageError(f"--n-trials must be positive, got {args.n_trials}.")
+    if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
+        raise UsageError(f"--n-jobs must be positive or -1, got {args.n_jobs}.")
     check_output_folder(args.output, reuse=True)
-    data = _load(args, random_state=args.random_state or 0)
-    output, created = prepare_reusable(args.output, command="tune")
-    try:
-        with _optuna_log(args.verbose):
-            result, text, written = _tune(args, clf, data, output)
-    except BaseException:
-        # A failed run leaves nothing it created - unless trials were stored
-        # in the default study file, which --resume can continue.
-        db = output / "study.db"
-        if created and not (args.storage is None and count_trials(db)):
-            discard_created(output, created, files=["study.db"])
-        raise
+    # connect before loading the data: an unreachable scheduler fails fast
+    with _dask_client(args) as client:
+        data = _load(args, random_state=args.random_state or 0)
+        output, created = prepare_reusable(args.output, command="tune")
+        try:
+            with _optuna_log(args.verbose):
+                result, text, written = _tune(args, clf, data, output, client)
+        except BaseException:
+            # A failed run leaves nothing it created - unless trials were
+            # stored in the default study file, which --resume can continue.
+            db = output / "study.db"
+            if created and not (args.storage is None and count_trials(db)):
+                discard_created(output, created, files=["study.db"])
+            raise
     write_manifest(output, command="tune", files=written)
     _emit(args, result, text)
     return EXIT_OK
 
 
-def _tune(args, clf, data, output: Path):
+@contextlib.contextmanager
+def _dask_client(args):
+    """A client of ``--dask-scheduler``, its workers' threads shared; else None.
+
+    Each worker's TensorFlow gets ``--threads`` threads, or its share of its
+    machine's cores, before it runs a trial.
+    """
+    if args.dask_scheduler is None:
+        yield None
+        return
+    from .cluster import connected, share_threads
+
+    with connected(args.dask_scheduler) as client:
+        threads = share_threads(client, args.threads)
+        log.info("Dask workers and their TensorFlow threads: %s", threads)
+        yield client
+
+
+def _tune(args, clf, data, output: Path, client=None):
     from .tuning import EmnistSearchCV, hide_password, study_summary
 
     storage = args.storage or f"sqlite:///{output / 'study.db'}"
+    n_jobs = args.n_jobs or (-1 if client is not None else 1)
     search = EmnistSearchCV(
         clf,
         n_trials=args.n_trials,
@@ -968,6 +1008,8 @@ def _tune(args, clf, data, output: Path):
         study_name=args.study_name or f"emnist-{args.model}",
         load_if_exists=args.resume,
         refit=False,
+        n_jobs=n_jobs,
+        scheduler=client,
         random_state=args.random_state,
         show_progress_bar=not (args.quiet or args.json),
     ).fit(data.X, data.y)
@@ -1226,6 +1268,8 @@ COMMANDS = {
         [
             "tune --model mlp --dataset emnist:balanced --n-trials 30",
             "tune --dataset digits --storage sqlite:///study.db --resume",
+            "tune --dataset emnist:balanced --dask-scheduler tcp://10.0.0.5:8786 "
+            "--n-jobs 8 --random-state 0",
         ],
         _add_tune_arguments,
         _run_tune,

@@ -15,6 +15,8 @@ __all__ = [
     "DownloadError",
     "StorageError",
     "OutputFolderError",
+    "ClusterError",
+    "ClusterConfigError",
 ]
 
 
@@ -47,3 +49,15 @@ class StorageError(EmnistEstimatorsError, ConnectionError):
 
 class OutputFolderError(EmnistEstimatorsError, ValueError):
     """An output path cannot be written or replaced safely; nothing was changed."""
+
+
+class ClusterError(EmnistEstimatorsError, ConnectionError):
+    """A cluster cannot be reached or lost its workers.
+
+    For example a Dask scheduler that does not answer, or tf.distribute
+    workers that never joined.
+    """
+
+
+class ClusterConfigError(EmnistEstimatorsError, ValueError):
+    """A cluster description (e.g. the ``TF_CONFIG`` variable) is malformed."""

@@ -12,7 +12,10 @@ Choices that differ from ``optuna_integration.OptunaSearchCV``:
 - each ``fit`` starts a new study unless ``load_if_exists=True`` asks to resume
   a named one (a second ``fit`` of OptunaSearchCV silently continues, #118);
 - pruning is a small Keras callback that scores the model on the hold-out
-  set after every epoch and stops the fit when the pruner says so.
+  set after every epoch and stops the fit when the pruner says so;
+- with ``scheduler=`` the trials run on a Dask cluster in waves of
+  ``n_jobs``, and the study's results depend only on ``random_state`` and
+  ``n_jobs``, never on the number of workers or their timing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import logging
 import math
 import random
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -49,6 +53,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted
 
+from . import cluster
 from .callbacks import PruningCallback
 from .exceptions import StorageError
 
@@ -387,9 +392,26 @@ default='median'
     refit : bool, default=True
         Refit the best parameters on all of ``X``.
     n_jobs : int, default=1
-        Trials run in parallel threads of this process (-1: one per CPU).
-        Trial order and fits are then not reproducible; use separate
-        processes on one storage for large searches.
+        Without ``scheduler``: trials run in parallel threads of this process
+        (-1: one per CPU); trial order and fits are then not reproducible.
+        With ``scheduler``: the trials of one wave (-1: one per worker
+        connected when ``fit`` starts); the results depend on it, so give it
+        explicitly for a reproducible study.
+    scheduler : str or distributed.Client, default=None
+        None runs the trials in this process. A Dask scheduler address
+        (``"tcp://host:8786"``) or a ``distributed.Client``: the trials run on
+        the cluster's workers, in waves of ``n_jobs``. This process keeps the
+        study (only it touches ``storage``) and asks the sampler for a wave's
+        parameters; each worker runs one trial at a time, its pruner seeing
+        the trials of earlier waves only, so the results depend on
+        ``random_state`` and ``n_jobs``, not on the workers or their timing.
+        ``X`` and ``y`` are sent to every worker once per ``fit``. A trial
+        whose worker died is retried by Dask on the other workers; if it
+        fails again it is marked FAIL and the search goes on. Clones share
+        a client; pickling keeps its address. Needs
+        ``pip install "emnist-estimators[distributed]"``; see
+        :func:`emnist_estimators.cluster.share_threads` to split each
+        machine's cores among its workers.
     random_state : int >= 0 or None, default=None
         Seeds the sampler, the evaluation split and, where the estimator's own
         ``random_state`` is None, every trial's fit.
@@ -455,6 +477,8 @@ default='median'
         "refit": ["boolean"],
         # optuna runs n_jobs threads, or one per CPU for -1
         "n_jobs": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        # an address, or a distributed.Client (not imported here: optional)
+        "scheduler": [str, HasMethods(["submit", "scatter", "nthreads"]), None],
         # seeds optuna's sampler and numpy's SeedSequence: non-negative ints
         "random_state": [Interval(Integral, 0, None, closed="left"), None],
         "heartbeat_interval": [Interval(Integral, 1, None, closed="left"), None],
@@ -478,6 +502,7 @@ default='median'
         load_if_exists=False,
         refit=True,
         n_jobs=1,
+        scheduler=None,
         random_state=None,
         heartbeat_interval=60,
         show_progress_bar=False,
@@ -496,6 +521,7 @@ default='median'
         self.load_if_exists = load_if_exists
         self.refit = refit
         self.n_jobs = n_jobs
+        self.scheduler = scheduler
         self.random_state = random_state
         self.heartbeat_interval = heartbeat_interval
         self.show_progress_bar = show_progress_bar
@@ -637,6 +663,114 @@ default='median'
 
         return objective
 
+    # -- trials on a Dask cluster -------------------------------------------
+    def _optimize_on_cluster(self, study, X, y, space, splits, errors):
+        """Run ``n_trials`` trials on the cluster of ``scheduler``, in waves.
+
+        Each wave asks the sampler for ``n_jobs`` trials here, runs them on
+        the workers against a copy of the trials finished before the wave,
+        and tells the study their outcomes: the results depend on the
+        waves' size, not on how many workers run them or how fast.
+        """
+        from tqdm.auto import tqdm
+
+        with cluster.connected(self.scheduler) as client:
+            workers = cluster.wait_for_workers(client)
+            size = self.n_jobs if self.n_jobs > 0 else workers
+            # to every worker once per fit, instead of with every trial
+            shipment = _Shipment(client, [self._remote_copy(), X, y, splits, space])
+            start, done = time.monotonic(), 0
+            with tqdm(
+                total=self.n_trials, unit="trial", disable=not self.show_progress_bar
+            ) as bar:
+                while self.n_trials is None or done < self.n_trials:
+                    if self.timeout and time.monotonic() - start >= self.timeout:
+                        break
+                    wave = size if self.n_trials is None else self.n_trials - done
+                    wave = min(size, wave)
+                    self._run_wave(client, study, shipment, space, wave, errors)
+                    done += wave
+                    bar.update(wave)
+
+    def _remote_copy(self):
+        """This search as the workers get it: no client, storage or sampler."""
+        params = self.get_params(deep=False)
+        params.update(
+            estimator=clone(self.estimator), scheduler=None, storage=None, sampler=None
+        )
+        return type(self)(**params)
+
+    def _ask_wave(self, study, space, size, errors) -> list:
+        """``size`` new trials, their parameters drawn by the study's sampler."""
+        wave = []
+        for _ in range(size):
+            with warnings.catch_warnings():
+                # the driver records the heartbeats itself (_heartbeat)
+                warnings.filterwarnings(
+                    "ignore", message="Heartbeat of storage is supposed to be used"
+                )
+                trial = study.ask()
+            try:
+                self._trial_params(trial, space)  # the sampler draws them here
+            except Exception as exc:
+                _tell_failed(study, trial, exc, errors)
+                continue
+            wave.append(trial)
+        return wave
+
+    def _run_wave(self, client, study, shipment, space, size, errors):
+        """Ask for ``size`` trials, run them on the workers, tell their outcomes."""
+        # what optimize() does before each trial: a dead driver's trials FAIL
+        with warnings.catch_warnings():
+            # experimental since optuna 2.9, as optimize() says when it calls it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        wave = self._ask_wave(study, space, size, errors)
+        known = study.get_trials(deepcopy=False)
+        tasks = {trial.number: _remote_task(study, trial, known) for trial in wave}
+        outcomes, todo, futures = {}, list(wave), []
+        try:
+            for attempt in range(_SUBMISSIONS):
+                data = shipment.futures()  # sent again if lost with its workers
+                futures = [
+                    client.submit(
+                        _run_remote_trial, *data, tasks[trial.number], pure=False
+                    )
+                    for trial in todo
+                ]
+                results = cluster.wait_for_futures(
+                    client, futures, on_poll=_heartbeat(todo)
+                )
+                again = []
+                for trial, result in zip(todo, results, strict=True):
+                    # Dask dropped it (its data was lost with the workers):
+                    # the same task again gives the same trial
+                    if cluster.was_cancelled(result[1]) and attempt < _SUBMISSIONS - 1:
+                        again.append(trial)
+                    else:
+                        outcomes[trial.number] = result
+                todo = again
+                if not todo:
+                    break
+        except BaseException as exc:
+            # interrupted, or no worker left: no trial stays RUNNING for ever
+            client.cancel(futures)
+            for trial in wave:
+                if trial.number not in outcomes:
+                    outcomes[trial.number] = (None, exc)
+            self._tell_wave(study, wave, outcomes, None)
+            raise
+        self._tell_wave(study, wave, outcomes, errors)
+
+    @staticmethod
+    def _tell_wave(study, wave, outcomes, errors) -> None:
+        for trial in wave:
+            outcome, error = outcomes[trial.number]
+            if outcome is None:
+                _tell_failed(study, trial, error, errors)
+            else:
+                _tell_outcome(study, trial, *outcome, errors or [])
+
     def fit(self, X, y, **fit_params):
         """Run the study on ``(X, y)``, then refit the best parameters.
 
@@ -686,14 +820,17 @@ default='median'
                 optuna.logging.set_verbosity(optuna.logging.WARNING)
             study = self._create_study()
             splits = self._splits(X, y)
-            study.optimize(
-                self._objective(X, y, space, splits, scorer, errors),
-                n_trials=self.n_trials,
-                timeout=self.timeout,
-                n_jobs=self.n_jobs,
-                catch=(Exception,),
-                show_progress_bar=self.show_progress_bar,
-            )
+            if self.scheduler is None:
+                study.optimize(
+                    self._objective(X, y, space, splits, scorer, errors),
+                    n_trials=self.n_trials,
+                    timeout=self.timeout,
+                    n_jobs=self.n_jobs,
+                    catch=(Exception,),
+                    show_progress_bar=self.show_progress_bar,
+                )
+            else:
+                self._optimize_on_cluster(study, X, y, space, splits, errors)
         finally:
             optuna.logging.set_verbosity(optuna_logger)
         self.study_ = study
@@ -802,6 +939,23 @@ default='median'
         check_is_fitted(self, "study_")
         return self.study_.trials_dataframe()
 
+    # A distributed.Client holds a live connection: it can be neither deep-
+    # copied nor pickled. Clones share it (as they would share an address);
+    # a pickle keeps its address, and the unpickled search connects anew.
+    def __sklearn_clone__(self):
+        if self.scheduler is None or isinstance(self.scheduler, str):
+            return super().__sklearn_clone__()
+        params = self.get_params(deep=False)
+        client = params.pop("scheduler")
+        params = {k: clone(v, safe=False) for k, v in params.items()}
+        return type(self)(**params, scheduler=client)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if not (self.scheduler is None or isinstance(self.scheduler, str)):
+            state = {**state, "scheduler": self.scheduler.scheduler.address}
+        return state
+
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags
 
@@ -811,6 +965,197 @@ default='median'
         tags.classifier_tags = inner.classifier_tags
         tags.input_tags = inner.input_tags
         return tags
+
+
+# -- trials on a Dask cluster: the worker's side and the driver's bookkeeping --
+#: Submissions of a wave's trial that Dask cancelled (its data lost with
+#: the workers that held it) before it is told FAIL.
+_SUBMISSIONS = 3
+
+
+class _Shipment:
+    """Values sent to every worker once, and again if the cluster lost them."""
+
+    def __init__(self, client, values: list):
+        self.client, self.values, self._futures = client, values, None
+
+    def futures(self) -> list:
+        if self._futures is None or cluster.is_lost(self._futures):
+            self._futures = cluster.broadcast(self.client, self.values)
+        return self._futures
+
+
+#: One trial at a time per worker process: fits seed process-wide state
+#: (``seeded``), so two trials side by side in one process would not be
+#: reproducible. Workers are meant to run with ``--nthreads 1`` anyway.
+_ONE_TRIAL_AT_A_TIME = threading.Lock()
+
+
+def _remote_task(study, trial, known) -> dict:
+    """What a worker needs to rebuild ``trial`` in a study of its own.
+
+    ``history`` holds the trials numbered before it: those finished when the
+    wave started as they are (the pruner compares with them), the others -
+    this wave's, another process's - as empty RUNNING trials that only keep
+    the numbering (hyperband's brackets depend on the trial number).
+    """
+    history = [
+        t if t.state.is_finished() else optuna.trial.create_trial(state=_RUNNING)
+        for t in known
+        if t.number < trial.number
+    ]
+    return {
+        "study_name": study.study_name,
+        "pruner": study.pruner,
+        "number": trial.number,
+        "params": trial.params,
+        "distributions": trial.distributions,
+        "history": history,
+    }
+
+
+def _run_remote_trial(search, X, y, splits, space, task):
+    """Run one trial where Dask puts it; return ``(frozen trial, error)``.
+
+    The trial runs in an in-memory study holding ``task["history"]``, with
+    the parameters the driver's sampler chose, through the same objective
+    as a local search.
+    """
+    with _ONE_TRIAL_AT_A_TIME, _optuna_quiet():
+        study = optuna.create_study(
+            study_name=task["study_name"],
+            direction="maximize",
+            pruner=task["pruner"],
+            sampler=optuna.samplers.RandomSampler(seed=0),  # never asked
+        )
+        study.add_trials(task["history"])
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=task["params"],
+                distributions=task["distributions"],
+            )
+        )
+        trial = study.ask()  # the trial just added, with its parameters
+        if trial.number != task["number"]:  # the history lost a trial
+            raise RuntimeError(
+                f"Trial {task['number']} became number {trial.number} on the worker."
+            )
+        trial.set_user_attr("worker", _worker_address())
+        scorer = check_scoring(search.estimator, scoring=search.scoring)
+        errors = []
+        try:
+            value = search._objective(X, y, space, splits, scorer, errors)(trial)
+            study.tell(trial, value)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except Exception:  # the objective stored it in errors and user attrs
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        error = _portable(errors[0]) if errors else None
+        return study.get_trials(deepcopy=False)[-1], error
+
+
+_RUNNING = optuna.trial.TrialState.RUNNING
+
+
+@contextlib.contextmanager
+def _optuna_quiet():
+    """optuna's INFO lines (study created, trial finished) off on a worker."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def _worker_address() -> str:
+    """The Dask worker running this, by address (a user attr of each trial)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # not in a worker
+        import os
+
+        return f"pid {os.getpid()}"
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling back to the driver, else its text."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any exception type can refuse
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _tell_outcome(study, trial, frozen, error, errors: list) -> None:
+    """Copy a worker's finished trial into the driver's ``trial`` and tell it."""
+    for step, value in sorted(frozen.intermediate_values.items()):
+        trial.report(value, step)
+    for key, value in frozen.user_attrs.items():
+        trial.set_user_attr(key, value)
+    # What the pruner wrote (successive halving's rungs) is what later
+    # waves' pruners compare with; optuna has no public setter for it.
+    ours = trial.storage.get_trial_system_attrs(trial._trial_id)
+    for key, value in frozen.system_attrs.items():
+        if key not in ours:
+            trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+    if error is not None:
+        errors.append(error)
+    if frozen.state == optuna.trial.TrialState.COMPLETE:
+        study.tell(trial, frozen.value)
+        logger.info(
+            "Trial %d finished on %s with value %s and parameters %s.",
+            trial.number,
+            frozen.user_attrs.get("worker"),
+            frozen.value,
+            trial.params,
+        )
+    else:
+        study.tell(trial, state=frozen.state)
+        if error is not None:
+            logger.warning("Trial %d failed: %s", trial.number, _error_text(error))
+        else:
+            logger.info("Trial %d pruned.", trial.number)
+
+
+def _tell_failed(study, trial, exc: BaseException, errors: list | None) -> None:
+    """Tell ``trial`` FAIL with ``exc``'s text in its ``error`` user attr."""
+    trial.set_user_attr("error", _error_text(exc))
+    if errors is not None:
+        errors.append(exc)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    logger.warning("Trial %d failed: %s", trial.number, _error_text(exc))
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _heartbeat(trials):
+    """Record heartbeats of running ``trials`` in an RDB storage, if it has them.
+
+    ``study.optimize`` runs a heartbeat thread per trial; a wave's trials
+    get theirs from the driver while it waits, so that another process
+    marks them FAIL (``fail_stale_trials``) only if this driver died.
+    """
+    storage = trials[0].storage if trials else None
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if not interval:
+        return None
+    last = [0.0]
+
+    def beat():
+        if time.monotonic() - last[0] >= interval:
+            last[0] = time.monotonic()
+            for trial in trials:
+                storage.record_heartbeat(trial._trial_id)
+
+    return beat
 
 
 def _raise_if_none_completed(study, errors: list) -> None:
@@ -916,7 +1261,8 @@ def tune(estimator, X, y, **kwargs) -> EmnistSearchCV:
     y : array-like of shape (n_samples,)
         Their labels.
     **kwargs
-        Any :class:`EmnistSearchCV` parameter (``n_trials``, ``storage``...).
+        Any :class:`EmnistSearchCV` parameter (``n_trials``, ``storage``,
+        ``scheduler`` to run the trials on a Dask cluster...).
 
     Returns
     -------

@@ -41,6 +41,8 @@ RANKS = {
     "batches": 8,
     "checkpoints": 8,
     "export": 8,
+    "cluster": 8,
+    "distribute": 7,
     "tuning": 9,
     "reporting": 9,
     "demo": 10,

@@ -1,0 +1,487 @@
+"""Dask clusters: connect to a scheduler, share each machine's cores, wait safely.
+
+:class:`~emnist_estimators.tuning.EmnistSearchCV` runs its trials on a Dask
+cluster when given ``scheduler=`` (and ``emnist-estimators tune
+--dask-scheduler``); this module holds the Dask side of that:
+
+- :func:`connect`: a ``distributed.Client`` for a scheduler address, with a
+  clear error (and how to start a scheduler) when none answers in time;
+- :class:`ThreadShare` and :func:`share_threads`: each worker sizes
+  TensorFlow's thread pools to its share of its machine's cores, so that
+  several workers on one machine do not oversubscribe it;
+- :func:`wait_for_workers` and :func:`wait_for_futures`: waiting that ends
+  with an error, never a hang, when every worker is gone.
+
+dask and distributed are imported inside the functions, never when this
+module is imported: they are an optional dependency (the ``distributed``
+extra), and importing the package must stay fast.
+
+Examples
+--------
+>>> from emnist_estimators.cluster import ThreadShare
+>>> ThreadShare(n=2).n
+2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import numbers
+import time
+from collections.abc import Iterator
+
+from .exceptions import ClusterError
+from .threads import available_cpus, set_num_threads
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "NO_WORKERS_TIMEOUT",
+    "ClusterError",
+    "ThreadShare",
+    "broadcast",
+    "connect",
+    "connected",
+    "is_lost",
+    "share_threads",
+    "wait_for_futures",
+    "wait_for_workers",
+    "was_cancelled",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds :func:`connect` waits for a scheduler to answer, by default.
+CONNECT_TIMEOUT = 10.0
+
+#: Seconds without any worker after which waiting gives up with an error.
+#: Long enough for a nanny to restart a worker that died.
+NO_WORKERS_TIMEOUT = 60.0
+
+_INSTALL = 'pip install "emnist-estimators[distributed]"'
+
+
+def _distributed():
+    """The ``distributed`` module, or an ImportError naming the extra."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            "Running trials on a Dask cluster needs dask.distributed, which is "
+            f"not installed: {_INSTALL}"
+        ) from exc
+    return distributed
+
+
+def connect(scheduler, *, timeout: float | None = None):
+    """A ``distributed.Client`` for ``scheduler``.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        A scheduler address such as ``"tcp://10.0.0.5:8786"``, or a client,
+        returned as is.
+    timeout : float, default=None
+        Seconds to wait for the scheduler to answer; None:
+        :data:`CONNECT_TIMEOUT` (10).
+
+    Returns
+    -------
+    distributed.Client
+        A client that is not made Dask's default (``set_as_default=False``);
+        the caller closes a client this function created.
+
+    Raises
+    ------
+    ClusterError
+        No scheduler answers at the address within ``timeout``.
+    TypeError
+        ``scheduler`` is neither an address nor a client.
+    ImportError
+        dask.distributed is not installed (the ``distributed`` extra).
+
+    Examples
+    --------
+    >>> from emnist_estimators.cluster import connect
+    >>> client = connect("tcp://127.0.0.1:8786")  # doctest: +SKIP
+    """
+    distributed = _distributed()
+    if isinstance(scheduler, distributed.Client):
+        return scheduler
+    if not isinstance(scheduler, str):
+        raise TypeError(
+            "scheduler must be a Dask scheduler address such as "
+            f"'tcp://host:8786' or a distributed.Client, got {scheduler!r}."
+        )
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        return distributed.Client(scheduler, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"Cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
+            f"({type(exc).__name__}: {exc}). Check the address, or start a "
+            f"scheduler with `dask scheduler` and workers with `dask worker "
+            f"{scheduler}` ({_INSTALL})."
+        ) from None
+
+
+@contextlib.contextmanager
+def connected(scheduler, *, timeout: float | None = None) -> Iterator:
+    """Context manager: :func:`connect`, then close the client if it made one.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        As :func:`connect`; a client given here is left open.
+    timeout : float, default=None
+        As :func:`connect`.
+
+    Yields
+    ------
+    distributed.Client
+        The connected client.
+    """
+    client = connect(scheduler, timeout=timeout)
+    try:
+        yield client
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def _worker_count(client, address: str) -> int:
+    """Workers connected to the scheduler; a ClusterError if it is gone."""
+    try:
+        return len(client.nthreads())
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"Lost the connection to the Dask scheduler at {address}: "
+            f"{type(exc).__name__}: {exc}."
+        ) from None
+
+
+def wait_for_workers(client, *, timeout: float | None = None) -> int:
+    """Wait until at least one worker is connected; return how many are.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client.
+    timeout : float, default=None
+        Seconds to wait; None: :data:`NO_WORKERS_TIMEOUT`.
+
+    Returns
+    -------
+    int
+        The number of workers connected now.
+
+    Raises
+    ------
+    ClusterError
+        No worker connected within ``timeout``.
+    """
+    timeout = NO_WORKERS_TIMEOUT if timeout is None else timeout
+    address = client.scheduler.address
+    deadline = time.monotonic() + timeout
+    while True:
+        count = _worker_count(client, address)
+        if count or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if not count:
+        raise ClusterError(
+            f"The Dask scheduler at {address} has no worker (waited "
+            f"{timeout:g} s). Start workers with `dask worker {address} "
+            "--nthreads 1`."
+        )
+    return count
+
+
+def broadcast(client, values: list) -> list:
+    """Send each of ``values`` to every worker once; their futures, in order.
+
+    Tasks given these futures find the data on their worker instead of
+    receiving it with every task (workers that join later fetch it from
+    the others).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client.
+    values : list
+        The objects to send (arrays, lists...); each is sent whole.
+
+    Returns
+    -------
+    list of distributed.Future
+        One future per value.
+
+    Raises
+    ------
+    ClusterError
+        No worker to send them to for :data:`NO_WORKERS_TIMEOUT` seconds.
+    """
+    try:
+        return client.scatter(
+            list(values), broadcast=True, hash=False, timeout=NO_WORKERS_TIMEOUT
+        )
+    except TimeoutError:
+        address = client.scheduler.address
+        raise ClusterError(
+            f"The Dask scheduler at {address} has no worker to send the data to "
+            f"(waited {NO_WORKERS_TIMEOUT:g} s). Start workers with `dask worker "
+            f"{address} --nthreads 1`."
+        ) from None
+
+
+def is_lost(futures: list) -> bool:
+    """Whether any of ``futures`` (e.g. :func:`broadcast`'s) lost its data.
+
+    Scattered data cannot be recomputed: when every worker holding a copy
+    died, it is gone, and tasks that need it are cancelled.
+
+    Parameters
+    ----------
+    futures : list of distributed.Future
+        The futures to check.
+
+    Returns
+    -------
+    bool
+        True if one of them is no longer ``"finished"``.
+    """
+    return any(f.status != "finished" for f in futures)
+
+
+def was_cancelled(error: BaseException | None) -> bool:
+    """Whether a task's ``error`` means Dask dropped it, not that it failed.
+
+    Dask cancels a task whose input data was lost with the workers holding
+    it, or whose result was; running it again (with the data sent again)
+    is safe. A task that itself killed its workers fails with
+    ``KilledWorker`` instead, and is not "cancelled".
+
+    Parameters
+    ----------
+    error : BaseException or None
+        The error :func:`wait_for_futures` returned for a task.
+
+    Returns
+    -------
+    bool
+        True for Dask's cancellation errors.
+    """
+    from concurrent.futures import CancelledError
+
+    return isinstance(error, CancelledError)
+
+
+def wait_for_futures(
+    client, futures: list, *, on_poll=None, timeout: float | None = None
+) -> list[tuple[object, BaseException | None]]:
+    """Wait for ``futures``; each one's ``(result, None)`` or ``(None, error)``.
+
+    Each result is fetched as soon as its task ends, so that a worker dying
+    later cannot take it along. A task whose worker died is retried by Dask
+    on the other workers (its ``distributed.scheduler.allowed-failures``
+    setting); if it still fails, its error is Dask's ``KilledWorker``. When
+    no worker is left for ``timeout`` seconds, the unfinished futures are
+    cancelled and a ClusterError is raised instead of waiting for ever.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client the futures belong to.
+    futures : list of distributed.Future
+        The tasks to wait for.
+    on_poll : callable, default=None
+        Called with no argument about once a second while waiting (e.g. to
+        record optuna heartbeats of the running trials).
+    timeout : float, default=None
+        Seconds without any worker before giving up; None:
+        :data:`NO_WORKERS_TIMEOUT`.
+
+    Returns
+    -------
+    list of (object, BaseException or None)
+        In the order of ``futures``: the result and None, or None and the
+        task's error (see :func:`was_cancelled`).
+
+    Raises
+    ------
+    ClusterError
+        Every worker was gone for ``timeout`` seconds, or the scheduler was
+        lost.
+    """
+    timeout = NO_WORKERS_TIMEOUT if timeout is None else timeout
+    address = client.scheduler.address
+    outcomes: list = [None] * len(futures)
+    waiting = dict(enumerate(futures))
+    alone_since = None
+    next_check = time.monotonic() + 1.0
+    while True:
+        for i in [i for i, future in waiting.items() if future.done()]:
+            outcomes[i] = _outcome(waiting.pop(i))
+        if not waiting:
+            return outcomes
+        time.sleep(0.05)
+        now = time.monotonic()
+        if now < next_check:
+            continue
+        next_check = now + 1.0
+        if on_poll is not None:
+            on_poll()
+        if _worker_count(client, address):
+            alone_since = None
+        elif alone_since is None:
+            alone_since = now
+        elif now - alone_since >= timeout:
+            client.cancel(list(waiting.values()))
+            raise ClusterError(
+                f"Every worker of the Dask scheduler at {address} is gone (none "
+                f"for {timeout:g} s) while trials were running. Start workers "
+                f"with `dask worker {address} --nthreads 1`; the finished "
+                "trials are in the study."
+            )
+
+
+def _outcome(future) -> tuple[object, BaseException | None]:
+    try:
+        result = future.result()
+    except Exception as exc:  # the task's own error, KilledWorker, cancelled
+        return None, exc
+    future.release()  # the worker may free it now
+    return result, None
+
+
+# -- thread share ---------------------------------------------------------------
+# one WorkerPlugin subclass per class of ours, made at the first instance
+_WITH_PLUGIN_BASE: dict[type, type] = {}
+
+
+class _LazyWorkerPlugin:
+    """Base that adds ``distributed.WorkerPlugin`` at the first instance.
+
+    Dask registers only real WorkerPlugin subclasses, but this module must
+    not import distributed when it is imported (as callbacks.py does for
+    Keras' Callback).
+    """
+
+    def __new__(cls, *args, **kwargs):
+        base = _distributed().WorkerPlugin
+        if not issubclass(cls, base):
+            if cls not in _WITH_PLUGIN_BASE:
+                _WITH_PLUGIN_BASE[cls] = type(
+                    cls.__name__,
+                    (cls, base),
+                    {"__module__": cls.__module__, "__doc__": cls.__doc__},
+                )
+            cls = _WITH_PLUGIN_BASE[cls]
+        return super().__new__(cls)
+
+
+class ThreadShare(_LazyWorkerPlugin):
+    """Dask worker plugin: size TensorFlow's thread pools to the worker's share.
+
+    At set-up on each worker (those running and those that join later) it
+    calls :func:`~emnist_estimators.threads.set_num_threads` with ``n``, or
+    with the machine's usable cores divided by the workers on that machine
+    (at least 1): two workers on a 2-core machine get 1 thread each instead
+    of 2 each. It must run before the worker's first TensorFlow op, so
+    register it (:func:`share_threads`) before the first fit on the cluster;
+    a worker whose TensorFlow already runs with other pool sizes keeps them
+    and logs a warning.
+
+    Parameters
+    ----------
+    n : int, default=None
+        Threads per worker; None: the worker's share of its machine.
+
+    Attributes
+    ----------
+    threads : int or None
+        The threads set on the worker it runs on (None before set-up).
+
+    Examples
+    --------
+    >>> from emnist_estimators.cluster import ThreadShare
+    >>> plugin = ThreadShare()
+    >>> client.register_plugin(plugin)  # doctest: +SKIP
+    """
+
+    name = "emnist-estimators-threads"
+
+    def __init__(self, n: int | None = None):
+        if n is not None and (
+            isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1
+        ):
+            raise ValueError(
+                f"ThreadShare(n) must be a positive whole number of threads or "
+                f"None (the worker's share of its machine), got {n!r}."
+            )
+        self.n = n
+        self.threads = None
+
+    def __reduce__(self):
+        # the class Dask sees is made at run time; rebuild it by our name
+        return (ThreadShare, (self.n,))
+
+    async def setup(self, worker):
+        """Set the worker's TensorFlow thread pools (Dask calls this).
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The worker this plugin is set up on.
+        """
+        n = self.n or await _share_of(worker)
+        try:
+            set_num_threads(n)
+        except RuntimeError as exc:
+            logger.warning("Worker %s keeps its thread pools: %s", worker.address, exc)
+            return
+        self.threads = n
+        logger.info("Worker %s: TensorFlow uses %d thread(s)", worker.address, n)
+
+
+async def _share_of(worker) -> int:
+    """The usable cores of the worker's machine divided by its workers there."""
+    from distributed.comm import get_address_host
+
+    info = await worker.scheduler.identity()
+    host = get_address_host(worker.address)
+    here = sum(w.get("host") == host for w in info["workers"].values())
+    return max(1, available_cpus() // max(1, here))
+
+
+def _plugin_threads(dask_worker) -> int | None:
+    plugin = dask_worker.plugins.get(ThreadShare.name)
+    return getattr(plugin, "threads", None)
+
+
+def share_threads(client, n: int | None = None) -> dict[str, int | None]:
+    """Register :class:`ThreadShare` on every worker, now and joining later.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A client of the cluster, connected before its workers ran any fit.
+    n : int, default=None
+        Threads per worker; None: each worker's share of its machine's cores.
+
+    Returns
+    -------
+    dict of str to int or None
+        The threads each worker now uses, by worker address; None where the
+        worker's TensorFlow already ran with other pool sizes (see the
+        worker's log).
+
+    Examples
+    --------
+    >>> from distributed import Client  # doctest: +SKIP
+    >>> from emnist_estimators.cluster import share_threads
+    >>> share_threads(Client("tcp://127.0.0.1:8786"))  # doctest: +SKIP
+    {'tcp://127.0.0.1:40711': 1, 'tcp://127.0.0.1:40713': 1}
+    """
+    client.register_plugin(ThreadShare(n))
+    return client.run(_plugin_threads)
