@@ -3,8 +3,8 @@
 --quick: data loading on Fashion-MNIST and the wrapper overheads on a small
          training set (a few minutes).
 --full:  adds the bymerge-size data file, longer wrapper runs, precision,
-         threads, memory at bymerge scale, the pruning study and the accuracy
-         table (about two and a half hours on 2 cores).
+         threads, memory and Dask searches at bymerge scale, the pruning study
+         and the accuracy table (about three hours on 2 cores).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from benchmarks import (
     bench_data,
     bench_memory,
     bench_precision,
+    bench_scale,
     bench_threads,
     bench_tuning,
     bench_wrappers,
@@ -34,6 +35,7 @@ def main(argv=None) -> None:
         bench_precision.main(["--n", "20000", "--epochs", "2", "--repeats", "2"])
         bench_threads.main(["--n", "20000", "--epochs", "1", "--repeats", "3"])
         bench_memory.main([])
+        bench_scale.main([])
         bench_tuning.main(["--trials", "20", "--epochs", "10"])
         bench_accuracy.main([])
     else:
