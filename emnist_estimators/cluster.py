@@ -43,6 +43,7 @@ __all__ = [
     "connect",
     "connected",
     "is_lost",
+    "pin_one_gpu",
     "share_threads",
     "wait_for_futures",
     "wait_for_workers",
@@ -392,6 +393,11 @@ class ThreadShare(_LazyWorkerPlugin):
     a worker whose TensorFlow already runs with other pool sizes keeps them
     and logs a warning.
 
+    On a machine with GPUs it also pins each worker to one GPU
+    (:func:`pin_one_gpu`): worker ``k`` of the machine sees GPU ``k`` mod
+    the number of GPUs only, so that workers do not all crowd onto the first
+    GPU (TensorFlow's default) or each reserve the memory of every GPU.
+
     Parameters
     ----------
     n : int, default=None
@@ -401,6 +407,8 @@ class ThreadShare(_LazyWorkerPlugin):
     ----------
     threads : int or None
         The threads set on the worker it runs on (None before set-up).
+    gpu : str or None
+        The GPU the worker was pinned to (None without GPUs).
 
     Examples
     --------
@@ -421,19 +429,23 @@ class ThreadShare(_LazyWorkerPlugin):
             )
         self.n = n
         self.threads = None
+        self.gpu = None
 
     def __reduce__(self):
         # the class Dask sees is made at run time; rebuild it by our name
         return (ThreadShare, (self.n,))
 
     async def setup(self, worker):
-        """Set the worker's TensorFlow thread pools (Dask calls this).
+        """Set the worker's TensorFlow thread pools and GPU (Dask calls this).
 
         Parameters
         ----------
         worker : distributed.Worker
             The worker this plugin is set up on.
         """
+        self.gpu = pin_one_gpu(await _slot_of(worker))
+        if self.gpu is not None:
+            logger.info("Worker %s uses GPU %s only", worker.address, self.gpu)
         n = self.n or await _share_of(worker)
         try:
             set_num_threads(n)
@@ -442,6 +454,63 @@ class ThreadShare(_LazyWorkerPlugin):
             return
         self.threads = n
         logger.info("Worker %s: TensorFlow uses %d thread(s)", worker.address, n)
+
+
+def pin_one_gpu(slot: int) -> str | None:
+    """Make TensorFlow in this process see one GPU: number ``slot`` mod their count.
+
+    Call it before TensorFlow's first op in the process. Memory growth is
+    turned on for that GPU, so that a worker takes the memory it uses rather
+    than all of it.
+
+    Parameters
+    ----------
+    slot : int
+        The worker's number on its machine, from 0.
+
+    Returns
+    -------
+    str or None
+        The name of the GPU kept; None on a machine without GPUs (nothing
+        changed).
+
+    Examples
+    --------
+    >>> from emnist_estimators.cluster import pin_one_gpu
+    >>> pin_one_gpu(0)  # this machine has no GPU  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    gpu = gpus[int(slot) % len(gpus)]
+    try:
+        tf.config.set_visible_devices([gpu], "GPU")
+        tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as exc:  # TensorFlow already initialised its devices
+        logger.warning("Cannot pin this worker to %s: %s", gpu.name, exc)
+        return None
+    return gpu.name
+
+
+async def _slot_of(worker) -> int:
+    """The worker's number on its machine.
+
+    From its name where the launcher numbered it (``LocalCluster``: 0, 1...;
+    ``dask worker --nworkers 2 --name w``: w-0, w-1), else its rank by address
+    among the machine's workers registered so far.
+    """
+    name = str(worker.name)
+    tail = name.rsplit("-", 1)[-1]
+    if tail.isdigit():
+        return int(tail)
+    from distributed.comm import get_address_host
+
+    info = await worker.scheduler.identity()
+    host = get_address_host(worker.address)
+    here = sorted(a for a, w in info["workers"].items() if w.get("host") == host)
+    return here.index(worker.address) if worker.address in here else len(here)
 
 
 async def _share_of(worker) -> int:

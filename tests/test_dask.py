@@ -446,3 +446,77 @@ def test_importing_the_package_does_not_import_dask():
         ("dask", "distributed"),
     )
     assert loaded == []
+
+
+class _FakeGPU:
+    def __init__(self, i: int) -> None:
+        self.name = f"/physical_device:GPU:{i}"
+
+
+@pytest.mark.parametrize("slot, kept", [(0, 0), (1, 1), (3, 1)])
+def test_each_worker_is_pinned_to_one_gpu(monkeypatch, slot, kept):
+    """Worker k of a machine with 2 GPUs sees GPU k mod 2 only, memory growing
+    (the device query is mocked: no GPU here)."""
+    import tensorflow as tf
+
+    from emnist_estimators.cluster import pin_one_gpu
+
+    gpus = [_FakeGPU(0), _FakeGPU(1)]
+    visible, growth = [], []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: gpus)
+    monkeypatch.setattr(
+        tf.config, "set_visible_devices", lambda devs, kind: visible.append(devs)
+    )
+    monkeypatch.setattr(
+        tf.config.experimental,
+        "set_memory_growth",
+        lambda dev, on: growth.append((dev, on)),
+    )
+    assert pin_one_gpu(slot) == gpus[kept].name
+    assert visible == [[gpus[kept]]]
+    assert growth == [(gpus[kept], True)]
+
+
+def test_without_gpus_nothing_is_pinned(monkeypatch):
+    import tensorflow as tf
+
+    from emnist_estimators.cluster import pin_one_gpu
+
+    calls = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(tf.config, "set_visible_devices", lambda *a: calls.append(a))
+    assert pin_one_gpu(0) is None
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "name, address, expected",
+    [
+        (0, "tcp://10.0.0.1:4000", 0),  # LocalCluster numbers its workers
+        ("w-1", "tcp://10.0.0.1:4000", 1),  # dask worker --nworkers 2 --name w
+        ("tcp://10.0.0.1:4001", "tcp://10.0.0.1:4001", 1),  # rank by address
+    ],
+)
+def test_a_workers_slot_comes_from_its_name_or_its_rank(name, address, expected):
+    import asyncio
+    import types
+
+    from emnist_estimators.cluster import _slot_of
+
+    async def identity():
+        workers = ["tcp://10.0.0.1:4000", "tcp://10.0.0.1:4001", "tcp://10.0.0.2:4000"]
+        return {"workers": {a: {"host": a[6:14]} for a in workers}}
+
+    worker = types.SimpleNamespace(
+        name=name, address=address, scheduler=types.SimpleNamespace(identity=identity)
+    )
+    assert asyncio.run(_slot_of(worker)) == expected
+
+
+def test_workers_on_a_cpu_machine_are_not_pinned(client):
+    share_threads(client)
+
+    def pinned(dask_worker):
+        return dask_worker.plugins[ThreadShare.name].gpu
+
+    assert set(client.run(pinned).values()) == {None}
