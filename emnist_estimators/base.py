@@ -671,12 +671,17 @@ class _EmnistClassifier(KerasClassifier):
             Fitted estimator.
         """
         warm = bool(self.warm_start) and hasattr(self, "model_")
+        # Before _prepare resets classes_: a refused or failed strategy leaves
+        # a fitted estimator as it was. Thread pools first: making a strategy
+        # starts TensorFlow.
+        configure_at_first_use()
+        self._validate_params()
+        strategy = self._strategy(warm)
         image_shape = None
         if warm:
             X, y_enc, w, seed = self._prepare_warm(X, y, sample_weight)
         else:
             X, y_enc, w, image_shape, seed = self._prepare(X, y, sample_weight)
-        strategy = self._strategy(warm)
         w = self._combine_weights(w, self._class_weights(y_enc))
         # A warm fit's starting variables: restored if it is interrupted, and
         # what its checkpoint says it started from.
@@ -740,6 +745,15 @@ class _EmnistClassifier(KerasClassifier):
                     f"{name}(distribution={self.distribution!r}) does not support "
                     f"{why}: set distribution=None for it, or leave it out."
                 )
+        if self.distribution == "multi_worker" and not isinstance(
+            self.random_state, Integral
+        ):
+            raise ValueError(
+                f"{name}(distribution='multi_worker') needs an int random_state, "
+                "the same on every worker: each epoch's order and the hold-out "
+                "split come from it, and every worker must take the same rows. "
+                "Set e.g. random_state=0 in every worker's script."
+            )
         from .distribute import make_strategy
 
         return make_strategy(self.distribution)

@@ -985,12 +985,17 @@ def _dask_client(args):
     if args.dask_scheduler is None:
         yield None
         return
-    from .cluster import connected, share_threads
+    from .cluster import ThreadShare, connected, share_threads
 
     with connected(args.dask_scheduler) as client:
         threads = share_threads(client, args.threads)
         log.info("Dask workers and their TensorFlow threads: %s", threads)
-        yield client
+        try:
+            yield client
+        finally:
+            # the scheduler may be shared: workers joining later for other
+            # work must not get this search's thread share and GPU pinning
+            client.unregister_worker_plugin(ThreadShare.name)
 
 
 def _tune(args, clf, data, output: Path, client=None):

@@ -220,7 +220,8 @@ def broadcast(client, values: list) -> list:
     Raises
     ------
     ClusterError
-        No worker to send them to for :data:`NO_WORKERS_TIMEOUT` seconds.
+        No worker to send them to for :data:`NO_WORKERS_TIMEOUT` seconds, or
+        the scheduler is gone.
     """
     try:
         return client.scatter(
@@ -232,6 +233,12 @@ def broadcast(client, values: list) -> list:
             f"The Dask scheduler at {address} has no worker to send the data to "
             f"(waited {NO_WORKERS_TIMEOUT:g} s). Start workers with `dask worker "
             f"{address} --nthreads 1`."
+        ) from None
+    except OSError as exc:  # the scheduler itself is gone
+        raise ClusterError(
+            f"Lost the connection to the Dask scheduler at "
+            f"{client.scheduler.address}: {type(exc).__name__}: {exc}. Restart it "
+            "and resume the study (--resume / load_if_exists=True)."
         ) from None
 
 
@@ -498,8 +505,10 @@ async def _slot_of(worker) -> int:
     """The worker's number on its machine.
 
     From its name where the launcher numbered it (``LocalCluster``: 0, 1...;
-    ``dask worker --nworkers 2 --name w``: w-0, w-1), else its rank by address
-    among the machine's workers registered so far.
+    ``dask worker --nworkers 2 --name w``: w-0, w-1), else the smallest slot
+    no live worker of its machine holds, kept in the scheduler's metadata (a
+    worker restarted with a new port takes its predecessor's slot, not a live
+    worker's).
     """
     name = str(worker.name)
     tail = name.rsplit("-", 1)[-1]
@@ -507,10 +516,18 @@ async def _slot_of(worker) -> int:
         return int(tail)
     from distributed.comm import get_address_host
 
-    info = await worker.scheduler.identity()
     host = get_address_host(worker.address)
-    here = sorted(a for a, w in info["workers"].items() if w.get("host") == host)
-    return here.index(worker.address) if worker.address in here else len(here)
+    info = await worker.scheduler.identity()
+    alive = {a for a, w in info["workers"].items() if w.get("host") == host}
+    taken = await worker.scheduler.get_metadata(
+        keys=["emnist-estimators-gpu-slots", host], default={}
+    )
+    used = {s for a, s in (taken or {}).items() if a in alive and a != worker.address}
+    slot = min(set(range(len(alive) + 1)) - used)
+    await worker.scheduler.set_metadata(
+        keys=["emnist-estimators-gpu-slots", host, worker.address], value=slot
+    )
+    return slot
 
 
 async def _share_of(worker) -> int:

@@ -129,6 +129,10 @@ def read_tf_config(text: str | None = None) -> dict:
             raise _config_error(f"cluster[{job!r}] is not a list of addresses")
         for address in addresses:
             _check_address(job, address)
+    listed = [a for addresses in cluster.values() for a in addresses]
+    twice = sorted({a for a in listed if listed.count(a) > 1})
+    if twice:
+        raise _config_error(f"address(es) {twice} are listed more than once")
     if not isinstance(task, dict):
         raise _config_error("no 'task' object")
     kind, index = task.get("type"), task.get("index", 0)
@@ -151,6 +155,19 @@ def _local_devices() -> list[str]:
     return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
+def _endpoints(address: str) -> set:
+    """The (ip, port) pairs ``host:port`` resolves to (the name if it cannot)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError:
+        return {(host, int(port))}
+    return {(info[4][0], int(port)) for info in infos}
+
+
 def _wait_for_peers(config: dict, timeout: float = JOIN_TIMEOUT_S) -> None:
     """Return once every other worker is up; ClusterError after ``timeout``.
 
@@ -168,10 +185,19 @@ def _wait_for_peers(config: dict, timeout: float = JOIN_TIMEOUT_S) -> None:
         for job in ("chief", "worker")
         for i, address in enumerate(config["cluster"].get(job, []))
     ]
-    own = next(
-        a for job, i, a in addresses if (job, i) == (task["type"], task["index"])
-    )
-    peers = [a for _, _, a in addresses if a != own]
+    me = (task["type"], task["index"])
+    own = next(a for job, i, a in addresses if (job, i) == me)
+    mine = _endpoints(own)
+    for job, i, address in addresses:
+        if (job, i) != me and _endpoints(address) & mine:
+            # it would answer through this worker's own listener below, and
+            # TensorFlow would then wait for a worker that does not exist
+            raise ClusterConfigError(
+                f"TF_CONFIG's {job}[{i}] address {address!r} is this worker's own "
+                f"address {own!r}: give every worker an address (host:port) of "
+                "its own."
+            )
+    peers = [a for job, i, a in addresses if (job, i) != me]
     host, _, port = own.rpartition(":")
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -329,7 +355,8 @@ class _Steps:
             return tf.stack(
                 [
                     tf.reduce_sum(per_row * w),
-                    tf.reduce_sum(hit * w),
+                    # Keras' compiled "accuracy" ignores sample weights
+                    tf.reduce_sum(hit),
                     tf.reduce_sum(w),
                     tf.cast(tf.shape(y)[0], tf.float32),
                 ]
@@ -383,10 +410,10 @@ class _Steps:
 
 
 def _logs(totals, prefix: str = "") -> dict:
-    loss_sum, hit_sum, weight_sum, count = (float(v) for v in np.asarray(totals))
+    loss_sum, hit_sum, _, count = (float(v) for v in np.asarray(totals))
     return {
         f"{prefix}loss": loss_sum / max(count, 1.0),
-        f"{prefix}accuracy": hit_sum / weight_sum if weight_sum else 0.0,
+        f"{prefix}accuracy": hit_sum / count if count else 0.0,
     }
 
 

@@ -1098,6 +1098,10 @@ def _tell_outcome(study, trial, frozen, error, errors: list) -> None:
         trial.report(value, step)
     for key, value in frozen.user_attrs.items():
         trial.set_user_attr(key, value)
+    if frozen.duration is not None:
+        # the driver tells a wave's trials together: its own start and end
+        # times are the wave's, the worker's are the trial's
+        trial.set_user_attr("duration_s", frozen.duration.total_seconds())
     # What the pruner wrote (successive halving's rungs) is what later
     # waves' pruners compare with; optuna has no public setter for it.
     ours = trial.storage.get_trial_system_attrs(trial._trial_id)
@@ -1189,6 +1193,13 @@ def _fit_param_names(estimator) -> set[str]:
     return set(inspect.signature(estimator.fit).parameters)
 
 
+def _duration(trial) -> float:
+    """Seconds the trial ran: on its Dask worker if it ran on one."""
+    if "duration_s" in trial.user_attrs:
+        return float(trial.user_attrs["duration_s"])
+    return trial.duration.total_seconds() if trial.duration else math.nan
+
+
 def _cv_results(study) -> dict:
     trials = study.trials
     names = sorted({k for t in trials for k in t.params})
@@ -1200,9 +1211,7 @@ def _cv_results(study) -> dict:
         ),
         "params": [dict(t.params) for t in trials],
         "epochs": np.array([t.user_attrs.get("epochs", 0) for t in trials]),
-        "duration_s": np.array(
-            [t.duration.total_seconds() if t.duration else math.nan for t in trials]
-        ),
+        "duration_s": np.array([_duration(t) for t in trials]),
     }
     for name in names:
         results[f"param_{name}"] = np.array(

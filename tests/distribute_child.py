@@ -1,8 +1,9 @@
 """One process of tests/test_tf_distribute.py (TensorFlow's devices and
 TF_CONFIG must be set before TensorFlow starts, so each case is a process).
 
-Usage: ``python distribute_child.py mirrored EMNIST_DIR OUT.json`` or
-``python distribute_child.py multi_worker INDEX PORT,PORT OUT.npz``.
+Usage: ``python distribute_child.py mirrored EMNIST_DIR OUT.json``,
+``python distribute_child.py multi_worker INDEX PORT,PORT OUT.npz`` or
+``python distribute_child.py one_worker PORT OUT.json``.
 """
 
 from __future__ import annotations
@@ -33,15 +34,25 @@ def mirrored(emnist_dir: str, out: str) -> None:
     rows = rng.permutation(len(y))[:40_000]
     train, test = rows[:30_000], rows[30_000:]
     # the same global batch: 512 rows on one device, 256 on each of two
+    import keras
+
+    class Replicas(keras.callbacks.Callback):
+        seen = []
+
+        def on_train_begin(self, logs=None):
+            self.seen.append(tf.distribute.get_strategy().num_replicas_in_sync)
+
     base = EmnistMLP(hidden_layer_sizes=(256,), epochs=5, random_state=0)
     single = clone(base).set_params(batch_size=512).fit(X[train], y[train])
     spread = clone(base).set_params(batch_size=256, distribution="mirrored")
-    spread.fit(X[train], y[train])
+    spread.fit(X[train], y[train], callbacks=[Replicas()])
     again = pickle.loads(pickle.dumps(spread))
     spread.save(out + ".keras")
     loaded = load_model(out + ".keras")
     result = {
-        "replicas": len(tf.config.list_logical_devices("CPU")),
+        "devices": len(tf.config.list_logical_devices("CPU")),
+        "replicas": Replicas.seen,
+        "steps": [int(e.model_.optimizer.iterations) for e in (single, spread)],
         "single": single.score(X[test], y[test]),
         "mirrored": spread.score(X[test], y[test]),
         "pickled_equal": bool(
@@ -64,19 +75,19 @@ def multi_worker(index: int, ports: str, out: str) -> None:
         {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
     )
     import numpy as np
+    from sklearn.base import clone
 
     from emnist_estimators import EmnistCNN, EmnistMLP
 
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 256, (1500, 784), dtype=np.uint8)
-    y = X[:, 300:310].sum(axis=1) % 3
-    w = rng.uniform(0.5, 1.5, len(y))
+    X, y, w = _learnable()
     mlp = EmnistMLP(
         hidden_layer_sizes=(32,),
+        dropout=0.0,
+        precision="float32",
         epochs=4,
         batch_size=64,
         early_stopping=True,
-        patience=1,
+        patience=5,
         distribution="multi_worker",
         random_state=0,
     ).fit(X, y, sample_weight=w)
@@ -99,11 +110,75 @@ def multi_worker(index: int, ports: str, out: str) -> None:
             [est.history_[k] for k in sorted(est.history_)]
         )
     arrays["mlp_proba"] = mlp.predict_proba(X[:200])
+    # The same fit on one device with the global batch (2 x 64): the same
+    # steps, so the same weights up to the rounding of summed gradients.
+    # Last: a process makes its multi-worker strategy before other TF work.
+    one = clone(mlp).set_params(batch_size=128, distribution=None)
+    one.fit(X, y, sample_weight=w)
+    arrays["mlp_vs_one_device"] = np.array(
+        [
+            np.abs(a - b).max()
+            for a, b in zip(
+                mlp.model_.get_weights(), one.model_.get_weights(), strict=True
+            )
+        ]
+    )
     np.savez(out, **arrays)
+
+
+def _learnable():
+    """Random pixels whose class (of 3) a linear model can read off."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (1500, 784), dtype=np.uint8)
+    y = rng.integers(0, 3, len(X))
+    X[:, :60] = (y * 120)[:, None]  # a band whose brightness is the class
+    return X, y, rng.uniform(0.5, 1.5, len(y))
+
+
+def one_worker(port: str, out: str) -> None:
+    """A one-worker cluster trains exactly as one device does: the same
+    history (loss, Keras' unweighted accuracy) and weights."""
+    os.environ["TF_CONFIG"] = json.dumps(
+        {
+            "cluster": {"worker": [f"127.0.0.1:{port}"]},
+            "task": {"type": "worker", "index": 0},
+        }
+    )
+    import numpy as np
+    from sklearn.base import clone
+
+    from emnist_estimators import EmnistMLP
+
+    X, y, w = _learnable()
+    spread = EmnistMLP(
+        hidden_layer_sizes=(16,),
+        epochs=3,
+        batch_size=100,
+        class_weight="balanced",
+        distribution="multi_worker",
+        random_state=0,
+    ).fit(X, y, sample_weight=w)
+    one = clone(spread).set_params(distribution=None).fit(X, y, sample_weight=w)
+    result = {
+        "history": spread.history_,
+        "one_device_history": one.history_,
+        "max_weight_diff": max(
+            float(np.abs(a - b).max())
+            for a, b in zip(
+                spread.model_.get_weights(), one.model_.get_weights(), strict=True
+            )
+        ),
+    }
+    with open(out, "w") as f:
+        json.dump(result, f)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "mirrored":
         mirrored(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "one_worker":
+        one_worker(sys.argv[2], sys.argv[3])
     else:
         multi_worker(int(sys.argv[2]), sys.argv[3], sys.argv[4])

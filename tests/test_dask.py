@@ -192,6 +192,9 @@ def test_search_on_two_workers_equals_the_search_on_one(client, data):
     pids = client.run(os.getpid)
     assert os.getpid() not in pids.values()  # worker processes, not this one
     assert spread.best_params_ == pinned.best_params_
+    # each trial's own time on its worker, not its wave's
+    durations = spread.cv_results_["duration_s"]
+    assert durations[0] != durations[1] and all(durations > 0)
 
 
 def test_search_on_the_cluster_with_n_jobs_1_equals_the_local_search(client, data):
@@ -298,6 +301,12 @@ def test_the_dask_recipe_of_the_docs_runs(tmp_path):
                 "--param", "hidden_layer_sizes=(16,)", "--n-jobs", 2, "--quiet",
                 "--no-plots", "--dask-scheduler", address, "--output", out]  # fmt: skip
         assert main([str(a) for a in args]) == 0
+        # the search's plugin is gone from the (perhaps shared) scheduler
+        with distributed.Client(address, timeout=30, set_as_default=False) as c:
+            plugins = c.run_on_scheduler(
+                lambda dask_scheduler: list(dask_scheduler.worker_plugins)
+            )
+        assert ThreadShare.name not in plugins
     finally:
         for process in reversed(started):
             process.terminate()
@@ -489,28 +498,49 @@ def test_without_gpus_nothing_is_pinned(monkeypatch):
     assert calls == []
 
 
-@pytest.mark.parametrize(
-    "name, address, expected",
-    [
-        (0, "tcp://10.0.0.1:4000", 0),  # LocalCluster numbers its workers
-        ("w-1", "tcp://10.0.0.1:4000", 1),  # dask worker --nworkers 2 --name w
-        ("tcp://10.0.0.1:4001", "tcp://10.0.0.1:4001", 1),  # rank by address
-    ],
-)
-def test_a_workers_slot_comes_from_its_name_or_its_rank(name, address, expected):
+class _FakeScheduler:
+    """The scheduler calls _slot_of makes: identity and its metadata store."""
+
+    def __init__(self, workers):
+        self.workers, self.metadata = workers, {}
+
+    async def identity(self):
+        return {"workers": {a: {"host": a[6:14]} for a in self.workers}}
+
+    async def get_metadata(self, keys, default=None):
+        return self.metadata.get(tuple(keys[:2]), default)
+
+    async def set_metadata(self, keys, value):
+        self.metadata.setdefault(tuple(keys[:2]), {})[keys[2]] = value
+
+
+def _slot(name, address, scheduler):
     import asyncio
     import types
 
     from emnist_estimators.cluster import _slot_of
 
-    async def identity():
-        workers = ["tcp://10.0.0.1:4000", "tcp://10.0.0.1:4001", "tcp://10.0.0.2:4000"]
-        return {"workers": {a: {"host": a[6:14]} for a in workers}}
+    worker = types.SimpleNamespace(name=name, address=address, scheduler=scheduler)
+    return asyncio.run(_slot_of(worker))
 
-    worker = types.SimpleNamespace(
-        name=name, address=address, scheduler=types.SimpleNamespace(identity=identity)
-    )
-    assert asyncio.run(_slot_of(worker)) == expected
+
+def test_a_workers_slot_comes_from_the_name_its_launcher_numbered():
+    scheduler = _FakeScheduler(["tcp://10.0.0.1:4000"])
+    assert _slot(0, "tcp://10.0.0.1:4000", scheduler) == 0  # LocalCluster
+    assert _slot("w-1", "tcp://10.0.0.1:4000", scheduler) == 1  # --name w
+
+
+def test_unnamed_workers_take_the_smallest_free_slot_of_their_machine():
+    """A worker restarted with a new port must not take a live worker's GPU."""
+    a, b, b2 = "tcp://10.0.0.1:4000", "tcp://10.0.0.1:4001", "tcp://10.0.0.1:3999"
+    other_host = "tcp://10.0.0.2:4000"
+    scheduler = _FakeScheduler([a, other_host])
+    assert _slot(a, a, scheduler) == 0
+    assert _slot(other_host, other_host, scheduler) == 0  # its own machine
+    scheduler.workers.append(b)
+    assert _slot(b, b, scheduler) == 1
+    scheduler.workers[scheduler.workers.index(b)] = b2  # b died, b2 replaces it
+    assert _slot(b2, b2, scheduler) == 1  # a keeps slot 0
 
 
 def test_workers_on_a_cpu_machine_are_not_pinned(client):
