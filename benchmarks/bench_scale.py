@@ -537,7 +537,15 @@ def _other_pytest_processes() -> int:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (minutes)")
-    parser.add_argument("--parts", nargs="+", choices=["A", "B"], default=["A", "B"])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=["A", "B", "T"],
+        default=["A", "B"],
+        help="A: memory and time vs size; B: searches; T: only the alternating "
+        "epoch-time pairs at --timing-size (results in bench_scale_epoch.md)",
+    )
+    parser.add_argument("--timing-size", type=int, default=None)
     parser.add_argument("--cnn-batches", type=int, default=None)
     parser.add_argument("--timing-pairs", type=int, default=None)
     parser.add_argument("--search-repeats", type=int, default=None)
@@ -547,6 +555,9 @@ def main(argv=None):
     pairs = args.timing_pairs or (2 if args.quick else 3)
     repeats = args.search_repeats or (1 if args.quick else 3)
     search_n, search_epochs = (5_000, 1) if args.quick else (20_000, 3)
+    if "T" in args.parts:
+        _epoch_pairs(args.timing_size or sizes[-1], pairs, argv)
+        return
     rows, sections = [], []
     with _MachineLoad() as load:
         if "A" in args.parts:
@@ -583,6 +594,21 @@ def main(argv=None):
         rows,
         command="python -m benchmarks.bench_scale " + " ".join(argv or sys.argv[1:]),
         notes="\n\n".join(filter(None, [notes, *sections, load.summary()])),
+        meta={**machine(), **_dask_versions()},
+    )
+
+
+def _epoch_pairs(n: int, pairs: int, argv) -> None:
+    """Streaming vs in-memory EmnistMLP epoch time at ``n`` images only."""
+    with _MachineLoad() as load:
+        rows = _mlp_timing(n, pairs)
+    write_results(
+        "bench_scale_epoch",
+        rows,
+        command="python -m benchmarks.bench_scale " + " ".join(argv or sys.argv[1:]),
+        notes=f"EmnistMLP defaults, one epoch (hold-out included) on {n:,} "
+        f"memory-mapped images, {pairs} alternating runs per path.\n\n"
+        + load.summary(),
         meta={**machine(), **_dask_versions()},
     )
 
