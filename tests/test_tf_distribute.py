@@ -42,21 +42,25 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _child_result(out: Path, mode: str, *args, timeout: int) -> dict:
+    """Run distribute_child.py in ``mode``; the JSON it wrote to ``out``."""
+    proc = subprocess.run(
+        [sys.executable, CHILD, mode, *map(str, args), str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
 @pytest.mark.timeout(300)
 def test_mirrored_on_two_cpu_devices_matches_single_device_accuracy(tmp_path, capsys):
     """Two replicas (logical CPU devices) train as well as one, on real EMNIST;
     the fitted estimator pickles, saves and clones like any other."""
     emnist = require_dir(EMNIST_DIR)
-    out = tmp_path / "mirrored.json"
-    proc = subprocess.run(
-        [sys.executable, CHILD, "mirrored", str(emnist), str(out)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = _child_result(tmp_path / "mirrored.json", "mirrored", emnist, timeout=280)
     with capsys.disabled():
         print(
             f"\n[mirrored, 2 logical CPUs] test accuracy {result['mirrored']:.4f} "
@@ -118,16 +122,7 @@ def test_one_worker_cluster_trains_exactly_as_one_device(tmp_path):
     (loss with sample and class weights, Keras' unweighted accuracy, the
     hold-out numbers) and the same weights."""
     (port,) = _free_ports(1)
-    out = tmp_path / "one.json"
-    proc = subprocess.run(
-        [sys.executable, CHILD, "one_worker", str(port), str(out)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = _child_result(tmp_path / "one.json", "one_worker", port, timeout=180)
     history, reference = result["history"], result["one_device_history"]
     assert sorted(history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     for key in reference:
