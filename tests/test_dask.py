@@ -550,3 +550,37 @@ def test_workers_on_a_cpu_machine_are_not_pinned(client):
         return dask_worker.plugins[ThreadShare.name].gpu
 
     assert set(client.run(pinned).values()) == {None}
+
+
+def test_a_workers_pruner_records_reach_the_drivers_study():
+    """What a worker's pruner wrote (successive halving's rung scores) is
+    copied into the driver's trial, where the next waves' pruners read it;
+    the worker's duration and user attrs come too."""
+    import datetime
+
+    import optuna
+
+    from emnist_estimators.tuning import _tell_outcome
+
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    worker_study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = worker_study.ask()
+    for step, value in enumerate([0.5, 0.6, 0.7]):
+        trial.report(value, step)
+        trial.should_prune()  # writes the rung attributes
+    trial.set_user_attr("epochs", 3)
+    worker_study.tell(trial, 0.7)
+    frozen = worker_study.trials[0]
+    frozen.datetime_start = frozen.datetime_complete - datetime.timedelta(seconds=4)
+    rungs = {k: v for k, v in frozen.system_attrs.items() if "rung" in k}
+    assert rungs  # the pruner did write them
+
+    driver = optuna.create_study(direction="maximize", pruner=pruner)
+    mine = driver.ask()
+    _tell_outcome(driver, mine, frozen, None, [])
+    told = driver.trials[0]
+    assert told.state == optuna.trial.TrialState.COMPLETE and told.value == 0.7
+    assert told.intermediate_values == {0: 0.5, 1: 0.6, 2: 0.7}
+    assert {k: told.system_attrs[k] for k in rungs} == rungs
+    assert told.user_attrs["epochs"] == 3
+    assert told.user_attrs["duration_s"] == 4.0
