@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -357,7 +358,6 @@ class _Steps:
                     tf.reduce_sum(per_row * w),
                     # Keras' compiled "accuracy" ignores sample weights
                     tf.reduce_sum(hit),
-                    tf.reduce_sum(w),
                     tf.cast(tf.shape(y)[0], tf.float32),
                 ]
             )
@@ -393,24 +393,41 @@ class _Steps:
 
         self.train, self.evaluate = train, evaluate
 
-    def per_replica(self, X, y, w, rows):
+    def split(self, batches):
+        """Each batch of ``batches`` split over the replicas.
+
+        Yields ``(step, rows, (x, y, w))``; a batch with fewer rows than
+        replicas (the last one, at most) is skipped.
+        """
+        for step in range(len(batches)):
+            rows = batches.rows(step)
+            if len(rows) >= self.strategy.num_replicas_in_sync:
+                xyw = self._per_replica(
+                    batches.X, batches.y, batches.sample_weight, rows
+                )
+                yield step, len(rows), xyw
+
+    def _per_replica(self, X, y, w, rows):
         """``X[rows]``, ``y[rows]``, ``w[rows]`` split over the replicas."""
         parts = np.array_split(rows, self.strategy.num_replicas_in_sync)
 
-        def part(i):
-            def value(ctx):
-                r = parts[ctx.replica_id_in_sync_group]
-                return (X[r], y[r], np.ones(len(r), np.float32) if w is None else w[r])[
-                    i
-                ]
+        # Gathered once per local replica (the three values below each ask
+        # for it); other workers' replicas are never gathered here.
+        @functools.cache
+        def arrays(replica: int):
+            r = parts[replica]
+            return X[r], y[r], np.ones(len(r), np.float32) if w is None else w[r]
 
-            return self.strategy.experimental_distribute_values_from_function(value)
-
-        return part(0), part(1), part(2)
+        return tuple(
+            self.strategy.experimental_distribute_values_from_function(
+                lambda ctx, i=i: arrays(ctx.replica_id_in_sync_group)[i]
+            )
+            for i in range(3)
+        )
 
 
 def _logs(totals, prefix: str = "") -> dict:
-    loss_sum, hit_sum, _, count = (float(v) for v in np.asarray(totals))
+    loss_sum, hit_sum, count = (float(v) for v in np.asarray(totals))
     return {
         f"{prefix}loss": loss_sum / max(count, 1.0),
         f"{prefix}accuracy": hit_sum / count if count else 0.0,
@@ -473,7 +490,6 @@ def fit_multi_worker(
     import keras
 
     steps = _Steps(model, strategy)
-    n_replicas = strategy.num_replicas_in_sync
     callback_list = keras.callbacks.CallbackList(
         list(callbacks),
         add_history=True,
@@ -488,29 +504,17 @@ def fit_multi_worker(
     logs = {}
     for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
-        total = np.zeros(4)
-        for step in range(len(batches)):
-            rows = batches.rows(step)
-            if len(rows) < n_replicas:
-                continue
+        total = np.zeros(3)
+        for step, rows, (x, y, w) in steps.split(batches):
             callback_list.on_train_batch_begin(step)
-            x, y, w = steps.per_replica(
-                batches.X, batches.y, batches.sample_weight, rows
-            )
-            out = np.asarray(steps.train(x, y, w, np.int64(len(rows))))
+            out = np.asarray(steps.train(x, y, w, np.int64(rows)))
             total += out
             callback_list.on_train_batch_end(step, _logs(out))
         logs = _logs(total)
         if val_batches is not None:
-            val_total = np.zeros(4)
-            for step in range(len(val_batches)):
-                rows = val_batches.rows(step)
-                if len(rows) < n_replicas:
-                    continue
-                x, y, w = steps.per_replica(
-                    val_batches.X, val_batches.y, val_batches.sample_weight, rows
-                )
-                val_total += np.asarray(steps.evaluate(x, y, w))
+            val_total = np.zeros(3)
+            for _, _, xyw in steps.split(val_batches):
+                val_total += np.asarray(steps.evaluate(*xyw))
             logs.update(_logs(val_total, "val_"))
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
