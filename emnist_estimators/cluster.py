@@ -150,15 +150,25 @@ def connected(scheduler, *, timeout: float | None = None) -> Iterator:
             client.close()
 
 
+def _start_workers(address: str) -> str:
+    """How to give the scheduler at ``address`` workers, for error messages."""
+    return f"Start workers with `dask worker {address} --nthreads 1`"
+
+
+def _lost_scheduler(address: str, exc: BaseException) -> ClusterError:
+    return ClusterError(
+        f"Lost the connection to the Dask scheduler at {address}: "
+        f"{type(exc).__name__}: {exc}. Restart it and resume the study "
+        "(--resume / load_if_exists=True)."
+    )
+
+
 def _worker_count(client, address: str) -> int:
     """Workers connected to the scheduler; a ClusterError if it is gone."""
     try:
         return len(client.nthreads())
     except (OSError, TimeoutError) as exc:
-        raise ClusterError(
-            f"Lost the connection to the Dask scheduler at {address}: "
-            f"{type(exc).__name__}: {exc}."
-        ) from None
+        raise _lost_scheduler(address, exc) from None
 
 
 def wait_for_workers(client, *, timeout: float | None = None) -> int:
@@ -192,8 +202,7 @@ def wait_for_workers(client, *, timeout: float | None = None) -> int:
     if not count:
         raise ClusterError(
             f"The Dask scheduler at {address} has no worker (waited "
-            f"{timeout:g} s). Start workers with `dask worker {address} "
-            "--nthreads 1`."
+            f"{timeout:g} s). {_start_workers(address)}."
         )
     return count
 
@@ -231,15 +240,10 @@ def broadcast(client, values: list) -> list:
         address = client.scheduler.address
         raise ClusterError(
             f"The Dask scheduler at {address} has no worker to send the data to "
-            f"(waited {NO_WORKERS_TIMEOUT:g} s). Start workers with `dask worker "
-            f"{address} --nthreads 1`."
+            f"(waited {NO_WORKERS_TIMEOUT:g} s). {_start_workers(address)}."
         ) from None
     except OSError as exc:  # the scheduler itself is gone
-        raise ClusterError(
-            f"Lost the connection to the Dask scheduler at "
-            f"{client.scheduler.address}: {type(exc).__name__}: {exc}. Restart it "
-            "and resume the study (--resume / load_if_exists=True)."
-        ) from None
+        raise _lost_scheduler(client.scheduler.address, exc) from None
 
 
 def is_lost(futures: list) -> bool:
@@ -347,9 +351,8 @@ def wait_for_futures(
             client.cancel(list(waiting.values()))
             raise ClusterError(
                 f"Every worker of the Dask scheduler at {address} is gone (none "
-                f"for {timeout:g} s) while trials were running. Start workers "
-                f"with `dask worker {address} --nthreads 1`; the finished "
-                "trials are in the study."
+                f"for {timeout:g} s) while trials were running. "
+                f"{_start_workers(address)}; the finished trials are in the study."
             )
 
 
@@ -514,11 +517,7 @@ async def _slot_of(worker) -> int:
     tail = name.rsplit("-", 1)[-1]
     if tail.isdigit():
         return int(tail)
-    from distributed.comm import get_address_host
-
-    host = get_address_host(worker.address)
-    info = await worker.scheduler.identity()
-    alive = {a for a, w in info["workers"].items() if w.get("host") == host}
+    host, alive = await _machine_workers(worker)
     taken = await worker.scheduler.get_metadata(
         keys=["emnist-estimators-gpu-slots", host], default={}
     )
@@ -532,12 +531,17 @@ async def _slot_of(worker) -> int:
 
 async def _share_of(worker) -> int:
     """The usable cores of the worker's machine divided by its workers there."""
+    _, here = await _machine_workers(worker)
+    return max(1, available_cpus() // max(1, len(here)))
+
+
+async def _machine_workers(worker) -> tuple[str, set[str]]:
+    """The worker's host and the addresses of the workers registered on it."""
     from distributed.comm import get_address_host
 
-    info = await worker.scheduler.identity()
     host = get_address_host(worker.address)
-    here = sum(w.get("host") == host for w in info["workers"].values())
-    return max(1, available_cpus() // max(1, here))
+    info = await worker.scheduler.identity()
+    return host, {a for a, w in info["workers"].items() if w.get("host") == host}
 
 
 def _plugin_threads(dask_worker) -> int | None:
