@@ -201,20 +201,6 @@ def _native_stderr_muted():
                 sys.stderr.write(sink.read().decode(errors="replace"))
 
 
-@contextlib.contextmanager
-def _optuna_log(verbose: bool):
-    """optuna's per-trial INFO lines only with ``--verbose``; restored after."""
-    import optuna
-
-    before = optuna.logging.get_verbosity()
-    if not verbose:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(before)
-
-
 # --- steps the commands share -------------------------------------------------
 def _emit(args, result: dict, text: str) -> None:
     """Print the result: JSON with ``--json``, else the text (even ``--quiet``)."""
@@ -945,7 +931,7 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_tune(args) -> int:
     from .output_folder import discard_created, prepare_reusable
-    from .tuning import count_trials
+    from .tuning import _optuna_info_lines, count_trials
 
     params = _parse_params(args.param)
     if args.epochs:
@@ -961,7 +947,8 @@ def _run_tune(args) -> int:
         data = _load(args, random_state=args.random_state or 0)
         output, created = prepare_reusable(args.output, command="tune")
         try:
-            with _optuna_log(args.verbose):
+            # optuna's per-trial INFO lines only with --verbose
+            with _optuna_info_lines(args.verbose):
                 result, text, written = _tune(args, clf, data, output, client)
         except BaseException:
             # A failed run leaves nothing it created - unless trials were

@@ -732,11 +732,16 @@ default='median'
         try:
             for attempt in range(_SUBMISSIONS):
                 data = shipment.futures()  # sent again if lost with its workers
+                places = _spread(client, len(todo))
                 futures = [
                     client.submit(
-                        _run_remote_trial, *data, tasks[trial.number], pure=False
+                        _run_remote_trial,
+                        *data,
+                        tasks[trial.number],
+                        pure=False,
+                        **place,
                     )
-                    for trial in todo
+                    for trial, place in zip(todo, places, strict=True)
                 ]
                 results = cluster.wait_for_futures(
                     client, futures, on_poll=_heartbeat(todo)
@@ -814,10 +819,7 @@ default='median'
             self.__dict__.pop(stale, None)
         scorer = check_scoring(self.estimator, scoring=self.scoring)
         errors = []
-        optuna_logger = optuna.logging.get_verbosity()
-        try:
-            if not self.show_progress_bar:
-                optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with _optuna_info_lines(self.show_progress_bar):
             study = self._create_study()
             splits = self._splits(X, y)
             if self.scheduler is None:
@@ -831,8 +833,6 @@ default='median'
                 )
             else:
                 self._optimize_on_cluster(study, X, y, space, splits, errors)
-        finally:
-            optuna.logging.set_verbosity(optuna_logger)
         self.study_ = study
         self.n_trials_ = len(study.trials)
         self.cv_results_ = _cv_results(study)
@@ -991,6 +991,27 @@ class _Shipment:
 _ONE_TRIAL_AT_A_TIME = threading.Lock()
 
 
+def _spread(client, n: int) -> list[dict]:
+    """Where to start each of a wave's ``n`` trials: one worker each, in turn.
+
+    Left to itself the scheduler sometimes queued both trials of a wave on
+    one of two idle workers (seen here once in about five runs). Each task
+    may still move to another worker (one that died is replaced), and a
+    ``dask.annotate(workers=...)`` of the caller is left to decide alone.
+    """
+    import dask
+
+    if "workers" in dask.get_annotations():
+        return [{}] * n
+    workers = sorted(client.nthreads())
+    if not workers:
+        return [{}] * n
+    return [
+        {"workers": [workers[i % len(workers)]], "allow_other_workers": True}
+        for i in range(n)
+    ]
+
+
 def _remote_task(study, trial, known) -> dict:
     """What a worker needs to rebuild ``trial`` in a study of its own.
 
@@ -1021,7 +1042,7 @@ def _run_remote_trial(search, X, y, splits, space, task):
     the parameters the driver's sampler chose, through the same objective
     as a local search.
     """
-    with _ONE_TRIAL_AT_A_TIME, _optuna_quiet():
+    with _ONE_TRIAL_AT_A_TIME, _optuna_info_lines(False):
         study = optuna.create_study(
             study_name=task["study_name"],
             direction="maximize",
@@ -1059,10 +1080,14 @@ _RUNNING = optuna.trial.TrialState.RUNNING
 
 
 @contextlib.contextmanager
-def _optuna_quiet():
-    """optuna's INFO lines (study created, trial finished) off on a worker."""
+def _optuna_info_lines(shown: bool):
+    """optuna's INFO lines (study created, trial finished) only if ``shown``.
+
+    optuna's verbosity is process-wide: it is restored on leaving.
+    """
     before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not shown:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         yield
     finally:
