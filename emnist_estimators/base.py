@@ -232,7 +232,8 @@ class _EmnistClassifier(KerasClassifier):
         "precision": [
             StrOptions({"auto", "float32", "mixed_bfloat16", "mixed_float16"})
         ],
-        "lr_schedule": [StrOptions({"constant", "cosine"})],
+        "lr_schedule": [StrOptions({"constant", "cosine", "warmup_cosine"})],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": [Interval(Integral, 0, 2, closed="both")],
@@ -404,11 +405,24 @@ class _EmnistClassifier(KerasClassifier):
     def _compile(self, model, decay_steps: int | None = None) -> None:
         import keras
 
+        from .losses import training_loss
+
         learning_rate = self.learning_rate
         if self.lr_schedule == "cosine" and decay_steps:
             # decays to 1% of the initial rate over the planned epochs
             learning_rate = keras.optimizers.schedules.CosineDecay(
                 self.learning_rate, decay_steps=decay_steps, alpha=0.01
+            )
+        elif self.lr_schedule == "warmup_cosine" and decay_steps:
+            # rises linearly from 10% over the first 5% of the steps (Adam's
+            # early moments are noisy), then decays as 'cosine'
+            warmup = max(1, decay_steps // 20)
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                self.learning_rate / 10,
+                decay_steps=max(1, decay_steps - warmup),
+                alpha=0.01,
+                warmup_target=self.learning_rate,
+                warmup_steps=warmup,
             )
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
         if getattr(self, "dtype_policy_", None) == "mixed_float16":
@@ -418,7 +432,7 @@ class _EmnistClassifier(KerasClassifier):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(
             optimizer=optimizer,
-            loss="sparse_categorical_crossentropy",
+            loss=training_loss(getattr(self, "label_smoothing", 0.0)),
             metrics=["accuracy"],
         )
 

@@ -340,12 +340,17 @@ class _Steps:
     """The compiled training and evaluation steps of one distributed fit."""
 
     def __init__(self, model, strategy) -> None:
-        import keras
         import tensorflow as tf
+
+        from .losses import per_sample_loss
 
         self.strategy = strategy
         optimizer = model.optimizer
-        loss_fn = keras.losses.sparse_categorical_crossentropy
+        # the compiled loss's smoothing (SmoothedSparseCrossentropy), else none
+        smoothing = getattr(model.loss, "label_smoothing", 0.0)
+
+        def loss_fn(y, probs):
+            return per_sample_loss(y, probs, smoothing)
 
         def sums(y, w, probs, per_row):
             hit = tf.cast(

@@ -109,9 +109,14 @@ class EmnistMLP(_EmnistClassifier):
         weights.
     patience : int, default=3
         Epochs without improvement before early stopping.
-    lr_schedule : {'constant', 'cosine'}, default='cosine'
+    lr_schedule : {'constant', 'cosine', 'warmup_cosine'}, default='cosine'
         'cosine' decays the learning rate to 1% of its initial value over the
-        ``epochs`` of a fit (cosine decay, per batch); 'constant' keeps it.
+        ``epochs`` of a fit (cosine decay, per batch); 'warmup_cosine' first
+        raises it linearly from 10% over 5% of the steps; 'constant' keeps it.
+    label_smoothing : float, default=0.0
+        Share of each training target spread evenly over all classes (0: the
+        plain cross-entropy); it regularises and keeps ``predict_proba`` from
+        saturating. See :class:`~emnist_estimators.losses.SmoothedSparseCrossentropy`.
     rescale : 'auto' or float, default='auto'
         Factor applied to inputs inside the model. 'auto': 1/255 when the
         training X is uint8 or has values above 1 (raw pixels), else 1 (X
@@ -227,7 +232,8 @@ default='auto'
         validation_fraction: float = 0.1,
         early_stopping: bool = False,
         patience: int = 3,
-        lr_schedule: Literal["constant", "cosine"] = "cosine",
+        lr_schedule: Literal["constant", "cosine", "warmup_cosine"] = "cosine",
+        label_smoothing: float = 0.0,
         rescale: Literal["auto"] | float = "auto",
         precision: Literal[
             "auto", "float32", "mixed_bfloat16", "mixed_float16"
@@ -250,6 +256,7 @@ default='auto'
         self.early_stopping = early_stopping
         self.patience = patience
         self.lr_schedule = lr_schedule
+        self.label_smoothing = label_smoothing
         self.rescale = rescale
         self.precision = precision
         self.class_weight = class_weight
@@ -321,9 +328,14 @@ class EmnistCNN(_EmnistClassifier):
         weights.
     patience : int, default=3
         Epochs without improvement before early stopping.
-    lr_schedule : {'constant', 'cosine'}, default='cosine'
+    lr_schedule : {'constant', 'cosine', 'warmup_cosine'}, default='cosine'
         'cosine' decays the learning rate to 1% of its initial value over the
-        ``epochs`` of a fit (cosine decay, per batch); 'constant' keeps it.
+        ``epochs`` of a fit (cosine decay, per batch); 'warmup_cosine' first
+        raises it linearly from 10% over 5% of the steps; 'constant' keeps it.
+    label_smoothing : float, default=0.0
+        Share of each training target spread evenly over all classes (0: the
+        plain cross-entropy); it regularises and keeps ``predict_proba`` from
+        saturating. See :class:`~emnist_estimators.losses.SmoothedSparseCrossentropy`.
     rescale : 'auto' or float, default='auto'
         Factor applied to inputs inside the model. 'auto': 1/255 when the
         training X is uint8 or has values above 1 (raw pixels), else 1 (X
@@ -445,7 +457,8 @@ default='auto'
         validation_fraction: float = 0.1,
         early_stopping: bool = False,
         patience: int = 3,
-        lr_schedule: Literal["constant", "cosine"] = "cosine",
+        lr_schedule: Literal["constant", "cosine", "warmup_cosine"] = "cosine",
+        label_smoothing: float = 0.0,
         rescale: Literal["auto"] | float = "auto",
         precision: Literal[
             "auto", "float32", "mixed_bfloat16", "mixed_float16"
@@ -473,6 +486,7 @@ default='auto'
         self.early_stopping = early_stopping
         self.patience = patience
         self.lr_schedule = lr_schedule
+        self.label_smoothing = label_smoothing
         self.rescale = rescale
         self.precision = precision
         self.class_weight = class_weight

@@ -1,0 +1,129 @@
+"""Training recipe options: label smoothing and the warm-up cosine schedule."""
+
+from __future__ import annotations
+
+import pickle
+
+import keras
+import numpy as np
+import pytest
+from helpers import bar_images
+
+from emnist_estimators import EmnistCNN, EmnistMLP, load_model
+from emnist_estimators.losses import SmoothedSparseCrossentropy, per_sample_loss
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = bar_images(180, rng=0)
+    return X.reshape(len(X), 784), y
+
+
+def mlp(**kw):
+    params = {
+        "hidden_layer_sizes": (32,),
+        "epochs": 15,
+        "batch_size": 32,
+        "learning_rate": 3e-3,
+        "validation_fraction": 0,
+        "random_state": 0,
+    }
+    return EmnistMLP(**{**params, **kw})
+
+
+def test_smoothed_loss_equals_keras_categorical_smoothing_on_one_hot_labels():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(5), size=8).astype("float32")
+    labels = rng.integers(0, 5, 8)
+    one_hot = np.eye(5, dtype="float32")[labels]
+    for eps in (0.0, 0.1, 0.3):
+        ours = per_sample_loss(labels, probs, eps)
+        keras_own = keras.losses.categorical_crossentropy(
+            one_hot, probs, label_smoothing=eps
+        )
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(keras_own), rtol=1e-5)
+    # the loss object reduces those per-sample values to their mean
+    mean = SmoothedSparseCrossentropy(0.1)(labels, probs)
+    np.testing.assert_allclose(
+        float(mean), float(np.mean(per_sample_loss(labels, probs, 0.1))), rtol=1e-6
+    )
+
+
+def test_label_smoothing_keeps_probabilities_off_one(data):
+    X, y = data
+    fast = {
+        "epochs": 20,
+        "learning_rate": 1e-2,
+        "dropout": 0,
+        "lr_schedule": "constant",
+    }
+    plain = mlp(**fast).fit(X, y)
+    smoothed = mlp(label_smoothing=0.3, **fast).fit(X, y)
+    # both learn the easy classes
+    assert plain.score(X, y) == 1.0 and smoothed.score(X, y) == 1.0
+    # the smoothed target of the true class is 1 - 0.3 + 0.3 / 3 = 0.8: the
+    # network is trained towards it, not towards 1
+    assert plain.predict_proba(X).max(axis=1).min() > 0.98
+    top = smoothed.predict_proba(X).max(axis=1)
+    assert 0.75 < top.mean() < 0.85, top.mean()
+    assert top.max() < 0.9
+    assert smoothed.model_.loss.label_smoothing == 0.3
+
+
+def test_smoothed_model_round_trips_through_pickle_and_save(data, tmp_path):
+    X, y = data
+    clf = mlp(epochs=2, label_smoothing=0.1).fit(X, y)
+    expected = clf.predict_proba(X)
+    for again in (
+        pickle.loads(pickle.dumps(clf)),
+        _saved_and_loaded(clf, tmp_path / "model.keras"),
+    ):
+        np.testing.assert_array_equal(again.predict_proba(X), expected)
+        assert again.get_params()["label_smoothing"] == 0.1
+        assert again.model_.loss.label_smoothing == 0.1
+        # it trains on: partial_fit uses the restored loss
+        again.partial_fit(X, y)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, "0.1"])
+def test_label_smoothing_out_of_range_is_refused(data, value):
+    X, y = data
+    with pytest.raises(ValueError, match="label_smoothing"):
+        mlp(label_smoothing=value).fit(X, y)
+
+
+def test_warmup_cosine_rises_then_decays(data):
+    X, y = data
+    clf = mlp(lr_schedule="warmup_cosine", epochs=4, learning_rate=1e-2).fit(X, y)
+    schedule = clf.model_.optimizer._learning_rate
+    steps = 4 * -(-len(y) // 32)  # 4 epochs of 6 batches
+    warmup = max(1, steps // 20)
+    rates = [float(schedule(s)) for s in range(steps + 1)]
+    assert rates[0] == pytest.approx(1e-3)  # starts at 10%
+    assert rates[warmup] == pytest.approx(1e-2)  # the peak after the warm-up
+    assert max(rates) == pytest.approx(1e-2)
+    assert rates[-1] == pytest.approx(1e-4, rel=1e-3)  # 1% at the end
+    assert np.all(np.diff(rates[warmup:]) <= 0)  # then only decays
+    # the optimizer ran every step of the plan
+    assert int(clf.model_.optimizer.iterations) == steps
+
+
+def test_cnn_takes_the_recipe_options(data):
+    X, y = data
+    clf = EmnistCNN(
+        (4,),
+        convs_per_block=1,
+        dense_units=(8,),
+        epochs=1,
+        batch_size=32,
+        label_smoothing=0.1,
+        lr_schedule="warmup_cosine",
+        random_state=0,
+    ).fit(X, y)
+    assert clf.model_.loss.label_smoothing == 0.1
+    assert clf.predict(X).shape == y.shape
+
+
+def _saved_and_loaded(clf, path):
+    clf.save(path)
+    return load_model(path)
