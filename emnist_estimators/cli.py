@@ -883,7 +883,7 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pruner",
         default="median",
-        choices=["median", "hyperband", "halving", "none"],
+        choices=["median", "percentile", "hyperband", "halving", "none"],
         help="how unpromising trials are stopped early",
     )
     parser.add_argument(

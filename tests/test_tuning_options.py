@@ -148,3 +148,31 @@ def test_scoring_neg_log_loss_is_maximised(data):
     # score() uses it too: minus the log loss of the refit best estimator
     expected = -log_loss(y, search.predict_proba(X), labels=search.classes_)
     assert search.score(X, y) == pytest.approx(expected, rel=1e-6)
+
+
+def test_percentile_pruner_demands_the_best_quarter_where_median_lets_pass(data):
+    # Five start-up trials: two good, three mediocre (a small step size);
+    # then a sixth mediocre trial, identical to the three (same seed and
+    # parameters, so the same curve). The median of the five is the mediocre
+    # curve, which the sixth equals: the median pruner lets it run. The
+    # percentile pruner's bar is the best quarter, the good curve: it stops it.
+    X, y = data
+    rates = [GOOD_LR, GOOD_LR, 3e-4, 3e-4, 3e-4, 3e-4]
+
+    def space(trial):
+        return {"learning_rate": rates[trial.number]}
+
+    states = {}
+    for pruner in ("median", "percentile"):
+        search = EmnistSearchCV(
+            mlp(epochs=4, lr_schedule="constant"),
+            param_distributions=space,
+            n_trials=len(rates),
+            pruner=pruner,
+            random_state=0,
+            refit=False,
+        ).fit(X, y)
+        states[pruner] = list(search.cv_results_["state"])
+    assert states["median"] == ["COMPLETE"] * 6
+    assert states["percentile"] == ["COMPLETE"] * 5 + ["PRUNED"]
+    assert isinstance(search.study_.pruner, optuna.pruners.PercentilePruner)
