@@ -157,6 +157,7 @@ def one_worker(port: str, out: str) -> None:
         epochs=3,
         batch_size=100,
         class_weight="balanced",
+        label_smoothing=0.1,  # the step must take the compiled loss's smoothing
         distribution="multi_worker",
         random_state=0,
     ).fit(X, y, sample_weight=w)

@@ -119,8 +119,8 @@ def test_two_loopback_workers_train_one_model_to_identical_weights(tmp_path):
 @pytest.mark.timeout(200)
 def test_one_worker_cluster_trains_exactly_as_one_device(tmp_path):
     """The multi-worker train step against Keras' fit: the same history
-    (loss with sample and class weights, Keras' unweighted accuracy, the
-    hold-out numbers) and the same weights."""
+    (loss with sample and class weights and label smoothing, Keras'
+    unweighted accuracy, the hold-out numbers) and the same weights."""
     (port,) = _free_ports(1)
     result = _child_result(tmp_path / "one.json", "one_worker", port, timeout=180)
     history, reference = result["history"], result["one_device_history"]
