@@ -390,6 +390,9 @@ def _estimator_from_state(state: dict, path):
     if seed is not None and not _is_int(seed):
         raise _corrupt(path, f"random_state {seed!r} is not an int or null")
     params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()}
+    # Files written before label_smoothing existed trained without it; the
+    # class default (0.1 for the CNN) would misreport how they were trained.
+    params.setdefault("label_smoothing", 0.0)
     weights = params.get("class_weight")
     if isinstance(weights, tuple):
         if not all(isinstance(p, list) and len(p) == 2 for p in weights):

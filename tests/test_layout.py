@@ -21,6 +21,7 @@ RANKS = {
     "exceptions": 0,
     "threads": 0,
     "architectures": 0,
+    "losses": 0,
     "datasets._official": 1,
     "datasets._tempfiles": 1,
     "datasets.digits": 1,

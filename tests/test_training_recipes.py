@@ -124,6 +124,34 @@ def test_cnn_takes_the_recipe_options(data):
     assert clf.predict(X).shape == y.shape
 
 
+def test_a_file_saved_before_smoothing_existed_loads_as_unsmoothed(data, tmp_path):
+    import json
+    import zipfile
+
+    X, y = data
+    clf = EmnistCNN(
+        (4,),
+        convs_per_block=1,
+        dense_units=(8,),
+        epochs=1,
+        label_smoothing=0,
+        random_state=0,
+    ).fit(X, y)
+    clf.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
+    state = json.loads(entries["emnist_estimators.json"])
+    del state["params"]["label_smoothing"]  # as earlier 0.1.0 builds wrote it
+    entries["emnist_estimators.json"] = json.dumps(state).encode()
+    with zipfile.ZipFile(tmp_path / "old.keras", "w") as zf:
+        for name, blob in entries.items():
+            zf.writestr(name, blob)
+    old = load_model(tmp_path / "old.keras")
+    assert EmnistCNN().label_smoothing == 0.1  # today's default...
+    assert old.label_smoothing == 0.0  # ...is not how that file was trained
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+
+
 def _saved_and_loaded(clf, path):
     clf.save(path)
     return load_model(path)
