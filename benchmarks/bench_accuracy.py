@@ -17,15 +17,26 @@ random_state=0) and Fashion-MNIST (60k/10k), from ../shared/data, and EMNIST
 balanced (official 112,800/18,800 train/test) when ``EMNIST_DATA`` points at
 the full official files (skipped with the reason otherwise).
 
-Run: ``python -m benchmarks.bench_accuracy [--datasets emnist fashion] [--models ...]``
+Run: ``python -m benchmarks.bench_accuracy [--datasets emnist fashion] [--models ...]
+[--keep]``; ``--keep`` keeps the stored rows of the models not re-run (each row
+names the date and processor it was measured on; time ratios are only read
+between rows measured in the same run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from benchmarks._harness import SHARED_DATA, Case, run_case, write_results
+from benchmarks._harness import (
+    RESULTS,
+    SHARED_DATA,
+    Case,
+    machine,
+    run_case,
+    write_results,
+)
 from benchmarks._recipes import MODELS
 
 TARGETS = {
@@ -34,6 +45,35 @@ TARGETS = {
         "s to sklearn (512, 512)'s accuracy"
     ),
 }
+
+
+CURVE = "curve (s, test accuracy, CPU s) per epoch"
+
+
+def kept_rows(new: list[dict]) -> list[dict]:
+    """The stored rows, with those measured again replaced by ``new``.
+
+    Stored rows keep their own "measured" date and processor (older files:
+    the file's machine); rows of the same dataset and model are replaced.
+    """
+    path = RESULTS / "bench_accuracy.json"
+    if not path.exists():
+        return new
+    stored = json.loads(path.read_text())
+    fresh = {(r["dataset"], r["model"]): r for r in new}
+    old_machine = "{date}, {cpu}".format(**stored["machine"])
+    out = []
+    for row in stored["rows"]:
+        key = (row["dataset"], row["model"])
+        if key in fresh:
+            out.append(fresh.pop(key))
+            continue
+        row = dict(row)
+        row.setdefault("measured", old_machine)
+        if "curve (s, test accuracy) per epoch" in row:
+            row[CURVE] = row.pop("curve (s, test accuracy) per epoch")
+        out.append(row)
+    return out + list(fresh.values())
 
 
 def add_time_to_target(rows: list[dict]) -> None:
@@ -47,10 +87,10 @@ def add_time_to_target(rows: list[dict]) -> None:
         if target is None:
             continue
         for row in rows:
-            curve = row["curve (s, test accuracy) per epoch"]
+            curve = row[CURVE]
             if curve:
                 hit = next(
-                    (t for t, acc in curve if acc >= target["test accuracy"]), None
+                    (p[0] for p in curve if p[1] >= target["test accuracy"]), None
                 )
                 row[column] = "-" if hit is None else round(hit, 1)
 
@@ -92,8 +132,14 @@ def main(argv=None):
         choices=list(MODELS),
         metavar="MODEL",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the stored rows of models and datasets not run this time",
+    )
     args = parser.parse_args(argv)
     rows, skipped = [], []
+    measured = "{date}, {cpu}".format(**machine())
     for dataset in args.datasets:
         reason = missing_data(dataset)
         if reason:
@@ -116,7 +162,8 @@ def main(argv=None):
                     "fit s": round(result["seconds"], 1),
                     "test accuracy": round(result["accuracy"], 4),
                     "peak RSS MiB": round(result["peak_rss_mib"]),
-                    "curve (s, test accuracy) per epoch": result["curve"],
+                    "measured": measured,
+                    CURVE: result["curve"],
                 }
             )
             print(
@@ -124,6 +171,8 @@ def main(argv=None):
                 flush=True,
             )
         add_time_to_target(rows[first:])
+    if args.keep:
+        rows = kept_rows(rows)
     write_results(
         "bench_accuracy",
         rows,
