@@ -52,7 +52,9 @@ def _train_and_score(cls, X_train, X_test, y_train, y_test, label, capsys):
     return accuracy
 
 
-@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.875), (EmnistCNN, 0.895)])
+# CNN floors moved with label_smoothing=0.1 (bench_accuracy 2026-11-27: EMNIST
+# protocol 90.09%, Fashion-MNIST 93.65%)
+@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.875), (EmnistCNN, 0.896)])
 def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
     X_train, X_test, y_train, y_test = emnist_protocol(emnist_dir)
     assert len(y_train) == 98_874 and len(y_test) == 17_449
@@ -63,7 +65,7 @@ def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
     assert accuracy >= floor
 
 
-@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.895), (EmnistCNN, 0.928)])
+@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.895), (EmnistCNN, 0.931)])
 def test_fashion_mnist_floor(fashion_dir, cls, floor, capsys):
     accuracy = _train_and_score(cls, *fashion(fashion_dir), "Fashion-MNIST", capsys)
     assert accuracy >= floor
