@@ -111,7 +111,8 @@ __all__ = ["_EmnistClassifier"]
 def _unpickle(cls, fitted=True):
     """Make an empty ``cls`` for pickle, after sizing TensorFlow's pools.
 
-    Also registers the network's custom Keras layers (``architectures``).
+    Also registers the network's custom Keras layers (``architectures``) and
+    its loss (``losses``).
 
     Pickle calls this before it unpickles the state, whose Keras network
     (``model_``, when ``fitted``) starts TensorFlow's runtime; the pools can
@@ -119,9 +120,10 @@ def _unpickle(cls, fitted=True):
     """
     if fitted:
         configure_at_first_use()
-        # The network's custom layers must be registered with Keras before
-        # it is deserialized; a fresh process may not have imported them yet.
-        from . import architectures  # noqa: F401
+        # The network's custom layers and loss must be registered with Keras
+        # before it is deserialized; a fresh process may not have imported
+        # them yet.
+        from . import architectures, losses  # noqa: F401
     return cls.__new__(cls)
 
 

@@ -38,7 +38,7 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
     >>> from emnist_estimators.losses import SmoothedSparseCrossentropy
     >>> probs = np.array([[0.9, 0.05, 0.05]], dtype="float32")
     >>> loss = SmoothedSparseCrossentropy(0.0)(np.array([0]), probs)
-    >>> round(float(loss), 4) == round(-np.log(0.9), 4)
+    >>> round(float(loss), 4) == round(float(-np.log(0.9)), 4)
     True
     """
 

@@ -419,9 +419,10 @@ def _copy_network(zf, path, model_path: Path) -> None:
 def _load_network(model_path: Path, path):
     import keras
 
-    # Registers the custom layers (FusableLeakyReLU) the saved config names;
-    # a fresh process may not have imported them yet.
-    from . import architectures  # noqa: F401
+    # Registers the custom layers (FusableLeakyReLU) and loss
+    # (SmoothedSparseCrossentropy) the saved config names; a fresh process
+    # may not have imported them yet.
+    from . import architectures, losses  # noqa: F401
 
     try:
         return keras.saving.load_model(model_path, safe_mode=True)
