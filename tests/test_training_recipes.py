@@ -108,18 +108,16 @@ def test_warmup_cosine_rises_then_decays(data):
     assert int(clf.model_.optimizer.iterations) == steps
 
 
+def tiny_cnn(**kw):
+    params = {"convs_per_block": 1, "dense_units": (8,), "epochs": 1}
+    return EmnistCNN((4,), **{**params, "random_state": 0, **kw})
+
+
 def test_cnn_takes_the_recipe_options(data):
     X, y = data
-    clf = EmnistCNN(
-        (4,),
-        convs_per_block=1,
-        dense_units=(8,),
-        epochs=1,
-        batch_size=32,
-        label_smoothing=0.1,
-        lr_schedule="warmup_cosine",
-        random_state=0,
-    ).fit(X, y)
+    clf = tiny_cnn(batch_size=32, label_smoothing=0.1, lr_schedule="warmup_cosine").fit(
+        X, y
+    )
     assert clf.model_.loss.label_smoothing == 0.1
     assert clf.predict(X).shape == y.shape
 
@@ -129,14 +127,7 @@ def test_a_file_saved_before_smoothing_existed_loads_as_unsmoothed(data, tmp_pat
     import zipfile
 
     X, y = data
-    clf = EmnistCNN(
-        (4,),
-        convs_per_block=1,
-        dense_units=(8,),
-        epochs=1,
-        label_smoothing=0,
-        random_state=0,
-    ).fit(X, y)
+    clf = tiny_cnn(label_smoothing=0).fit(X, y)
     clf.save(tmp_path / "m.keras")
     with zipfile.ZipFile(tmp_path / "m.keras") as zf:
         entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
