@@ -23,7 +23,7 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
     ``k`` and ``epsilon / K`` for each other of the ``K`` classes, as Keras'
     ``CategoricalCrossentropy(label_smoothing=epsilon)`` makes from one-hot
     labels. It keeps the network from pushing its probabilities to 0 and 1,
-    which regularises it and calibrates ``predict_proba``.
+    which regularises it and keeps ``predict_proba`` from claiming certainty.
 
     Parameters
     ----------
