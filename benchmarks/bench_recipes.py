@@ -80,9 +80,9 @@ def main(argv=None):
             "fit s": round(result["seconds"], 1),
             "CPU s": round(result["cpu_seconds"], 1),
             "accuracy": round(result["accuracy"], 4),
-            "train MFLOP/image": "" if flops is None else round(flops / 1e6, 1),
-            "with shift TTA": round(result["tta_accuracy"], 4),
-            "TTA predict cost": round(result["tta_predict_cost"], 1),
+            "train MFLOP/image": _rounded(None if flops is None else flops / 1e6, 1),
+            "with shift TTA": _rounded(result.get("tta_accuracy"), 4),
+            "TTA predict cost": _rounded(result.get("tta_predict_cost"), 1),
             "cpu": machine()["cpu"],
             "curve (s, accuracy, CPU s) per epoch": result["curve"],
         }
@@ -94,6 +94,10 @@ def main(argv=None):
         "[--name N] [--split validation|test] (one row per run)",
         notes=NOTES,
     )
+
+
+def _rounded(value, digits: int):
+    return "" if value is None else round(value, digits)
 
 
 def plot_curves(rows: list[dict], dataset_name: str, key: str) -> None:
