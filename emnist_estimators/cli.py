@@ -882,7 +882,7 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pruner",
-        default="median",
+        default="halving",
         choices=["median", "percentile", "hyperband", "halving", "none"],
         help="how unpromising trials are stopped early",
     )

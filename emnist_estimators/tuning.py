@@ -385,7 +385,7 @@ class EmnistSearchCV(MetaEstimatorMixin, BaseEstimator):
         Hold-out share when ``cv`` is None.
     pruner : {'median', 'percentile', 'hyperband', 'halving', 'none'} \
 or optuna pruner, \
-default='median'
+default='halving'
     sampler : optuna sampler, default=None
         Default: ``TPESampler(seed=random_state)``. A resumed study (one that
         already holds ``k`` trials) is seeded from ``(random_state, k)``
@@ -506,7 +506,7 @@ default='median'
         scoring=None,
         cv=None,
         validation_fraction=0.2,
-        pruner="median",
+        pruner="halving",
         sampler=None,
         storage=None,
         study_name=None,

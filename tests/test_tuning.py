@@ -114,6 +114,7 @@ def test_median_pruner_prunes_a_hopeless_trial(data):
         mlp(epochs=6, random_state=0),
         param_distributions=space,
         n_trials=8,
+        pruner="median",  # the default halves from the 2nd trial on
         random_state=0,
         refit=False,
     ).fit(X, y)

@@ -41,6 +41,8 @@ def mlp(**kw):
         # has a rung before the last epoch.
         ("hyperband", optuna.pruners.HyperbandPruner, 8),
         ("halving", optuna.pruners.SuccessiveHalvingPruner, 4),
+        # the default: halving met the pruning goal in bench_tuning
+        (None, optuna.pruners.SuccessiveHalvingPruner, 4),
     ],
 )
 def test_pruner_stops_a_hopeless_trial(data, pruner, kind, epochs):
@@ -58,7 +60,7 @@ def test_pruner_stops_a_hopeless_trial(data, pruner, kind, epochs):
         mlp(epochs=epochs),
         param_distributions=space,
         n_trials=n_trials,
-        pruner=pruner,
+        **({} if pruner is None else {"pruner": pruner}),
         study_name=f"prune-{pruner}",
         random_state=0,
         refit=False,
