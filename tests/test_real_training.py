@@ -52,8 +52,9 @@ def _train_and_score(cls, X_train, X_test, y_train, y_test, label, capsys):
     return accuracy
 
 
-# CNN floors moved with label_smoothing=0.1 (bench_accuracy 2026-11-27: EMNIST
-# protocol 90.09%, Fashion-MNIST 93.65%)
+# Floors of the defaults of 2026-11-27 (bench_accuracy, Intel Xeon): CNN with
+# label_smoothing=0.1, EMNIST protocol 90.09%, Fashion-MNIST 93.65%; MLP
+# 768-768, 30 epochs, smoothing 0.1, 88.05% and 90.44%.
 @pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.875), (EmnistCNN, 0.896)])
 def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
     X_train, X_test, y_train, y_test = emnist_protocol(emnist_dir)
@@ -65,7 +66,7 @@ def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
     assert accuracy >= floor
 
 
-@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.895), (EmnistCNN, 0.931)])
+@pytest.mark.parametrize("cls, floor", [(EmnistMLP, 0.899), (EmnistCNN, 0.931)])
 def test_fashion_mnist_floor(fashion_dir, cls, floor, capsys):
     accuracy = _train_and_score(cls, *fashion(fashion_dir), "Fashion-MNIST", capsys)
     assert accuracy >= floor
@@ -74,7 +75,8 @@ def test_fashion_mnist_floor(fashion_dir, cls, floor, capsys):
 def test_balanced_class_weight_raises_balanced_accuracy_on_bymerge(emnist_dir, capsys):
     """bymerge's classes differ up to ~30x in size: "balanced" evens recall out.
 
-    5 epochs of the default MLP each way (the full 40-epoch measurement is
+    5 epochs of the default MLP each way (the full-length measurement, of
+    the 0.1.0 defaults' 1024-1024 network and 40 epochs, is
     benchmarks/results/bench_class_weight.md, quoted in the docs' lifecycle
     page).
     """
