@@ -52,6 +52,22 @@ def fashion_files() -> dict[str, str]:
     }
 
 
+def bymerge_test_files() -> dict[str, str]:
+    """Paths of the real EMNIST bymerge test split (images, labels); exits if absent.
+
+    The only full EMNIST image file in the shared data: stored transposed,
+    as NIST publishes it.
+    """
+    folder = SHARED_DATA / "emnist"
+    images = folder / "emnist-bymerge-test-images-idx3-ubyte.gz"
+    if not images.is_file():
+        sys.exit(f"needs the real EMNIST bymerge test files in {folder}")
+    return {
+        "images": str(images),
+        "labels": str(folder / "emnist-bymerge-test-labels-idx1-ubyte.gz"),
+    }
+
+
 def run_case(case: Case, *, timeout: float = 3600) -> dict:
     """Run ``case`` in a fresh Python process and return what it reported."""
     command = ["-m", "benchmarks._child", case.function, json.dumps(case.kwargs)]

@@ -24,23 +24,18 @@ import sys
 import time
 
 from benchmarks._child import mark_baseline
-from benchmarks._harness import SHARED_DATA, Case, alternate, median_of, write_results
+from benchmarks._harness import (
+    Case,
+    alternate,
+    bymerge_test_files,
+    median_of,
+    write_results,
+)
 
 FORMS = {
     "keras": "Keras LeakyReLU (before: remapper fails)",
     "fusable": "FusableLeakyReLU (after)",
 }
-
-
-def _bymerge_test_files() -> dict[str, str]:
-    folder = SHARED_DATA / "emnist"
-    images = folder / "emnist-bymerge-test-images-idx3-ubyte.gz"
-    if not images.is_file():
-        sys.exit(f"needs the real EMNIST bymerge test files in {folder}")
-    return {
-        "images": str(images),
-        "labels": str(folder / "emnist-bymerge-test-labels-idx1-ubyte.gz"),
-    }
 
 
 def fit_epochs(
@@ -123,7 +118,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     data = {
-        **_bymerge_test_files(),
+        **bymerge_test_files(),
         "n": args.n,
         "n_test": args.n_test,
         "epochs": args.epochs,
