@@ -189,9 +189,9 @@ def cnn_variant(*, block_dropout: bool = True, ema: bool = False, **params):
 
     For candidates measured before they earn a parameter. ``block_dropout=
     False`` keeps dropout in the dense head only: the random numbers, selects
-    and multiplies of the convolution blocks' dropout are ~14% of a training
-    step's op time in a TensorFlow profile of the default CNN (Keras skips
-    a rate-0 Dropout's ops). ``ema=True``: Adam keeps an exponential moving
+    and multiplies of dropout are 16% of a training step's op time in the
+    default CNN, most of it the blocks' (``bench_profile``; Keras skips a
+    rate-0 Dropout's ops). ``ema=True``: Adam keeps an exponential moving
     average of the weights (Keras' ``use_ema``, momentum 0.99), which Keras
     copies into the network when ``fit`` ends; the per-epoch curve scores
     the raw weights, the row's final accuracy the averaged ones.

@@ -84,7 +84,7 @@ class EmnistMLP(_EmnistClassifier):
     cosine-decayed learning rate, label smoothing 0.1, batch 256, 30 epochs,
     10% held out: chosen for accuracy per CPU-second (docs: Performance).
     ``EmnistMLP((1024, 1024), dropout=0.4, epochs=40, label_smoothing=0)``,
-    the 0.1.0 defaults, scores the same within 0.1 point for 1.7-1.9x the
+    the 0.1.0 defaults, scores the same within 0.1 point for 1.5-1.9x the
     training time. The original report's network is
     ``hidden_layer_sizes=(512, 512), dropout=0.2, epochs=10,
     lr_schedule="constant", label_smoothing=0``.
