@@ -17,8 +17,36 @@ import importlib
 import json
 import os
 import sys
+import time
 
 _baseline_kib: int | None = None
+
+
+class EpochTimer:
+    """Wall and process-CPU seconds of each epoch (CPU: all of its threads).
+
+    For a case to pass ``timer.callback()`` to ``fit``; Keras is imported only
+    then, so this module stays light.
+    """
+
+    def __init__(self):
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def callback(self):
+        import keras
+
+        timer = self
+
+        class Timer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter(), time.process_time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                timer.wall.append(time.perf_counter() - self.start[0])
+                timer.cpu.append(time.process_time() - self.start[1])
+
+        return Timer()
 
 
 def rss_kib() -> int:

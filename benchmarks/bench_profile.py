@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 
-from benchmarks._child import mark_baseline
+from benchmarks._child import EpochTimer, mark_baseline
 from benchmarks._harness import (
     Case,
     alternate,
@@ -131,22 +131,13 @@ def epoch_seconds(*, model: str, n: int, xla: bool, epochs: int = 3) -> dict:
     keras.Model.compile = lambda self, *a, **k: compile_(
         self, *a, **{**k, "jit_compile": xla}
     )
-    wall, cpu = [], []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = (time.perf_counter(), time.process_time())
-
-        def on_epoch_end(self, epoch, logs=None):
-            wall.append(time.perf_counter() - self.start[0])
-            cpu.append(time.process_time() - self.start[1])
-
+    timer = EpochTimer()
     mark_baseline()
     clf = {"cnn": EmnistCNN, "mlp": EmnistMLP}[model](epochs=epochs, random_state=0)
-    clf.fit(X, y, callbacks=[Timer()])
+    clf.fit(X, y, callbacks=[timer.callback()])
     return {
-        "seconds_per_epoch": statistics.median(wall[1:]),
-        "cpu_seconds_per_epoch": statistics.median(cpu[1:]),
+        "seconds_per_epoch": statistics.median(timer.wall[1:]),
+        "cpu_seconds_per_epoch": statistics.median(timer.cpu[1:]),
     }
 
 

@@ -21,9 +21,8 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
-from benchmarks._child import mark_baseline
+from benchmarks._child import EpochTimer, mark_baseline
 from benchmarks._harness import (
     Case,
     alternate,
@@ -64,7 +63,7 @@ def fit_epochs(
     # stored transposed, like NIST's files: upright for the network
     X = read_idx(images)[: n + n_test].transpose(0, 2, 1).reshape(-1, 784)
     y = read_idx(labels)[: n + n_test]
-    timer = _EpochTimer()
+    timer = EpochTimer()
     mark_baseline()
     clf = EmnistCNN(epochs=epochs, random_state=random_state, precision=precision)
     clf.fit(X[:n], y[:n], callbacks=[timer.callback()])
@@ -78,29 +77,6 @@ def fit_epochs(
         "policy": clf.dtype_policy_,
         "leaky_layer": type(clf.model_.get_layer("leaky_0_0")).__name__,
     }
-
-
-class _EpochTimer:
-    """Wall and process-CPU seconds of each epoch (CPU: all of its threads)."""
-
-    def __init__(self):
-        self.wall: list[float] = []
-        self.cpu: list[float] = []
-
-    def callback(self):
-        import keras
-
-        timer = self
-
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter(), time.process_time()
-
-            def on_epoch_end(self, epoch, logs=None):
-                timer.wall.append(time.perf_counter() - self.start[0])
-                timer.cpu.append(time.process_time() - self.start[1])
-
-        return Timer()
 
 
 def main(argv=None):
