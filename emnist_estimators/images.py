@@ -20,6 +20,8 @@ from .exceptions import DataFormatError, DataNotFoundError
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
+    "PictureTooLarge",
+    "grey_levels",
     "is_blank",
     "read_image",
     "read_prediction_inputs",
@@ -31,6 +33,83 @@ __all__ = [
 #: a huge canvas (a 145 KB file of 12000x12000 pixels took 2.4 GB to decode),
 #: so the size in the file's header is checked before any pixel is decoded.
 MAX_IMAGE_PIXELS = 25_000_000
+
+
+class PictureTooLarge(DataFormatError):
+    """A picture's header claims more pixels than the reader decodes.
+
+    Raised by :func:`grey_levels` before any pixel is decoded; the
+    attributes are kept for the caller's own message.
+
+    Parameters
+    ----------
+    width, height : int
+        The size the header claims.
+    max_pixels : int
+        The reader's limit.
+    """
+
+    def __init__(self, width: int, height: int, max_pixels: int):
+        super().__init__(
+            f"{width}x{height} pixels, more than the {max_pixels:,} decoded"
+        )
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+
+
+def grey_levels(source, *, max_pixels: int, formats=None) -> np.ndarray:
+    """Decode a picture as float32 grey levels, 0 black to 255 white.
+
+    The one decoder of pictures, for files on disk (:func:`read_image`) and
+    uploads (:func:`emnist_estimators.serve.decode_image`): the size in the
+    header is checked before any pixel is decoded (a small PNG can claim a
+    huge canvas), and transparent pixels are composited on white like a page.
+
+    Parameters
+    ----------
+    source : str, path-like or binary file object
+        The picture.
+    max_pixels : int
+        Largest width x height decoded.
+    formats : tuple of str, default=None
+        Pillow format names to try; None: every format Pillow opens.
+
+    Returns
+    -------
+    ndarray of shape (height, width), float32
+        The grey levels.
+
+    Raises
+    ------
+    PictureTooLarge
+        The header claims more than ``max_pixels`` pixels.
+    PIL.UnidentifiedImageError, OSError, SyntaxError, \
+PIL.Image.DecompressionBombError
+        Pillow's errors for data that is not a picture it can decode; each
+        caller words them for its own users.
+
+    Examples
+    --------
+    >>> import io
+    >>> from PIL import Image
+    >>> from emnist_estimators.images import grey_levels
+    >>> buf = io.BytesIO()
+    >>> Image.new("LA", (3, 2), (0, 0)).save(buf, format="PNG")
+    >>> grey_levels(buf, max_pixels=100).tolist()  # transparent: white paper
+    [[255.0, 255.0, 255.0], [255.0, 255.0, 255.0]]
+    """
+    from PIL import Image
+
+    with Image.open(source, formats=formats) as img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise PictureTooLarge(width, height, max_pixels)
+        img.load()
+        if img.mode in ("RGBA", "LA") or "transparency" in img.info:
+            # transparent background: composite on white like a page
+            img = img.convert("RGBA")
+            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, img)
+        return np.asarray(img.convert("L"), dtype=np.float32)
 
 
 def read_image(path) -> np.ndarray:
@@ -56,21 +135,13 @@ def read_image(path) -> np.ndarray:
 
     path = Path(path)
     try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise DataFormatError(
-                    f"{path} is {width}x{height} pixels, more than the "
-                    f"{MAX_IMAGE_PIXELS:,} this reader decodes (a character needs "
-                    "far fewer). Crop or shrink the picture to the character first."
-                )
-            img.load()
-            if img.mode in ("RGBA", "LA") or "transparency" in img.info:
-                # transparent background: composite on white like a page
-                img = img.convert("RGBA")
-                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, img)
-            grey = np.asarray(img.convert("L"), dtype=np.float32)
+        return grey_levels(path, max_pixels=MAX_IMAGE_PIXELS)
+    except PictureTooLarge as exc:
+        raise DataFormatError(
+            f"{path} is {exc.width}x{exc.height} pixels, more than the "
+            f"{MAX_IMAGE_PIXELS:,} this reader decodes (a character needs "
+            "far fewer). Crop or shrink the picture to the character first."
+        ) from exc
     except (
         UnidentifiedImageError,
         OSError,
@@ -81,7 +152,6 @@ def read_image(path) -> np.ndarray:
             f"Cannot decode {path} as an image ({exc}). Give a PNG, JPEG or "
             "BMP file of one character."
         ) from exc
-    return grey
 
 
 def is_blank(pixels) -> np.ndarray:

@@ -72,7 +72,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from .exceptions import DataFormatError, EmnistEstimatorsError
-from .images import is_blank, to_emnist
+from .images import PictureTooLarge, grey_levels, is_blank, to_emnist
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -184,20 +184,15 @@ def decode_image(data: bytes) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
-            width, height = img.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise DataFormatError(
-                    f"The picture is {width}x{height} pixels, more than the "
-                    f"{MAX_UPLOAD_PIXELS:,} this server decodes; crop or shrink "
-                    "it to the character first."
-                )
-            img.load()
-            if img.mode in ("RGBA", "LA") or "transparency" in img.info:
-                img = img.convert("RGBA")
-                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, img)
-            return np.asarray(img.convert("L"), dtype=np.float32)
+        return grey_levels(
+            io.BytesIO(data), max_pixels=MAX_UPLOAD_PIXELS, formats=IMAGE_FORMATS
+        )
+    except PictureTooLarge as exc:
+        raise DataFormatError(
+            f"The picture is {exc.width}x{exc.height} pixels, more than the "
+            f"{MAX_UPLOAD_PIXELS:,} this server decodes; crop or shrink "
+            "it to the character first."
+        ) from exc
     except Image.DecompressionBombError as exc:  # Pillow's own, larger cap
         raise DataFormatError(
             f"The picture is over the {MAX_UPLOAD_PIXELS:,} pixels this server "
