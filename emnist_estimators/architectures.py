@@ -239,6 +239,7 @@ def build_cnn(
     dense_units: Sequence[int] = (256, 128),
     negative_slope: float = 0.3,
     dropout: float = 0.25,
+    block_dropout: float | None = None,
     batch_norm: bool = False,
     augment: bool = False,
     rescale: float = 1.0,
@@ -249,10 +250,10 @@ def build_cnn(
 
     For each entry of ``filters`` one block of ``convs_per_block`` x [Conv2D
     3x3 'same' + LeakyReLU] (with optional batch normalisation), MaxPool 2x2
-    and Dropout; then Flatten, the ReLU Dense layers of ``dense_units`` with
-    dropout, and a softmax. Optional light augmentation (shifts of up to 2
-    pixels and rotations of up to 10 degrees, no flips: a flipped 'b' is a
-    'd') is active only while training.
+    and Dropout (``block_dropout``); then Flatten, the ReLU Dense layers of
+    ``dense_units`` with dropout, and a softmax. Optional light augmentation
+    (shifts of up to 2 pixels and rotations of up to 10 degrees, no flips: a
+    flipped 'b' is a 'd') is active only while training.
 
     Parameters
     ----------
@@ -272,7 +273,11 @@ def build_cnn(
         LeakyReLU slope (:class:`FusableLeakyReLU`, which Grappler can fuse
         with its convolution while training).
     dropout : float, default=0.25
-        Dropout after each block and each Dense layer.
+        Dropout after each Dense layer, and after each block unless
+        ``block_dropout`` is given.
+    block_dropout : float, default=None
+        Dropout after each convolutional block; None: ``dropout``. 0 leaves
+        the blocks without a Dropout layer.
     batch_norm : bool, default=False
         BatchNormalization after each convolution.
     augment : bool, default=False
@@ -313,6 +318,8 @@ def build_cnn(
             x = lay.RandomRotation(
                 10 / 360, fill_mode="constant", seed=_seed(seed, 501), name="rotate"
             )(x)
+    if block_dropout is None:
+        block_dropout = dropout
     k = 0
     for b, n_filters in enumerate(filters):
         for c in range(convs_per_block):
@@ -331,8 +338,9 @@ def build_cnn(
             )(x)
             k += 1
         x = lay.MaxPooling2D(2, padding="same", name=f"pool_{b}")(x)
-        if dropout > 0:
-            x = lay.Dropout(dropout, seed=_seed(seed, 100 + b), name=f"drop_{b}")(x)
+        if block_dropout > 0:
+            drop_seed = _seed(seed, 100 + b)
+            x = lay.Dropout(block_dropout, seed=drop_seed, name=f"drop_{b}")(x)
     x = lay.Flatten(name="flatten")(x)
     for i, units in enumerate(dense_units):
         x = lay.Dense(

@@ -378,6 +378,7 @@ class _EmnistClassifier(KerasClassifier):
         "hidden_layer_sizes",
         "activation",
         "dropout",
+        "block_dropout",
         "filters",
         "convs_per_block",
         "dense_units",

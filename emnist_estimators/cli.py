@@ -469,7 +469,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         ("--epochs", int, "training epochs"),
         ("--batch-size", int, "images per gradient step"),
         ("--learning-rate", float, "the optimizer's initial learning rate"),
-        ("--dropout", float, "dropout rate of the hidden layers"),
+        ("--dropout", float, "dropout rate of the hidden (CNN: dense) layers"),
     ):
         parser.add_argument(
             flag, type=type_, help=f"{what} (default: the model's own default)"

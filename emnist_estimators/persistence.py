@@ -393,6 +393,10 @@ def _estimator_from_state(state: dict, path):
     # Files written before label_smoothing existed trained without it; the
     # class default (0.1 for the CNN) would misreport how they were trained.
     params.setdefault("label_smoothing", 0.0)
+    # Likewise block_dropout: before it, the CNN's blocks used ``dropout``
+    # (None), whatever the class default becomes.
+    if "block_dropout" in cls._get_param_names():
+        params.setdefault("block_dropout", None)
     weights = params.get("class_weight")
     if isinstance(weights, tuple):
         if not all(isinstance(p, list) and len(p) == 2 for p in weights):

@@ -78,6 +78,25 @@ def test_cnn_layers_follow_filters_blocks_and_dense_units():
     assert [d.units for d in of_type(one, layers.Dense)] == [5]
 
 
+def test_cnn_block_dropout_sets_the_blocks_rate_apart_from_the_heads():
+    def rates(model):
+        return {d.name: d.rate for d in of_type(model, layers.Dropout)}
+
+    kw = {"filters": (4, 8), "dense_units": (6,), "dropout": 0.3}
+    assert rates(build_cnn(784, 5, **kw)) == {  # None: the head's rate
+        "drop_0": 0.3,
+        "drop_1": 0.3,
+        "dense_drop_0": 0.3,
+    }
+    assert rates(build_cnn(784, 5, block_dropout=0.1, **kw)) == {
+        "drop_0": 0.1,
+        "drop_1": 0.1,
+        "dense_drop_0": 0.3,
+    }
+    # 0: no Dropout layer in the blocks at all (not a rate-0 layer)
+    assert rates(build_cnn(784, 5, block_dropout=0.0, **kw)) == {"dense_drop_0": 0.3}
+
+
 def test_cnn_options_add_their_layers():
     plain = build_cnn(784, 3, filters=(4,))
     assert of_type(plain, layers.BatchNormalization) == []

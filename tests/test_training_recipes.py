@@ -1,4 +1,5 @@
-"""Training recipe options: label smoothing and the warm-up cosine schedule."""
+"""Training recipe options: label smoothing, the warm-up cosine schedule and
+the CNN's block dropout."""
 
 from __future__ import annotations
 
@@ -123,24 +124,74 @@ def test_cnn_takes_the_recipe_options(data):
 
 
 def test_a_file_saved_before_smoothing_existed_loads_as_unsmoothed(data, tmp_path):
-    import json
-    import zipfile
-
     X, y = data
     clf = tiny_cnn(label_smoothing=0).fit(X, y)
     clf.save(tmp_path / "m.keras")
-    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
-        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
-    state = json.loads(entries["emnist_estimators.json"])
-    del state["params"]["label_smoothing"]  # as earlier 0.1.0 builds wrote it
-    entries["emnist_estimators.json"] = json.dumps(state).encode()
-    with zipfile.ZipFile(tmp_path / "old.keras", "w") as zf:
-        for name, blob in entries.items():
-            zf.writestr(name, blob)
+    # as earlier 0.1.0 builds wrote it
+    _rewrite_saved_params(
+        tmp_path / "m.keras", tmp_path / "old.keras", "label_smoothing"
+    )
     old = load_model(tmp_path / "old.keras")
     assert EmnistCNN().label_smoothing == 0.1  # today's default...
     assert old.label_smoothing == 0.0  # ...is not how that file was trained
     np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+
+
+def _rewrite_saved_params(src, dst, drop: str) -> None:
+    """Copy a saved estimator file without parameter ``drop``, as older builds did."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(src) as zf:
+        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
+    state = json.loads(entries["emnist_estimators.json"])
+    del state["params"][drop]
+    entries["emnist_estimators.json"] = json.dumps(state).encode()
+    with zipfile.ZipFile(dst, "w") as zf:
+        for name, blob in entries.items():
+            zf.writestr(name, blob)
+
+
+def test_cnn_block_dropout_sets_the_blocks_rate_apart_from_the_heads(data):
+    X, y = data
+    dropouts = {
+        bd: [
+            (layer.name, layer.rate)
+            for layer in tiny_cnn(block_dropout=bd).fit(X, y).model_.layers
+            if isinstance(layer, keras.layers.Dropout)
+        ]
+        for bd in (0.0, None, 0.4)
+    }
+    assert EmnistCNN().block_dropout is None  # the report's network
+    assert dropouts[None] == [("drop_0", 0.25), ("dense_drop_0", 0.25)]
+    assert dropouts[0.0] == [("dense_drop_0", 0.25)]  # the dense head only
+    assert dropouts[0.4] == [("drop_0", 0.4), ("dense_drop_0", 0.25)]
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, "half"])
+def test_block_dropout_out_of_range_is_refused(data, value):
+    X, y = data
+    with pytest.raises(ValueError, match="block_dropout"):
+        tiny_cnn(block_dropout=value).fit(X, y)
+
+
+def test_a_file_saved_before_block_dropout_existed_loads_with_it(
+    data, tmp_path, monkeypatch
+):
+    X, y = data
+    clf = tiny_cnn(block_dropout=None).fit(X, y)
+    clf.save(tmp_path / "m.keras")
+    _rewrite_saved_params(tmp_path / "m.keras", tmp_path / "old.keras", "block_dropout")
+    # whatever the default becomes, such a file trained with block dropout
+    defaults = {**EmnistCNN.__init__.__kwdefaults__, "block_dropout": 0.0}
+    monkeypatch.setattr(EmnistCNN.__init__, "__kwdefaults__", defaults)
+    assert EmnistCNN().block_dropout == 0.0
+    old = load_model(tmp_path / "old.keras")
+    assert old.block_dropout is None  # the blocks dropped out at ``dropout``
+    assert "drop_0" in [layer.name for layer in old.model_.layers]
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+    # and a later fit rebuilds the network it was saved with
+    assert old.set_params(epochs=1).fit(X, y).model_.get_layer("drop_0").rate == 0.25
 
 
 def _saved_and_loaded(clf, path):
