@@ -48,7 +48,10 @@ NOTES = (
     "Recipes run before a default changed are written with the defaults of "
     "their day made explicit (EmnistCNN label_smoothing=0 before 2026-11-27; "
     "EmnistMLP (1024, 1024), dropout 0.4, 40 epochs, label_smoothing=0 before "
-    "the 768-768 defaults), so each still names what it trained."
+    "the 768-768 defaults), so each still names what it trained. The 10-epoch "
+    "'EmnistCNN(block_dropout=0, ...)' rows ran as "
+    "cnn_variant(block_dropout=False), the same network before it was a "
+    "parameter."
 )
 
 
