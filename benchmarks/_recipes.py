@@ -192,8 +192,8 @@ def cnn_variant(*, ema: bool = False, **params):
     momentum 0.99), which Keras copies into the network when ``fit`` ends;
     the per-epoch curve scores the raw weights, the row's final accuracy the
     averaged ones. (Dropout in the dense head only, measured here first, is
-    now ``EmnistCNN(block_dropout=0)``, the default: the same network and
-    the same numbers, checked on a seeded fit.)
+    now ``EmnistCNN(block_dropout=0)``: the same network and the same
+    numbers, checked on a seeded fit.)
     """
     from emnist_estimators import EmnistCNN
 

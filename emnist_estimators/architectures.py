@@ -275,7 +275,7 @@ def build_cnn(
     dropout : float, default=0.25
         Dropout after each Dense layer, and after each block unless
         ``block_dropout`` is given.
-    block_dropout : float, default=None
+    block_dropout : float or None, default=None
         Dropout after each convolutional block; None: ``dropout``. 0 leaves
         the blocks without a Dropout layer.
     batch_norm : bool, default=False
