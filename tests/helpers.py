@@ -1,6 +1,7 @@
-"""Helpers shared by the tests: where the real data is, skip-or-fail, and
-tiny generated images and IDX folders. Fixtures live in conftest.py, which
-imports from here; tests import these names from here, not from conftest.
+"""Helpers shared by the tests: where the real data is, skip-or-fail, tiny
+generated images and IDX folders, and saved-model files rewritten. Fixtures
+live in conftest.py, which imports from here; tests import these names from
+here, not from conftest.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +144,20 @@ def modules_loaded_by(statements: str, watched: tuple[str, ...]) -> list[str]:
         check=True,
     )
     return json.loads(proc.stdout)
+
+
+def rewrite_saved_state(src, dst, edit: Callable[[dict], None]) -> None:
+    """Copy a saved estimator file with its state JSON changed by ``edit``.
+
+    For files as other builds of the package would write them: ``edit``
+    changes the parsed ``emnist_estimators.json`` in place; every other
+    member is copied unchanged.
+    """
+    with zipfile.ZipFile(src) as zf:
+        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
+    state = json.loads(entries["emnist_estimators.json"])
+    edit(state)
+    entries["emnist_estimators.json"] = json.dumps(state).encode()
+    with zipfile.ZipFile(dst, "w") as zf:
+        for name, blob in entries.items():
+            zf.writestr(name, blob)

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO
+from helpers import REPO, rewrite_saved_state
 from scipy import sparse
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import (
@@ -382,18 +382,10 @@ def test_load_rejects_foreign_files(tmp_path):
 
 
 def test_load_rejects_other_format_version(fitted_cnn, tmp_path):
-    import json
-    import zipfile
-
     fitted_cnn.save(tmp_path / "m.keras")
-    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
-        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
-    state = json.loads(entries["emnist_estimators.json"])
-    state["format"] = 99
-    entries["emnist_estimators.json"] = json.dumps(state).encode()
-    with zipfile.ZipFile(tmp_path / "new.keras", "w") as zf:
-        for name, blob in entries.items():
-            zf.writestr(name, blob)
+    rewrite_saved_state(
+        tmp_path / "m.keras", tmp_path / "new.keras", lambda s: s.update(format=99)
+    )
     with pytest.raises(EmnistEstimatorsError, match="save format 99"):
         load_model(tmp_path / "new.keras")
 

@@ -8,7 +8,7 @@ import pickle
 import keras
 import numpy as np
 import pytest
-from helpers import bar_images
+from helpers import bar_images, rewrite_saved_state
 
 from emnist_estimators import EmnistCNN, EmnistMLP, load_model
 from emnist_estimators.losses import SmoothedSparseCrossentropy, per_sample_loss
@@ -128,8 +128,8 @@ def test_a_file_saved_before_smoothing_existed_loads_as_unsmoothed(data, tmp_pat
     clf = tiny_cnn(label_smoothing=0).fit(X, y)
     clf.save(tmp_path / "m.keras")
     # as earlier 0.1.0 builds wrote it
-    _rewrite_saved_params(
-        tmp_path / "m.keras", tmp_path / "old.keras", "label_smoothing"
+    rewrite_saved_state(
+        tmp_path / "m.keras", tmp_path / "old.keras", _without_param("label_smoothing")
     )
     old = load_model(tmp_path / "old.keras")
     assert EmnistCNN().label_smoothing == 0.1  # today's default...
@@ -137,19 +137,9 @@ def test_a_file_saved_before_smoothing_existed_loads_as_unsmoothed(data, tmp_pat
     np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
 
 
-def _rewrite_saved_params(src, dst, drop: str) -> None:
-    """Copy a saved estimator file without parameter ``drop``, as older builds did."""
-    import json
-    import zipfile
-
-    with zipfile.ZipFile(src) as zf:
-        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
-    state = json.loads(entries["emnist_estimators.json"])
-    del state["params"][drop]
-    entries["emnist_estimators.json"] = json.dumps(state).encode()
-    with zipfile.ZipFile(dst, "w") as zf:
-        for name, blob in entries.items():
-            zf.writestr(name, blob)
+def _without_param(name: str):
+    """A ``rewrite_saved_state`` edit: the file of a build before ``name``."""
+    return lambda state: state["params"].pop(name)
 
 
 def test_cnn_block_dropout_sets_the_blocks_rate_apart_from_the_heads(data):
@@ -181,7 +171,9 @@ def test_a_file_saved_before_block_dropout_existed_loads_with_it(
     X, y = data
     clf = tiny_cnn(block_dropout=None).fit(X, y)
     clf.save(tmp_path / "m.keras")
-    _rewrite_saved_params(tmp_path / "m.keras", tmp_path / "old.keras", "block_dropout")
+    rewrite_saved_state(
+        tmp_path / "m.keras", tmp_path / "old.keras", _without_param("block_dropout")
+    )
     # whatever the default becomes, such a file trained with block dropout
     defaults = {**EmnistCNN.__init__.__kwdefaults__, "block_dropout": 0.0}
     monkeypatch.setattr(EmnistCNN.__init__, "__kwdefaults__", defaults)
