@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 
 from benchmarks._harness import RESULTS, Case, machine, run_case, write_results
 from benchmarks.bench_accuracy import DATASETS
@@ -140,24 +141,33 @@ def plot_curves(
     ]
     if not chosen:
         return
+    # CPU seconds compare only within one machine: the rows of any other CPU
+    # are drawn with crosses and named with their CPU
+    usual_cpu = Counter(r.get("cpu") for r in chosen).most_common(1)[0][0]
     fig, ax = plt.subplots(figsize=(8, 5))
-    for row in chosen:
+    for i, row in enumerate(chosen):
         curve = row["curve (s, accuracy, CPU s) per epoch"]
         if len(curve) == 1:  # a reference fit: its accuracy is the level to reach
             ax.axhline(curve[0][1], linestyle="--", linewidth=0.8, color="grey")
+        label = row["name"] or row["recipe"]
+        if row["train MFLOP/image"]:
+            label += f" ({row['train MFLOP/image']} MFLOP)"
+        other_cpu = row.get("cpu") != usual_cpu
+        if other_cpu:
+            label += f", on {row.get('cpu')}: CPU s not comparable"
         ax.plot(
             [p[2] for p in curve],
             [p[1] for p in curve],
-            marker=".",
-            label=f"{row['name'] or row['recipe']} ({row['train MFLOP/image']} MFLOP)"
-            if row["train MFLOP/image"]
-            else row["name"] or row["recipe"],
+            marker="x" if other_cpu else ".",
+            # the colour cycle repeats after ten lines
+            linestyle="-" if i < 10 else "--",
+            label=label,
         )
     best = max(p[1] for r in chosen for p in r["curve (s, accuracy, CPU s) per epoch"])
     ax.set_ylim(best - 0.03, best + 0.005)
     # CPU seconds: wall time on a shared 2-core machine moves with the load
     # of other processes, the work a fit does does not
-    ax.set_xlabel("training CPU seconds (2 cores, scoring excluded)")
+    ax.set_xlabel(f"training CPU seconds (2 cores of {usual_cpu}, scoring excluded)")
     ax.set_ylabel("validation accuracy")
     ax.set_title(
         f"{dataset_name}, {kind.upper()}: time to accuracy (results/bench_recipes.json)"
