@@ -848,8 +848,10 @@ class _EmnistClassifier(KerasClassifier):
                         verbose=self.verbose,
                     )
                 fitted = model.fit(
-                    batches,
-                    validation_data=val_batches,
+                    batches.as_dataset(),
+                    validation_data=(
+                        None if val_batches is None else val_batches.as_dataset()
+                    ),
                     epochs=self.epochs,
                     initial_epoch=run.epoch,
                     verbose=self.verbose,
@@ -965,7 +967,7 @@ class _EmnistClassifier(KerasClassifier):
         )
         with _expected_retracing():
             history = self.model_.fit(
-                batches, epochs=1, verbose=self.verbose, shuffle=False
+                batches.as_dataset(), epochs=1, verbose=self.verbose, shuffle=False
             )
         for key, vals in history.history.items():
             self.history_.setdefault(key, []).extend(float(v) for v in vals)
