@@ -9,7 +9,7 @@ child import TensorFlow; the parent reads the model names.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -184,20 +184,35 @@ def report_cnn() -> KerasRecipe:
     )
 
 
-def cnn_variant(*, ema: bool = False, **params):
+def cnn_variant(
+    *,
+    ema: bool = False,
+    blocks: Sequence[tuple[int, int]] | None = None,
+    **params,
+):
     """An ``EmnistCNN`` with a change it has no parameter for (recipes only).
 
     For candidates measured before they earn a parameter. ``ema=True``: Adam
     keeps an exponential moving average of the weights (Keras' ``use_ema``,
     momentum 0.99), which Keras copies into the network when ``fit`` ends;
     the per-epoch curve scores the raw weights, the row's final accuracy the
-    averaged ones. (Dropout in the dense head only, measured here first, is
-    now ``EmnistCNN(block_dropout=0)``: the same network and the same
-    numbers, checked on a seeded fit.)
+    averaged ones. ``blocks``: one ``(filters, convs)`` pair per block, so
+    blocks may differ in depth (``EmnistCNN``'s ``convs_per_block`` is one
+    number for all), e.g. ``((32, 1), (64, 2))``; the layers are otherwise
+    ``build_cnn``'s. (Dropout in the dense head only, measured here
+    first, is now ``EmnistCNN(block_dropout=0)``: the same network and the
+    same numbers, checked on a seeded fit.)
     """
     from emnist_estimators import EmnistCNN
 
     class Variant(EmnistCNN):
+        def _build_model(self, n_features, n_classes, image_shape, rescale, seed):
+            if blocks is None:
+                return super()._build_model(
+                    n_features, n_classes, image_shape, rescale, seed
+                )
+            return _variant_network(self, blocks, n_features, n_classes, rescale, seed)
+
         def _compile(self, model, decay_steps=None):
             super()._compile(model, decay_steps=decay_steps)
             if ema:  # set before the optimizer builds its variables
@@ -205,6 +220,56 @@ def cnn_variant(*, ema: bool = False, **params):
                 model.optimizer.ema_momentum = 0.99
 
     return Variant(**params)
+
+
+def _variant_network(est, blocks, n_features, n_classes, rescale, seed):
+    """``build_cnn``'s layers (28x28, no augmentation), with per-block depth."""
+    import keras
+
+    from emnist_estimators import architectures as arch
+
+    policy = est._dtype_policy()
+    lay = arch._TypedLayers(policy)
+    block_dropout = est.dropout if est.block_dropout is None else est.block_dropout
+    inputs, x = arch._pixel_input(n_features, rescale, lay)
+    x = lay.Reshape((28, 28, 1), name="to_image")(x)
+    k = 0
+    for b, (n_filters, convs) in enumerate(blocks):
+        for c in range(convs):
+            x = lay.Conv2D(
+                int(n_filters),
+                3,
+                padding="same",
+                kernel_initializer=keras.initializers.GlorotUniform(
+                    arch._seed(seed, k)
+                ),
+                name=f"conv_{b}_{c}",
+            )(x)
+            x = arch.FusableLeakyReLU(
+                est.negative_slope, name=f"leaky_{b}_{c}", dtype=policy
+            )(x)
+            k += 1
+        x = lay.MaxPooling2D(2, padding="same", name=f"pool_{b}")(x)
+        if block_dropout > 0:
+            x = lay.Dropout(
+                block_dropout, seed=arch._seed(seed, 100 + b), name=f"drop_{b}"
+            )(x)
+    x = lay.Flatten(name="flatten")(x)
+    for i, units in enumerate(est.dense_units):
+        x = lay.Dense(
+            int(units),
+            activation="relu",
+            kernel_initializer=keras.initializers.GlorotUniform(
+                arch._seed(seed, 200 + i)
+            ),
+            name=f"dense_{i}",
+        )(x)
+        if est.dropout > 0:
+            x = lay.Dropout(
+                est.dropout, seed=arch._seed(seed, 300 + i), name=f"dense_drop_{i}"
+            )(x)
+    outputs = arch._softmax_head(x, n_classes, seed)
+    return keras.Model(inputs, outputs, name="emnist_cnn_variant")
 
 
 def _mlp_defaults():
@@ -235,6 +300,18 @@ def _cnn_head_dropout_only():
     from emnist_estimators import EmnistCNN
 
     return EmnistCNN(block_dropout=0, random_state=0)
+
+
+def _cnn_three_blocks_12_epochs():
+    from emnist_estimators import EmnistCNN
+
+    return EmnistCNN(
+        filters=(32, 64, 128),
+        convs_per_block=1,
+        block_dropout=0,
+        epochs=12,
+        random_state=0,
+    )
 
 
 def _mlp_report_settings():
@@ -271,6 +348,9 @@ MODELS: dict[str, Callable] = {
     "EmnistCNN defaults": _cnn_defaults,
     "EmnistCNN(block_dropout=0), dropout in the dense head only": (
         _cnn_head_dropout_only
+    ),
+    "EmnistCNN 3 blocks (32, 64, 128) x 1 conv, head dropout only, 12 epochs": (
+        _cnn_three_blocks_12_epochs
     ),
     "EmnistMLP, report settings": _mlp_report_settings,
     "report MLP (plain Keras)": report_mlp,

@@ -49,6 +49,11 @@ TARGETS = {
 
 CURVE = "curve (s, test accuracy, CPU s) per epoch"
 
+#: Fixed marks of the accuracy-per-CPU-second issue, by dataset: the EmnistCNN
+#: defaults of 2026-11-25 reached 89.99% on the EMNIST protocol in 649 s;
+#: the goal is that accuracy in a third of the time.
+MARKS = {"EMNIST protocol": (0.8999, "s to 89.99% (2026-11-25 CNN defaults)")}
+
 
 def kept_rows(new: list[dict]) -> list[dict]:
     """The stored rows, with those measured again replaced by ``new``.
@@ -93,6 +98,15 @@ def add_time_to_target(rows: list[dict]) -> None:
                     (p[0] for p in curve if p[1] >= target["test accuracy"]), None
                 )
                 row[column] = "-" if hit is None else round(hit, 1)
+
+
+def add_time_to_marks(rows: list[dict]) -> None:
+    """Training seconds each Keras model needed to first reach :data:`MARKS`."""
+    for row in rows:
+        mark = MARKS.get(row["dataset"])
+        if mark and row.get(CURVE):
+            hit = next((p[0] for p in row[CURVE] if p[1] >= mark[0]), None)
+            row[mark[1]] = "-" if hit is None else round(hit, 1)
 
 
 DATASETS = {
@@ -173,6 +187,7 @@ def main(argv=None):
         add_time_to_target(rows[first:])
     if args.keep:
         rows = kept_rows(rows)
+    add_time_to_marks(rows)  # a fixed mark: every row's own curve and clock
     write_results(
         "bench_accuracy",
         rows,
@@ -181,8 +196,8 @@ def main(argv=None):
         "random_state=0, upright except the report's recipes (fed as stored). "
         "fit s excludes the per-epoch test scoring that draws the accuracy curves "
         "(kept in the JSON file); 's to ...' = training seconds until the test "
-        "accuracy first reached that sklearn model's final accuracy. "
-        + " ".join(skipped),
+        "accuracy first reached that sklearn model's final accuracy (or the "
+        "accuracy the column names). " + " ".join(skipped),
     )
 
 

@@ -52,7 +52,12 @@ NOTES = (
     "the 768-768 defaults), so each still names what it trained. The 10-epoch "
     "'EmnistCNN(block_dropout=0, ...)' rows ran as "
     "cnn_variant(block_dropout=False), the same network before it was a "
-    "parameter."
+    "parameter. The 12-epoch 'cnn_variant(blocks=((32, 1), (64, 1), (128, 1)), "
+    "...)' row is the network of EmnistCNN(filters=(32, 64, 128), "
+    "convs_per_block=1), layer for layer and seed for seed. Every row so far "
+    "trained through Keras' autotuned input pipeline (before IndexBatches."
+    "as_dataset), whose idle epoch starts add wall seconds but no CPU "
+    "seconds: compare CPU s."
 )
 
 
@@ -173,10 +178,10 @@ def plot_curves(
         f"{dataset_name}, {kind.upper()}: time to accuracy (results/bench_recipes.json)"
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # below the axes: with many recipes a legend inside hides the curves
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.12))
     out = RESULTS / f"bench_recipes_{key}{'' if kind == 'cnn' else '_mlp'}.png"
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(out)
 
