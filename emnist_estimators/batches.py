@@ -176,12 +176,11 @@ class IndexBatches(keras.utils.PyDataset):
         """
         import tensorflow as tf
 
-        def spec(a, dtype=None):
-            return tf.TensorSpec((None, *a.shape[1:]), dtype or a.dtype)
-
-        signature = (spec(self.X), spec(self.y))
+        arrays = (self.X, self.y)
         if self.sample_weight is not None:
-            signature += (spec(self.sample_weight),)
+            arrays += (self.sample_weight,)
+        # each batch: its rows of every array, whatever their length
+        signature = tuple(tf.TensorSpec((None, *a.shape[1:]), a.dtype) for a in arrays)
         dataset = tf.data.Dataset.from_generator(
             lambda: (self[i] for i in range(len(self))),
             output_signature=signature,
