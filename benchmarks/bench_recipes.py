@@ -54,10 +54,10 @@ NOTES = (
     "cnn_variant(block_dropout=False), the same network before it was a "
     "parameter. The 12-epoch 'cnn_variant(blocks=((32, 1), (64, 1), (128, 1)), "
     "...)' row is the network of EmnistCNN(filters=(32, 64, 128), "
-    "convs_per_block=1), layer for layer and seed for seed. Every row so far "
-    "trained through Keras' autotuned input pipeline (before IndexBatches."
-    "as_dataset), whose idle epoch starts add wall seconds but no CPU "
-    "seconds: compare CPU s."
+    "convs_per_block=1), layer for layer and seed for seed. Every row up to the "
+    "Fashion-MNIST defaults rerun beside the 3-block network trained through "
+    "Keras' autotuned input pipeline (before IndexBatches.as_dataset), whose "
+    "idle epoch starts add wall seconds but no CPU seconds: compare CPU s."
 )
 
 
