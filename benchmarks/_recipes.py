@@ -8,6 +8,7 @@ child import TensorFlow; the parent reads the model names.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 
@@ -198,10 +199,10 @@ def cnn_variant(
     the per-epoch curve scores the raw weights, the row's final accuracy the
     averaged ones. ``blocks``: one ``(filters, convs)`` pair per block, so
     blocks may differ in depth (``EmnistCNN``'s ``convs_per_block`` is one
-    number for all), e.g. ``((32, 1), (64, 2))``; the layers are otherwise
-    ``build_cnn``'s. (Dropout in the dense head only, measured here
-    first, is now ``EmnistCNN(block_dropout=0)``: the same network and the
-    same numbers, checked on a seeded fit.)
+    number for all), e.g. ``((32, 1), (64, 2))``, passed to ``build_cnn``.
+    (Dropout in the dense head only, measured here first, is now
+    ``EmnistCNN(block_dropout=0)``: the same network and the same numbers,
+    checked on a seeded fit.)
     """
     from emnist_estimators import EmnistCNN
 
@@ -211,7 +212,14 @@ def cnn_variant(
                 return super()._build_model(
                     n_features, n_classes, image_shape, rescale, seed
                 )
-            return _variant_network(self, blocks, n_features, n_classes, rescale, seed)
+            # build_cnn takes one depth per block, the estimator one for all:
+            # a copy carries the blocks to it, leaving this one's params alone
+            shaped = copy.copy(self)
+            shaped.filters = tuple(f for f, _ in blocks)
+            shaped.convs_per_block = [c for _, c in blocks]
+            return EmnistCNN._build_model(
+                shaped, n_features, n_classes, image_shape, rescale, seed
+            )
 
         def _compile(self, model, decay_steps=None):
             super()._compile(model, decay_steps=decay_steps)
@@ -220,56 +228,6 @@ def cnn_variant(
                 model.optimizer.ema_momentum = 0.99
 
     return Variant(**params)
-
-
-def _variant_network(est, blocks, n_features, n_classes, rescale, seed):
-    """``build_cnn``'s layers (28x28, no augmentation), with per-block depth."""
-    import keras
-
-    from emnist_estimators import architectures as arch
-
-    policy = est._dtype_policy()
-    lay = arch._TypedLayers(policy)
-    block_dropout = est.dropout if est.block_dropout is None else est.block_dropout
-    inputs, x = arch._pixel_input(n_features, rescale, lay)
-    x = lay.Reshape((28, 28, 1), name="to_image")(x)
-    k = 0
-    for b, (n_filters, convs) in enumerate(blocks):
-        for c in range(convs):
-            x = lay.Conv2D(
-                int(n_filters),
-                3,
-                padding="same",
-                kernel_initializer=keras.initializers.GlorotUniform(
-                    arch._seed(seed, k)
-                ),
-                name=f"conv_{b}_{c}",
-            )(x)
-            x = arch.FusableLeakyReLU(
-                est.negative_slope, name=f"leaky_{b}_{c}", dtype=policy
-            )(x)
-            k += 1
-        x = lay.MaxPooling2D(2, padding="same", name=f"pool_{b}")(x)
-        if block_dropout > 0:
-            x = lay.Dropout(
-                block_dropout, seed=arch._seed(seed, 100 + b), name=f"drop_{b}"
-            )(x)
-    x = lay.Flatten(name="flatten")(x)
-    for i, units in enumerate(est.dense_units):
-        x = lay.Dense(
-            int(units),
-            activation="relu",
-            kernel_initializer=keras.initializers.GlorotUniform(
-                arch._seed(seed, 200 + i)
-            ),
-            name=f"dense_{i}",
-        )(x)
-        if est.dropout > 0:
-            x = lay.Dropout(
-                est.dropout, seed=arch._seed(seed, 300 + i), name=f"dense_drop_{i}"
-            )(x)
-    outputs = arch._softmax_head(x, n_classes, seed)
-    return keras.Model(inputs, outputs, name="emnist_cnn_variant")
 
 
 def _mlp_defaults():

@@ -235,7 +235,7 @@ def build_cnn(
     *,
     image_shape: tuple[int, int] | None = None,
     filters: Sequence[int] = (32, 64),
-    convs_per_block: int = 2,
+    convs_per_block: int | Sequence[int] = 2,
     dense_units: Sequence[int] = (256, 128),
     negative_slope: float = 0.3,
     dropout: float = 0.25,
@@ -265,8 +265,9 @@ def build_cnn(
         Height and width; default: square if possible (784 -> 28x28).
     filters : sequence of int, default=(32, 64)
         Filters of each convolutional block.
-    convs_per_block : int, default=2
-        Conv2D layers per block.
+    convs_per_block : int or sequence of int, default=2
+        Conv2D layers per block; a sequence gives each block its own depth
+        (one entry per entry of ``filters``).
     dense_units : sequence of int, default=(256, 128)
         Widths of the ReLU Dense layers (the report does not give them).
     negative_slope : float, default=0.3
@@ -320,9 +321,16 @@ def build_cnn(
             )(x)
     if block_dropout is None:
         block_dropout = dropout
+    if isinstance(convs_per_block, int):
+        convs_per_block = [convs_per_block] * len(filters)
+    if len(convs_per_block) != len(filters):
+        raise ValueError(
+            f"convs_per_block has {len(convs_per_block)} entries for "
+            f"{len(filters)} blocks of filters; give one per block, or one int."
+        )
     k = 0
-    for b, n_filters in enumerate(filters):
-        for c in range(convs_per_block):
+    for b, (n_filters, convs) in enumerate(zip(filters, convs_per_block, strict=True)):
+        for c in range(convs):
             x = lay.Conv2D(
                 int(n_filters),
                 3,

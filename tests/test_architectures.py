@@ -78,6 +78,20 @@ def test_cnn_layers_follow_filters_blocks_and_dense_units():
     assert [d.units for d in of_type(one, layers.Dense)] == [5]
 
 
+def test_cnn_blocks_can_each_have_their_own_depth():
+    model = build_cnn(784, 5, filters=(4, 8, 16), convs_per_block=(1, 2, 1))
+    convs = of_type(model, layers.Conv2D)
+    assert [(c.name, c.filters) for c in convs] == [
+        ("conv_0_0", 4),
+        ("conv_1_0", 8),
+        ("conv_1_1", 8),
+        ("conv_2_0", 16),
+    ]
+    assert len(of_type(model, layers.MaxPooling2D)) == 3
+    with pytest.raises(ValueError, match="convs_per_block has 2 entries for 3"):
+        build_cnn(784, 5, filters=(4, 8, 16), convs_per_block=(1, 2))
+
+
 def test_cnn_block_dropout_sets_the_blocks_rate_apart_from_the_heads():
     def rates(model):
         return {d.name: d.rate for d in of_type(model, layers.Dropout)}
