@@ -81,6 +81,15 @@ def kept_rows(new: list[dict]) -> list[dict]:
     return out + list(fresh.values())
 
 
+def seconds_to(curve: list, accuracy: float) -> float | str:
+    """Training seconds at the first epoch of ``curve`` scoring ``accuracy``.
+
+    Time-to-accuracy, as in DAWNBench; "-" if no epoch reached it.
+    """
+    hit = next((p[0] for p in curve if p[1] >= accuracy), None)
+    return "-" if hit is None else round(hit, 1)
+
+
 def add_time_to_target(rows: list[dict]) -> None:
     """Training seconds each Keras model needed to first match each sklearn row.
 
@@ -92,12 +101,8 @@ def add_time_to_target(rows: list[dict]) -> None:
         if target is None:
             continue
         for row in rows:
-            curve = row[CURVE]
-            if curve:
-                hit = next(
-                    (p[0] for p in curve if p[1] >= target["test accuracy"]), None
-                )
-                row[column] = "-" if hit is None else round(hit, 1)
+            if row[CURVE]:
+                row[column] = seconds_to(row[CURVE], target["test accuracy"])
 
 
 def add_time_to_marks(rows: list[dict]) -> None:
@@ -105,8 +110,7 @@ def add_time_to_marks(rows: list[dict]) -> None:
     for row in rows:
         mark = MARKS.get(row["dataset"])
         if mark and row.get(CURVE):
-            hit = next((p[0] for p in row[CURVE] if p[1] >= mark[0]), None)
-            row[mark[1]] = "-" if hit is None else round(hit, 1)
+            row[mark[1]] = seconds_to(row[CURVE], mark[0])
 
 
 DATASETS = {
