@@ -146,6 +146,24 @@ def modules_loaded_by(statements: str, watched: tuple[str, ...]) -> list[str]:
     return json.loads(proc.stdout)
 
 
+def zip_members(path) -> dict[str, bytes]:
+    """Every member of the zip file ``path`` (a saved model, a checkpoint)."""
+    with zipfile.ZipFile(path) as zf:
+        return {info.filename: zf.read(info) for info in zf.infolist()}
+
+
+def write_members(path, members: dict[str, bytes | None]) -> None:
+    """Write ``members`` as the zip file ``path``; a None member is left out.
+
+    With :func:`zip_members`, how tests forge saved files: read, change or
+    drop members, write.
+    """
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, blob in members.items():
+            if blob is not None:
+                zf.writestr(name, blob)
+
+
 def rewrite_saved_state(src, dst, edit: Callable[[dict], None]) -> None:
     """Copy a saved estimator file with its state JSON changed by ``edit``.
 
@@ -153,11 +171,8 @@ def rewrite_saved_state(src, dst, edit: Callable[[dict], None]) -> None:
     changes the parsed ``emnist_estimators.json`` in place; every other
     member is copied unchanged.
     """
-    with zipfile.ZipFile(src) as zf:
-        entries = {i.filename: zf.read(i.filename) for i in zf.infolist()}
+    entries = zip_members(src)
     state = json.loads(entries["emnist_estimators.json"])
     edit(state)
     entries["emnist_estimators.json"] = json.dumps(state).encode()
-    with zipfile.ZipFile(dst, "w") as zf:
-        for name, blob in entries.items():
-            zf.writestr(name, blob)
+    write_members(dst, entries)

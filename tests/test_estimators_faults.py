@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO, bar_images
+from helpers import REPO, bar_images, write_members, zip_members
 
 from emnist_estimators import EmnistMLP, load_model
 from emnist_estimators.exceptions import DataFormatError
@@ -42,11 +42,6 @@ def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("saved") / "mlp.keras"
     clf.save(path)
     return path, clf, X, y
-
-
-def members_of(path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as zf:
-        return {info.filename: zf.read(info) for info in zf.infolist()}
 
 
 # --- zip bombs -----------------------------------------------------------------
@@ -90,7 +85,7 @@ def bomb(saved_path, dst, *, replace=None, declared=None, extra=None):
     member inflating to 1 GiB of zeros, declaring ``declared`` bytes."""
     body, size, crc = deflated_zeros(1024)
     members = []
-    for name, data in members_of(saved_path).items():
+    for name, data in zip_members(saved_path).items():
         if name == replace:
             members.append((name, body, zipfile.ZIP_DEFLATED, declared or size, crc))
         else:
@@ -132,7 +127,7 @@ print(json.dumps(out))
 
 def test_load_model_memory_bounded_on_zip_bombs(saved, tmp_path):
     path, _, X, _ = saved
-    weights = len(members_of(path)["model.weights.h5"])
+    weights = len(zip_members(path)["model.weights.h5"])
     bombs = {
         "extra": bomb(path, tmp_path / "extra.keras", extra="junk.bin"),
         "weights": bomb(path, tmp_path / "w.keras", replace="model.weights.h5"),
@@ -207,11 +202,9 @@ def test_load_model_stops_reading_at_the_cap_even_if_zip_does_not(saved, monkeyp
 
 def test_save_then_load_ignores_foreign_members(saved, tmp_path):
     path, clf, X, _ = saved
-    members = members_of(path)
+    members = zip_members(path)
     members["assets/evil.py"] = b"raise SystemExit"
-    with zipfile.ZipFile(tmp_path / "more.keras", "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    write_members(tmp_path / "more.keras", members)
     loaded = load_model(tmp_path / "more.keras")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
@@ -232,10 +225,8 @@ def test_load_model_keeps_keras_safe_mode(saved, tmp_path):
         ]
     )
     net.save(tmp_path / "lambda.keras")
-    members = {**members_of(path), **members_of(tmp_path / "lambda.keras")}
-    with zipfile.ZipFile(tmp_path / "evil.keras", "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    members = {**zip_members(path), **zip_members(tmp_path / "lambda.keras")}
+    write_members(tmp_path / "evil.keras", members)
     with pytest.raises(DataFormatError, match="safe_mode"):
         load_model(tmp_path / "evil.keras")
 
@@ -271,13 +262,11 @@ TAMPERS = {
 @pytest.mark.parametrize("tamper", list(TAMPERS))
 def test_tampered_state_is_refused_at_load(saved, tmp_path, tamper):
     path, _, X, _ = saved
-    members = members_of(path)
+    members = zip_members(path)
     new = TAMPERS[tamper](json.loads(members[STATE]))
     members[STATE] = new if isinstance(new, bytes) else json.dumps(new).encode()
     target = tmp_path / "tampered.keras"
-    with zipfile.ZipFile(target, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    write_members(target, members)
     with pytest.raises(DataFormatError) as info:
         load_model(target)  # not later, at predict time
     assert isinstance(info.value, ValueError)
@@ -287,11 +276,9 @@ def test_tampered_state_is_refused_at_load(saved, tmp_path, tamper):
 
 
 def test_missing_member_is_named(saved, tmp_path):
-    members = members_of(saved[0])
+    members = zip_members(saved[0])
     del members["model.weights.h5"]
-    with zipfile.ZipFile(tmp_path / "m.keras", "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
+    write_members(tmp_path / "m.keras", members)
     with pytest.raises(DataFormatError, match="'model.weights.h5' is missing"):
         load_model(tmp_path / "m.keras")
 

@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, bar_images
+from helpers import REPO, bar_images, write_members, zip_members
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.class_weight import compute_sample_weight
@@ -170,13 +169,9 @@ def test_free_parameters_may_change_on_resume(bars, tmp_path):
     _mlp(checkpoint_dir=str(tmp_path), verbose=0, callbacks=[]).fit(X, y)
 
 
-def _rewrite(path: Path, **members: bytes) -> None:
-    with zipfile.ZipFile(path) as zf:
-        kept = {n: zf.read(n) for n in zf.namelist() if n not in members}
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in {**kept, **members}.items():
-            if data is not None:
-                zf.writestr(name, data)
+def _rewrite(path: Path, **members: bytes | None) -> None:
+    """Replace (or, with None, drop) members of the checkpoint ``path``."""
+    write_members(path, {**zip_members(path), **members})
 
 
 def _npy(array) -> bytes:
