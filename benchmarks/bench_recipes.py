@@ -16,7 +16,10 @@ Each run appends one row to ``results/bench_recipes.json`` and rewrites
 ``results/bench_recipes.md``; ``--plot`` draws the validation rows'
 time-to-accuracy curves (against CPU seconds), one figure per dataset and
 network (``results/bench_recipes_<dataset>.png`` for the CNNs,
-``..._<dataset>_mlp.png`` for the MLPs), from the JSON file alone. The
+``..._<dataset>_mlp.png`` for the MLPs), and, for a recipe also trained on
+shares of the training set (``--train-fraction``), its accuracy against the
+number of training images (``..._<dataset>_data.png``), from the JSON file
+alone. The
 recipe ``"sklearn_mlp_512()"`` is the scikit-learn reference
 (``MLPClassifier((512, 512), early_stopping=True)``, one point).
 
@@ -24,6 +27,8 @@ Run::
 
     python -m benchmarks.bench_recipes fashion "EmnistCNN(random_state=0)" --name cnn
     python -m benchmarks.bench_recipes fashion "sklearn_mlp_512()" --name sklearn
+    python -m benchmarks.bench_recipes emnist "EmnistCNN(random_state=0)" \
+        --train-fraction 0.5 --name "defaults, half the training set"
     python -m benchmarks.bench_recipes --plot
 """
 
@@ -32,6 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+
+import numpy as np
 
 from benchmarks._harness import RESULTS, Case, machine, run_case, write_results
 from benchmarks.bench_accuracy import DATASETS
@@ -70,6 +77,12 @@ def main(argv=None):
     parser.add_argument("--name", default="", help="a short label for tables and plots")
     parser.add_argument("--split", choices=["validation", "test"], default="validation")
     parser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        help="train on this stratified share of the training set (0 < F <= 1)",
+    )
+    parser.add_argument(
         "--plot", action="store_true", help="draw the curves from the JSON file"
     )
     args = parser.parse_args(argv)
@@ -79,12 +92,20 @@ def main(argv=None):
         for dataset in ("emnist", "fashion"):
             for family in ("cnn", "mlp"):
                 plot_curves(stored.get("rows", []), DATASETS[dataset], dataset, family)
+            plot_data_size(stored.get("rows", []), DATASETS[dataset], dataset)
         return
     if not (args.dataset and args.recipe):
         parser.error("give DATASET and RECIPE, or --plot")
+    if not 0 < args.train_fraction <= 1:
+        parser.error(f"--train-fraction must be in (0, 1], got {args.train_fraction}")
     case = Case(
         "_recipes.fit_recipe",
-        {"dataset": args.dataset, "recipe": args.recipe, "split": args.split},
+        {
+            "dataset": args.dataset,
+            "recipe": args.recipe,
+            "split": args.split,
+            "train_fraction": args.train_fraction,
+        },
     )
     result = run_case(case, timeout=3600)
     rows = stored.get("rows", [])
@@ -95,6 +116,8 @@ def main(argv=None):
             "split": args.split,
             "name": args.name,
             "recipe": args.recipe,
+            "train share": args.train_fraction,
+            "train images": result["n_train"],
             "fit s": round(result["seconds"], 1),
             "CPU s": round(result["cpu_seconds"], 1),
             "accuracy": round(result["accuracy"], 4),
@@ -109,7 +132,7 @@ def main(argv=None):
         "bench_recipes",
         rows,
         command='python -m benchmarks.bench_recipes DATASET "RECIPE" '
-        "[--name N] [--split validation|test] (one row per run)",
+        "[--name N] [--split validation|test] [--train-fraction F] (one row per run)",
         notes=NOTES,
     )
 
@@ -143,6 +166,8 @@ def plot_curves(
         if r["dataset"] == dataset_name
         and r.get("split") == "validation"
         and family(r["recipe"]) == kind
+        # a fit on a share of the training set measures data, not a recipe
+        and r.get("train share", 1) == 1
     ]
     if not chosen:
         return
@@ -181,6 +206,123 @@ def plot_curves(
     # below the axes: with many recipes a legend inside hides the curves
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.12))
     out = RESULTS / f"bench_recipes_{key}{'' if kind == 'cnn' else '_mlp'}.png"
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    print(out)
+
+
+#: the accuracy-per-CPU-second issue's goals for the CNN defaults, drawn on
+#: the data-size figure
+GOALS = {"emnist": 0.91, "fashion": 0.935}
+
+
+def fit_data_curve(n, accuracy) -> tuple[float, float, float]:
+    """``(c, a, b)`` of the error curve ``c + a * (n / 10,000) ** -b``.
+
+    A power law with a floor ``c``, the usual shape of a learning curve in
+    training-set size, fitted by least squares to (training images,
+    accuracy) points; four points or more, as it has three parameters.
+    """
+    from scipy.optimize import curve_fit
+
+    params, _ = curve_fit(
+        _data_error,
+        np.asarray(n, float),
+        1 - np.asarray(accuracy, float),
+        p0=[0.05, 0.1, 0.5],
+        bounds=([0, 0, 0], [1, 10, 5]),
+        maxfev=20_000,
+    )
+    return tuple(float(v) for v in params)
+
+
+def _data_error(n, c, a, b):
+    return c + a * (n / 1e4) ** -b
+
+
+def plot_data_size(rows: list[dict], dataset_name: str, key: str) -> None:
+    """Final validation accuracy against training images, one line per recipe.
+
+    Drawn for each recipe also trained on a share of the training set
+    (``--train-fraction``), with its whole-set row (the newest of each size),
+    to ``bench_recipes_<key>_data.png``: how much accuracy more data buys,
+    against a logarithmic axis of images. With four sizes or more, the
+    :func:`fit_data_curve` fit is drawn on to 4x the largest and printed,
+    with the images it puts at the goal of :data:`GOALS`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    same = [
+        r
+        for r in rows
+        if r["dataset"] == dataset_name
+        and r.get("split") == "validation"
+        and r.get("train images")  # rows before the column cannot be placed
+    ]
+    recipes = {r["recipe"] for r in same if r.get("train share", 1) < 1}
+    if not recipes:
+        return
+    goal = GOALS[key]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for recipe in sorted(recipes):
+        sizes = {
+            r["train images"]: r["accuracy"] for r in same if r["recipe"] == recipe
+        }
+        n = sorted(sizes)
+        line = ax.plot(n, [sizes[k] for k in n], marker="o", label=recipe)[0]
+        for k in n:
+            ax.annotate(
+                f"{sizes[k]:.2%}",
+                (k, sizes[k]),
+                textcoords="offset points",
+                xytext=(4, -12),
+                fontsize=8,
+            )
+        if len(n) < 4:
+            continue
+        c, a, b = fit_data_curve(n, [sizes[k] for k in n])
+        grid = np.geomspace(n[0], 4 * n[-1], 50)
+        at_goal = (
+            1e4 * (a / (1 - goal - c)) ** (1 / b) if 1 - goal > c else float("inf")
+        )
+        label = (
+            f"fit: error = {c:.4f} + {a:.4f} (n/10,000)^-{b:.3f}; "
+            f"{goal:.1%} at n = {at_goal:,.0f}"
+        )
+        ax.plot(
+            grid,
+            1 - _data_error(grid, c, a, b),
+            "--",
+            color=line.get_color(),
+            linewidth=0.8,
+            label=label,
+        )
+        print(
+            f"{dataset_name}, {recipe}: {label}; at 2x: "
+            f"{1 - _data_error(2 * n[-1], c, a, b):.2%}, at 4x: "
+            f"{1 - _data_error(4 * n[-1], c, a, b):.2%}, floor {1 - c:.2%}"
+        )
+    ax.axhline(goal, linestyle=":", color="grey", linewidth=0.8)
+    ax.annotate(
+        f"goal {goal:.1%}",
+        (n[0], goal),
+        textcoords="offset points",
+        xytext=(0, 3),
+        fontsize=8,
+        color="grey",
+    )
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("training images (log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"{dataset_name}: accuracy against training-set size")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.15))
+    out = RESULTS / f"bench_recipes_{key}_data.png"
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(out)
