@@ -64,7 +64,11 @@ NOTES = (
     "convs_per_block=1), layer for layer and seed for seed. Every row up to the "
     "Fashion-MNIST defaults rerun beside the 3-block network trained through "
     "Keras' autotuned input pipeline (before IndexBatches.as_dataset), whose "
-    "idle epoch starts add wall seconds but no CPU seconds: compare CPU s."
+    "idle epoch starts add wall seconds but no CPU seconds: compare CPU s. "
+    "train share / train images: the stratified share of the training set "
+    "fitted (--train-fraction, random_state=2) and its size; validation rows "
+    "from before these columns trained on the whole carve (84,042 / 50,000 "
+    "images) and carry those sizes."
 )
 
 
@@ -189,8 +193,8 @@ def plot_curves(
             [p[2] for p in curve],
             [p[1] for p in curve],
             marker="x" if other_cpu else ".",
-            # the colour cycle repeats after ten lines
-            linestyle="-" if i < 10 else "--",
+            # the colour cycle repeats after ten lines: a new style each time
+            linestyle=("-", "--", ":", "-.")[i // 10 % 4],
             label=label,
         )
     best = max(p[1] for r in chosen for p in r["curve (s, accuracy, CPU s) per epoch"])

@@ -68,8 +68,9 @@ def test_emnist_protocol_floor(emnist_dir, cls, floor, capsys):
 
 
 def test_three_block_cnn_recipe_reaches_the_old_defaults_accuracy(emnist_dir, capsys):
-    """The performance guide's recipe for characters on a CPU budget: 90.03%
-    (bench_accuracy, 2026-11-27) in about 0.3 of the defaults' time."""
+    """The performance guide's recipe for characters on a CPU budget: 89.95%
+    to 90.19% over three seeds (bench_recipes, 2026-11-27) in about 0.4 of
+    the defaults' time."""
     accuracy = _train_and_score(
         EmnistCNN,
         *emnist_protocol(emnist_dir),
@@ -78,7 +79,7 @@ def test_three_block_cnn_recipe_reaches_the_old_defaults_accuracy(emnist_dir, ca
         filters=(32, 64, 128),
         convs_per_block=1,
         block_dropout=0,
-        epochs=12,
+        epochs=16,
     )
     assert accuracy >= 0.895
 
