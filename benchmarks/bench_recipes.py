@@ -206,13 +206,7 @@ def plot_curves(
     ax.set_title(
         f"{dataset_name}, {kind.upper()}: time to accuracy (results/bench_recipes.json)"
     )
-    ax.grid(alpha=0.3)
-    # below the axes: with many recipes a legend inside hides the curves
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.12))
-    out = RESULTS / f"bench_recipes_{key}{'' if kind == 'cnn' else '_mlp'}.png"
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    print(out)
+    _save(fig, ax, f"bench_recipes_{key}{'' if kind == 'cnn' else '_mlp'}.png", -0.12)
 
 
 #: the accuracy-per-CPU-second issue's goals for the CNN defaults, drawn on
@@ -324,9 +318,17 @@ def plot_data_size(rows: list[dict], dataset_name: str, key: str) -> None:
     ax.set_xlabel("training images (log scale)")
     ax.set_ylabel("validation accuracy")
     ax.set_title(f"{dataset_name}: accuracy against training-set size")
+    _save(fig, ax, f"bench_recipes_{key}_data.png", -0.15)
+
+
+def _save(fig, ax, name: str, legend_at: float) -> None:
+    """Grid, legend below the axes at ``legend_at``, ``results/<name>``."""
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.15))
-    out = RESULTS / f"bench_recipes_{key}_data.png"
+    # below the axes: with many recipes a legend inside hides the curves
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, legend_at))
+    out = RESULTS / name
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(out)
