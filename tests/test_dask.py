@@ -22,6 +22,7 @@ import socket
 import sys
 
 import numpy as np
+import optuna
 import pytest
 from helpers import bar_images, modules_loaded_by, skip_unless_ci, write_idx_folder
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -97,6 +98,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PruneOnSeeingTheFirstWave(optuna.pruners.BasePruner):
+    """Prunes a trial when exactly two finished trials are visible to it.
+
+    With waves of two, that is every trial of the second wave - if, and only
+    if, no trial sees a wave-mate's result. It reads no score, so the trials
+    it prunes are the same on every CPU (a percentile pruner's choice
+    depended on bfloat16 rounding).
+    """
+
+    def prune(self, study, trial) -> bool:
+        finished = study.get_trials(
+            deepcopy=False,
+            states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+        )
+        return len([t for t in finished if t.number != trial.number]) == 2
+
+
 def trial_rows(search) -> list[tuple]:
     """Each trial's number, state, params, value and intermediate values."""
     return [
@@ -151,17 +169,17 @@ def test_search_on_two_workers_equals_the_search_on_one(client, data):
     """Trials spread over two workers give exactly what one worker gives.
 
     Compared: the same search (n_jobs=2, random_state=0, the default TPE
-    sampler, a pruner that prunes a wave's trials against those of earlier
-    waves) with its tasks on both workers, and pinned
-    to one (``dask.annotate(workers=...)``), where the waves' two trials run
-    one after the other. They must be equal to the last bit: the driver's
-    sampler asks a wave's parameters from the trials of earlier waves only,
-    each worker's pruner sees those trials only, and each fit is seeded and
-    runs in a worker process with the same one TensorFlow thread - so
-    neither the number of workers nor their timing can change a result.
+    sampler, :class:`PruneOnSeeingTheFirstWave`) with its tasks on both
+    workers, and pinned to one (``dask.annotate(workers=...)``), where the
+    waves' two trials run one after the other. They must be equal to the
+    last bit: the driver's sampler asks a wave's parameters from the trials
+    of earlier waves only, each worker's pruner sees those trials only, and
+    each fit is seeded and runs in a worker process with the same one
+    TensorFlow thread - so neither the number of workers nor their timing
+    can change a result. Which trials are pruned depends on what each
+    trial's pruner saw, never on the CPU's arithmetic.
     """
     import dask
-    import optuna
 
     X, y = data
 
@@ -170,8 +188,7 @@ def test_search_on_two_workers_equals_the_search_on_one(client, data):
             mlp(),
             n_trials=4,
             n_jobs=2,
-            # keeps the best quarter: the 2nd wave is pruned against the 1st
-            pruner=optuna.pruners.PercentilePruner(25.0, n_startup_trials=2),
+            pruner=PruneOnSeeingTheFirstWave(),
             random_state=0,
             scheduler=client,
             refit=False,
@@ -184,7 +201,10 @@ def test_search_on_two_workers_equals_the_search_on_one(client, data):
     assert [t.number for t in spread.study_.trials] == list(range(4))
     assert trial_rows(spread) == trial_rows(pinned)
     states = [t.state.name for t in spread.study_.trials]
-    assert "PRUNED" in states and "COMPLETE" in states  # pruned on the workers
+    # the first wave saw no finished trial, the second exactly the first
+    # wave: a trial that saw its wave-mate would have seen 1 or 3
+    assert states == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]
+    assert [len(t.intermediate_values) for t in spread.study_.trials] == [2, 2, 1, 1]
     assert max(spread.cv_results_["mean_test_score"]) > 0.5
     ran_on = [t.user_attrs["worker"] for t in spread.study_.trials]
     assert set(ran_on) == set(workers)  # each wave's two trials side by side

@@ -216,3 +216,16 @@ def test_resolve_precision(monkeypatch, precision, gpus, bf16, policy):
     )
     monkeypatch.setattr(_utils, "_cpu_has_bf16", lambda: bf16)
     assert resolve_precision(precision) == policy
+
+
+@pytest.mark.parametrize("value, policy", [("0", None), ("1", "mixed_bfloat16")])
+def test_cpu_bf16_switch_decides_what_auto_picks_on_a_cpu(monkeypatch, value, policy):
+    """EMNIST_ESTIMATORS_CPU_BF16 answers for the CPU's flags, either way (CI
+    runs the default suite with 0, as on a CPU without bfloat16)."""
+    monkeypatch.setattr(_utils, "_gpu_compute_capabilities", lambda: [])
+    monkeypatch.setenv(_utils.CPU_BF16_ENV, value)
+    assert resolve_precision("auto") == policy
+    assert resolve_precision("float32") is None  # an explicit choice is kept
+    monkeypatch.setenv(_utils.CPU_BF16_ENV, "no")
+    with pytest.raises(ValueError, match="EMNIST_ESTIMATORS_CPU_BF16='no'.* 0 "):
+        resolve_precision("auto")
