@@ -328,6 +328,130 @@ def test_evaluate_warns_when_scoring_the_training_images(trained, bars, caplog):
     assert warnings[0].endswith("use --subset test.")
 
 
+def test_evaluate_advises_the_part_not_in_use(bars, tmp_path, caplog):
+    """Issue 29.4: a model trained on the test subset is not told --subset test."""
+    out = tmp_path / "on-test"
+    run_json("train", *MLP, "--dataset", bars, "--subset", "test", "--epochs", 1,
+             "--output", out)  # fmt: skip
+    code, _ = run("evaluate", out / "model.keras", "--dataset", bars, "--quiet")
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "was trained on these images" in warnings[0]
+    assert warnings[0].endswith("use --subset train."), warnings[0]
+
+
+# --- evaluate --subset held-out (issue 29.4) -----------------------------------------
+@pytest.fixture(scope="module")
+def held_out_run(work):
+    """``train --test-size`` on a CSV (no test subset): (CSV, run folder, metrics)."""
+    X, y = bar_images(80, rng=2)
+    csv = work / "held-out-bars.csv"
+    write_csv(csv, X, y)
+    out = work / "held-out-run"
+    metrics = run_json("train", *MLP, "--dataset", csv, "--epochs", 3, "--max-samples",
+                       72, "--test-size", 0.25, "--output", out)  # fmt: skip
+    return csv, out, metrics
+
+
+def test_evaluate_scores_exactly_the_images_train_held_out(held_out_run, caplog):
+    csv, out, metrics = held_out_run
+    assert metrics["n_test"] == 18
+    result = run_json("evaluate", out / "model.keras", "--subset", "held-out")
+    assert result == {
+        "accuracy": metrics["test_accuracy"],
+        "n_samples": 18,
+        "dataset": "25% of held-out-bars.csv, held out",
+    }
+    # the data may be named again, under any name of the same file
+    again = run_json("evaluate", out / "model.keras", "--subset", "held-out",
+                     "--dataset", csv)  # fmt: skip
+    assert again == result
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    # scoring its training images instead: told where the unseen ones are
+    code, _ = run("evaluate", out / "model.keras", "--dataset", csv, "--quiet")
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].endswith("use --subset held-out (the images train held out).")
+
+
+def test_report_of_the_held_out_images(held_out_run, tmp_path):
+    csv, out, metrics = held_out_run
+    code, text = run("report", out / "model.keras", "--subset", "held-out",
+                     "--output", tmp_path / "rep", "--quiet")  # fmt: skip
+    assert code == 0, text
+    shown = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert shown["n_samples"] == 18
+    assert shown["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    page = (tmp_path / "rep" / "index.html").read_text()
+    facts = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", page, re.S))
+    assert facts["Evaluated on"] == "25% of held-out-bars.csv, held out: 18 images"
+    assert facts["Trained on"] == "held-out-bars.csv: 54 images"
+
+
+def test_evaluate_held_out_of_a_run_folder_written_before_the_rows_file(
+    held_out_run, tmp_path
+):
+    """Today's run folders: the rows are chosen again from the split's record."""
+    _, out, metrics = held_out_run
+    old = tmp_path / "old-run"
+    shutil.copytree(out, old)
+    (old / "held_out_rows.npy").unlink()
+    record = json.loads((old / "metrics.json").read_text())
+    record["data_source"] = {
+        k: record["data_source"][k]
+        for k in ("dataset", "subset", "test_size", "max_samples")
+    }
+    (old / "metrics.json").write_text(json.dumps(record))
+    result = run_json("evaluate", old / "model.keras", "--subset", "held-out")
+    assert result["accuracy"] == metrics["test_accuracy"]
+    assert result["n_samples"] == 18
+
+
+def test_evaluate_held_out_says_when_there_is_none(trained, held_out_run, capsys):
+    out, _ = trained
+    code, _ = run("evaluate", out / "model.keras", "--subset", "held-out")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "held no images out (train ran without --test-size)" in err, err
+    code, _ = run("evaluate", held_out_run[1] / "model.keras", "--subset",
+                  "held-out", "--dataset", "digits")  # fmt: skip
+    assert code == 2
+    assert "held out images of " in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", str(out / "model.keras")])
+    assert stop.value.code == 2
+    assert "required: --dataset (unless --subset held-out)" in capsys.readouterr().err
+
+
+# --- option ranges (issue 30.11) ----------------------------------------------------
+SHARE = "greater than 0 and less than 1"
+
+
+@pytest.mark.parametrize(
+    "argv, option, allowed",
+    [
+        (["train", "--max-samples", "-1"], "--max-samples", "1 or more"),
+        (["train", "--max-samples", "0"], "--max-samples", "1 or more"),
+        (["tune", "--max-samples", "1.5"], "--max-samples", "1 or more"),
+        (["train", "--test-size", "2"], "--test-size", SHARE),
+        (["train", "--test-size", "0"], "--test-size", SHARE),
+        (["train", "--test-size", "nan"], "--test-size", SHARE),
+    ],
+)
+def test_sizes_are_checked_as_they_are_parsed(argv, option, allowed, capsys):
+    """One line naming the option and its range, not scikit-learn's words."""
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--dataset", "digits", "--output", "never-written"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"emnist-estimators {argv[0]}: error: argument {option}: ")
+    assert allowed in last and repr(argv[2]) in last, last
+    assert "train_size" not in err and "Got" not in err and "2.0" not in err
+
+
 # --- tune figures ----------------------------------------------------------------
 def test_tune_writes_real_figures(bars, tmp_path):
     out = tmp_path / "tuning"
@@ -377,7 +501,7 @@ def test_tune_ends_with_the_train_command_of_its_best_parameters(bars, tmp_path)
 def test_tune_suggests_optuna_dashboard_only_when_installed(monkeypatch):
     import importlib.util
 
-    from emnist_estimators import cli
+    from emnist_estimators.cli import tune
 
     real = importlib.util.find_spec
     for installed in (True, False):
@@ -388,7 +512,7 @@ def test_tune_suggests_optuna_dashboard_only_when_installed(monkeypatch):
                 (object() if on else None) if name == "optuna_dashboard" else real(name)
             ),
         )
-        hint = cli._dashboard_hint("journal:study.log")
+        hint = tune.dashboard_hint("journal:study.log")
         if installed:
             assert hint == "view: optuna-dashboard study.log"
         else:

@@ -445,6 +445,7 @@ def test_cli_export_writes_the_model_and_says_where(mlp, bars, tmp_path, capsys)
 
 def test_cli_train_passes_checkpoint_dir_to_the_estimator(tmp_path, monkeypatch):
     from emnist_estimators import cli
+    from emnist_estimators.cli import loading
 
     seen = {}
 
@@ -452,7 +453,7 @@ def test_cli_train_passes_checkpoint_dir_to_the_estimator(tmp_path, monkeypatch)
         seen.update(params)
         raise cli.UsageError("stop here")
 
-    monkeypatch.setattr(cli, "_estimator", capture)
+    monkeypatch.setattr(loading, "make_estimator", capture)
     argv = ["train", "--dataset", "digits", "--output", str(tmp_path / "run")]
     assert main([*argv, "--checkpoint-dir", str(tmp_path / "ckpt")]) == 2
     assert seen["checkpoint_dir"] == str(tmp_path / "ckpt")

@@ -61,7 +61,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the command loaded data before refusing its output")
 
-    monkeypatch.setattr(cli, "_load", refuse)
+    monkeypatch.setattr(cli.loading, "load_data", refuse)
     import emnist_estimators.datasets.digits as digits
 
     monkeypatch.setattr(digits, "load_digits_28", refuse)

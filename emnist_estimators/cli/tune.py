@@ -1,0 +1,227 @@
+"""``emnist-estimators tune``: an optuna search, here or on a Dask cluster.
+
+Runs :class:`~emnist_estimators.tuning.EmnistSearchCV` on ``--dataset``,
+writes its figures and summary, and ends with the ``train`` command line
+that fits the best parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import shlex
+from pathlib import Path
+
+from ..cluster import ThreadShare, connected, share_threads
+from ..output_folder import (
+    check_output_folder,
+    discard_created,
+    prepare_reusable,
+    write_manifest,
+)
+from ..reporting import save_tuning_figures
+from . import loading
+from .console import EXIT_OK, UsageError, emit
+
+__all__ = ["dashboard_hint", "run_tune", "train_command"]
+
+log = logging.getLogger("emnist_estimators.cli")
+
+
+def run_tune(args) -> int:
+    """Run ``tune``: search, then write the figures, summary and manifest.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    UsageError
+        If ``--n-trials`` or ``--n-jobs`` is out of range.
+    """
+    # they import optuna
+    from ..tuning import count_trials
+    from ..tuning.storage import optuna_info_lines
+
+    params = loading.parse_params(args.param)
+    if args.epochs:
+        params["epochs"] = args.epochs
+    clf = loading.make_estimator(args, params)
+    if args.n_trials <= 0:
+        raise UsageError(f"--n-trials must be positive, got {args.n_trials}.")
+    if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
+        raise UsageError(f"--n-jobs must be positive or -1, got {args.n_jobs}.")
+    check_output_folder(args.output, reuse=True)
+    # connect before loading the data: an unreachable scheduler fails fast
+    with _dask_client(args) as client:
+        data = loading.load_data(args, random_state=args.random_state or 0)
+        output, created = prepare_reusable(args.output, command="tune")
+        try:
+            # optuna's per-trial INFO lines only with --verbose
+            with optuna_info_lines(args.verbose):
+                result, text, written = _tune(args, clf, data, output, client)
+        except BaseException:
+            # A failed run leaves nothing it created - unless trials were
+            # stored in the default study file, which --resume can continue.
+            db = output / "study.db"
+            if created and not (args.storage is None and count_trials(db)):
+                discard_created(output, created, files=["study.db"])
+            raise
+    write_manifest(output, command="tune", files=written)
+    emit(args, result, text)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _dask_client(args):
+    """A client of ``--dask-scheduler``, its workers' threads shared; else None.
+
+    Each worker's TensorFlow gets ``--threads`` threads, or its share of its
+    machine's cores, before it runs a trial.
+    """
+    if args.dask_scheduler is None:
+        yield None
+        return
+    with connected(args.dask_scheduler) as client:
+        threads = share_threads(client, args.threads)
+        log.info("Dask workers and their TensorFlow threads: %s", threads)
+        try:
+            yield client
+        finally:
+            # the scheduler may be shared: workers joining later for other
+            # work must not get this search's thread share and GPU pinning
+            client.unregister_worker_plugin(ThreadShare.name)
+
+
+def _tune(args, clf, data, output: Path, client=None):
+    from ..tuning import EmnistSearchCV, hide_password, study_summary
+
+    storage = args.storage or f"sqlite:///{output / 'study.db'}"
+    n_jobs = args.n_jobs or (-1 if client is not None else 1)
+    search = EmnistSearchCV(
+        clf,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        cv=args.cv,
+        pruner=args.pruner,
+        storage=storage,
+        study_name=args.study_name or f"emnist-{args.model}",
+        load_if_exists=args.resume,
+        refit=False,
+        n_jobs=n_jobs,
+        scheduler=client,
+        random_state=args.random_state,
+        show_progress_bar=not (args.quiet or args.json),
+    ).fit(data.X, data.y)
+    study = search.study_
+    figures = []
+    if not args.no_plots:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no window, no display needed
+        figures = save_tuning_figures(study, output)
+    summary = study_summary(search)
+    result = {
+        "study_name": summary["study_name"],
+        "storage": hide_password(storage),
+        **{k: v for k, v in summary.items() if k != "study_name"},
+        "figures": [str(f) for f in figures],
+        "train_command": train_command(args, summary["best_params"], output),
+    }
+    summary_file = output / f"{study.study_name}-summary.json"
+    summary_file.write_text(json.dumps(result, indent=2, default=str))
+    written = [f.name for f in (*figures, summary_file)]
+    if args.storage is None:
+        written.append("study.db")
+    return result, _tune_text(result, output), written
+
+
+def _tune_text(result: dict, output: Path) -> str:
+    counts = result["states"]
+    rows = [
+        f"{t['number']:>5}  {t['value']:7.4f}  "
+        + ", ".join(f"{k}={_short(v)}" for k, v in t["params"].items())
+        for t in result["top"]
+    ]
+    return (
+        f"study {result['study_name']!r}: {result['n_trials']} trials "
+        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed); best {result['best_value']:.4f}\n"
+        + "\n".join([f"{'trial':>5}  {'score':>7}  params", *rows])
+        + (f"\nfigures in {output}" if result["figures"] else "")
+        + f"\n{dashboard_hint(result['storage'])}"
+        + f"\ntrain the best parameters: {result['train_command']}"
+    )
+
+
+def dashboard_hint(storage: str) -> str:
+    """Say how to browse a study: optuna-dashboard, or how to install it.
+
+    Parameters
+    ----------
+    storage : str
+        The study's storage URL, or ``journal:FILE``.
+
+    Returns
+    -------
+    str
+        The command to run, with ``pip install`` first if needed.
+    """
+    # optuna-dashboard opens a journal file by its path, without the prefix
+    where = storage.removeprefix("journal:")
+    if importlib.util.find_spec("optuna_dashboard") is not None:
+        return f"view: optuna-dashboard {where}"
+    return (
+        f"view in a browser: pip install optuna-dashboard, then "
+        f"optuna-dashboard {where}"
+    )
+
+
+def train_command(args, best_params: dict, output: Path) -> str:
+    """Write the ``train`` command line that fits the best parameters on all data.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The ``tune`` command line: its model, data and fixed parameters.
+    best_params : dict
+        The search's best parameters.
+    output : Path
+        The tuning folder; the model goes to its ``best-model``.
+
+    Returns
+    -------
+    str
+        The command line, quoted for a POSIX shell.
+    """
+    params = {**loading.parse_params(args.param), **best_params}
+    if args.epochs:
+        params["epochs"] = args.epochs
+    words = ["emnist-estimators", "train", "--model", args.model]
+    words += ["--dataset", args.dataset]
+    if args.data_home:
+        words += ["--data-home", args.data_home]
+    if args.subset != "train":
+        words += ["--subset", args.subset]
+    for key, value in params.items():
+        # repr round-trips through --param's literal_eval; a bare word such
+        # as relu is read as the same string
+        text = value if isinstance(value, str) and value.isidentifier() else repr(value)
+        words += ["--param", f"{key}={text}"]
+    if args.random_state is not None:
+        words += ["--random-state", str(args.random_state)]
+    words += ["--output", str(output / "best-model")]
+    return shlex.join(words)
+
+
+def _short(value):
+    return f"{value:.4g}" if isinstance(value, float) else value
