@@ -580,7 +580,7 @@ def test_a_workers_pruner_records_reach_the_drivers_study():
 
     import optuna
 
-    from emnist_estimators.tuning import _tell_outcome
+    from emnist_estimators.tuning.waves import _tell_outcome
 
     pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     worker_study = optuna.create_study(direction="maximize", pruner=pruner)
