@@ -21,9 +21,6 @@ from .space import DEFAULT_SPACE as DEFAULT_SPACE  # beside __all__, as it was
 from .space import default_search_space
 from .storage import count_trials, hide_password, make_storage
 
-# cli.py imports it under the name it had in the single module
-from .storage import optuna_info_lines as _optuna_info_lines  # noqa: F401
-
 __all__ = [
     "EmnistSearchCV",
     "PruningCallback",
