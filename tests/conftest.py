@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import EMNIST_DIR, FASHION_DIR, SMALL_MNIST_N, require_dir
+from helpers import EMNIST_DIR, FASHION_DIR, SMALL_MNIST_N, require_dir, slow_workload
+
+
+def pytest_report_header(config):
+    """Say in the log which slow workload runs (with -m slow) and why."""
+    kind, why = slow_workload()
+    return f"slow workload: {kind} ({why})"
 
 
 @pytest.fixture

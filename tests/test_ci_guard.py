@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO
+from helpers import REPO, SLOW_WORKLOAD_ENV, slow_workload
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,24 @@ def test_missing_real_data_fails_only_under_ci(tmp_path, ci, code, word):
     )
     assert proc.returncode == code, proc.stdout[-2000:]
     assert word in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "bf16, forced, kind",
+    [("0", "", "reduced"), ("1", "", "full"), ("0", "full", "full")],
+)
+def test_the_slow_stage_picks_a_workload_this_cpu_can_train(
+    monkeypatch, bf16, forced, kind
+):
+    """Float32 training (no bfloat16) gets the reduced workload, and says why."""
+    from emnist_estimators import _utils
+
+    monkeypatch.setattr(_utils, "_gpu_compute_capabilities", lambda: [])
+    monkeypatch.setenv(_utils.CPU_BF16_ENV, bf16)
+    monkeypatch.setenv(SLOW_WORKLOAD_ENV, forced)
+    chosen, why = slow_workload()
+    assert chosen == kind
+    assert ("float32" in why) == (kind == "reduced")
+    monkeypatch.setenv(SLOW_WORKLOAD_ENV, "fast")
+    with pytest.raises(ValueError, match="'full' or 'reduced'"):
+        slow_workload()
