@@ -20,6 +20,7 @@ from emnist_estimators.datasets import (
     cache,
     clean_cache,
     loader,
+    summary,
     write_idx,
 )
 from emnist_estimators.datasets.cache import load_cached_images
@@ -76,7 +77,7 @@ def test_sidecar_records_what_the_cache_was_built_from(tmp_path, small_mnist):
     assert meta["cache_version"] == cache.CACHE_VERSION
     assert meta["source"]["size"] == st.st_size
     assert meta["source"]["mtime_ns"] == st.st_mtime_ns
-    assert meta["source"]["sha256"] == loader._sha256(source)
+    assert meta["source"]["sha256"] == loader.file_sha256(source)
     assert meta["shape"] == [N, 28, 28]
     assert meta["npy"]["size"] == _npy(tmp_path).stat().st_size
 
@@ -196,7 +197,7 @@ def test_warm_open_reads_no_source_data_and_hashes_nothing(
 
     monkeypatch.setattr(cache, "iter_idx_blocks", forbidden)
     monkeypatch.setattr(cache, "_payload_sha256", forbidden)
-    monkeypatch.setattr(loader, "_sha256", forbidden)
+    monkeypatch.setattr(loader, "file_sha256", forbidden)
     images = load_cached_images(tmp_path / IMAGES)
     assert isinstance(images, np.memmap) and images.shape == (N, 28, 28)
 
@@ -328,7 +329,7 @@ def test_data_info_shows_hidden_temps(tmp_path, small_mnist):
     _write(tmp_path, glyph_images(N))
     _load(tmp_path)
     _temp(tmp_path, f"{IMAGES}.v2.upright.npy", 4_000_000, _tempfiles.host())
-    kinds = {Path(r["path"]).name: r["kind"] for r in loader.data_info(tmp_path)}
+    kinds = {Path(r["path"]).name: r["kind"] for r in summary.data_info(tmp_path)}
     assert kinds[f".{IMAGES}.v2.upright.npy.4000000@{_tempfiles.host()}.tmp"] == "temp"
     assert kinds[f"{IMAGES}.v2.upright.json"] == "cache"
 
@@ -417,7 +418,7 @@ def test_sigkill_while_writing_the_cache(tmp_path, small_mnist, point, earlier_c
         np.testing.assert_array_equal(images, upright)
         assert not list(tmp_path.glob(".*.tmp"))
     meta = _sidecar(tmp_path)
-    assert meta["source"]["sha256"] == loader._sha256(source)
+    assert meta["source"]["sha256"] == loader.file_sha256(source)
 
 
 def test_temp_names_carry_pid_and_host(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from emnist_estimators import load_emnist
 from emnist_estimators.datasets import OFFICIAL_FILES, read_idx, read_mapping
-from emnist_estimators.datasets.loader import _sha256, default_mapping
+from emnist_estimators.datasets.loader import default_mapping, file_sha256
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ def test_official_test_splits_load(emnist_dir, split, n_classes):
     # every file it read is official and matched the shipped sha256
     for path in (bunch.files[0].images, bunch.files[0].labels):
         member = f"gzip/{path.name}"
-        assert _sha256(path) == OFFICIAL_FILES[member][0]
+        assert file_sha256(path) == OFFICIAL_FILES[member][0]
     # characters come from the official mapping file
     assert bunch.mapping == read_mapping(emnist_dir / f"emnist-{split}-mapping.txt")
     assert bunch.mapping == default_mapping(split)
@@ -53,7 +53,7 @@ def test_bymerge_characters(emnist_dir):
 )
 def test_official_label_files(emnist_dir, split, subset, n):
     path = emnist_dir / f"emnist-{split}-{subset}-labels-idx1-ubyte.gz"
-    assert _sha256(path) == OFFICIAL_FILES[f"gzip/{path.name}"][0]
+    assert file_sha256(path) == OFFICIAL_FILES[f"gzip/{path.name}"][0]
     labels = read_idx(path)
     assert labels.shape == (n,)
     assert set(np.unique(labels)) == set(default_mapping(split))

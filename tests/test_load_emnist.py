@@ -10,7 +10,7 @@ import pytest
 from helpers import SMALL_MNIST_N, glyph_images
 
 from emnist_estimators import load_emnist
-from emnist_estimators.datasets import _official, loader, write_idx
+from emnist_estimators.datasets import _official, loader, summary, write_idx
 from emnist_estimators.exceptions import DataFormatError, DataNotFoundError
 
 N = SMALL_MNIST_N  # images in the small_mnist fixture's split
@@ -257,7 +257,7 @@ def test_cli_prints_the_folder_files_and_options(tmp_path, small_mnist, capsys):
 
 # --- data info: a per-split summary (issue 13, item 2) -------------------------------
 def _summary(folder) -> dict:
-    return {(r["split"], r["subset"]): r for r in loader.split_summary(folder)}
+    return {(r["split"], r["subset"]): r for r in summary.split_summary(folder)}
 
 
 @pytest.mark.parametrize("exists", [True, False])

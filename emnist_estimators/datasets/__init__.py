@@ -14,7 +14,6 @@ from .loader import (
     get_data_home,
     how_to_get,
     load_emnist,
-    split_summary,
 )
 from .readers import (
     idx_header,
@@ -25,6 +24,7 @@ from .readers import (
     transpose_images,
     write_idx,
 )
+from .summary import split_summary
 
 __all__ = [
     "EMNIST_SPLITS",

@@ -42,7 +42,7 @@ from numpy.lib import format
 
 from ..exceptions import DataFormatError
 from ._tempfiles import stale_files, temp_path, writer_is_dead
-from .readers import _read_idx_data, idx_header, iter_idx_blocks
+from .readers import idx_header, iter_idx_blocks, read_idx_data
 
 __all__ = [
     "cache_candidates",
@@ -405,7 +405,7 @@ def _read_in_memory(source: Path, shape, dtype, source_sha256) -> np.ndarray:
     """Upright images without a cache (no writable folder, or ``use_cache=False``)."""
     square = len(shape) == 3 and shape[1] == shape[2]
     raw_hash = hashlib.sha256()
-    images = _read_idx_data(source, shape, dtype, transpose=square, raw_hash=raw_hash)
+    images = read_idx_data(source, shape, dtype, transpose=square, raw_hash=raw_hash)
     _check_source_bytes(source, source_sha256, raw_hash)
     return images
 

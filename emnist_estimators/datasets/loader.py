@@ -22,9 +22,7 @@ from ..exceptions import (
 )
 from ._official import EMNIST_SPLITS, SUBSETS, expected_sha256, member_names
 from .cache import (
-    cache_candidates,
     cache_files,
-    cache_kind,
     load_cached_images,
     user_cache_dir,
 )
@@ -39,13 +37,11 @@ from .readers import (
 
 __all__ = [
     "clean_cache",
-    "data_info",
     "default_mapping",
     "find_split_files",
     "get_data_home",
     "how_to_get",
     "load_emnist",
-    "split_summary",
 ]
 
 _BALANCED = string.digits + string.ascii_uppercase + "abdefghnqrt"
@@ -186,7 +182,19 @@ def find_split_files(
     return None
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+
+    Returns
+    -------
+    str
+        Its hex digest.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -208,7 +216,7 @@ def _checked_sha256(path: Path) -> str:
     ChecksumError
         The file has an official name but different content.
     """
-    got, want = _sha256(path), _official_sha256(path)
+    got, want = file_sha256(path), _official_sha256(path)
     if want is not None and got != want:
         raise ChecksumError(
             f"{path}: sha256 {got} differs from the official {want}. The file is "
@@ -268,16 +276,40 @@ def _refuse_blocking_entries(split: str, subset: str, home: Path) -> None:
         )
 
 
-def _idx_names(split: str, subset: str) -> tuple[str, str]:
-    """The official images and labels file names (``.gz``) of a split/subset."""
+def idx_names(split: str, subset: str) -> tuple[str, str]:
+    """The official images and labels file names (``.gz``) of a split/subset.
+
+    Parameters
+    ----------
+    split, subset : str
+        E.g. 'balanced' and 'test'.
+
+    Returns
+    -------
+    (str, str)
+        The images and labels file names.
+    """
     names = member_names(split, subset)
     return Path(names["images"]).name, Path(names["labels"]).name
 
 
-def _present_idx(split: str, subset: str, home: Path) -> list[Path]:
-    """The images and labels files (gz or raw) of a split/subset found in ``home``."""
+def present_idx(split: str, subset: str, home: Path) -> list[Path]:
+    """The images and labels files (gz or raw) of a split/subset found in ``home``.
+
+    Parameters
+    ----------
+    split, subset : str
+        E.g. 'balanced' and 'test'.
+    home : pathlib.Path
+        The data folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files found (none, one or both).
+    """
     found = []
-    for name in _idx_names(split, subset):
+    for name in idx_names(split, subset):
         path = _first(_candidates(home, name) + _candidates(home, name[:-3]))
         if path is not None:
             found.append(path)
@@ -344,8 +376,8 @@ def _read_only(folder: Path) -> bool:
 
 def _what_is_missing(split: str, subset: str, home: Path) -> str:
     """``"the needed file names (found: ...)"`` for a message."""
-    images, labels = _idx_names(split, subset)
-    present = _present_idx(split, subset, home)
+    images, labels = idx_names(split, subset)
+    present = present_idx(split, subset, home)
     found = f"; found only {', '.join(p.name for p in present)}" if present else ""
     return (
         f"{images} and {labels}, with or without .gz, in it or its gzip/ "
@@ -686,144 +718,3 @@ def clean_cache(
         with contextlib.suppress(OSError):  # not empty: something else lives there
             folder.rmdir()
     return removed
-
-
-def data_info(
-    data_home: str | os.PathLike[str] | None = None, *, checksums: bool = False
-) -> list[dict]:
-    """Describe the EMNIST files and caches in ``data_home``.
-
-    Parameters
-    ----------
-    data_home : str or path-like, default=None
-        The data folder, as for :func:`load_emnist`; the user cache's ``npy``
-        folder is listed too.
-    checksums : bool, default=False
-        Hash the official files (slow for large files) to fill ``sha256_ok``.
-
-    Returns
-    -------
-    list of dict
-        One row per file: ``path``, ``kind`` (idx, csv, mat, mapping, cache,
-        or temp for a cache writer's temporary file), ``size`` in bytes and
-        ``sha256_ok`` (True/False for official files when ``checksums`` is
-        True, else None).
-    """
-
-    home = get_data_home(data_home)
-    rows = []
-    folders = [home, home / "gzip", home / "matlab", user_cache_dir() / "npy"]
-    seen = set()
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(
-            folder.rglob("*") if folder.name == "npy" else folder.iterdir()
-        ):
-            name = path.name
-            if not path.is_file() or path in seen:
-                continue
-            seen.add(path)
-            kind = cache_kind(name)
-            if kind is None and name.startswith("."):
-                continue
-            if kind is not None:
-                pass
-            elif "idx" in name:
-                kind = "idx"
-            elif name.endswith((".csv", ".csv.gz")):
-                kind = "csv"
-            elif name.endswith(".mat"):
-                kind = "mat"
-            elif name.endswith("mapping.txt"):
-                kind = "mapping"
-            else:
-                continue
-            ok = None
-            if checksums and kind in ("idx", "csv", "mat", "mapping"):
-                want = expected_sha256(f"gzip/{name}") or expected_sha256(
-                    f"matlab/{name}"
-                )
-                ok = None if want is None else _sha256(path) == want
-            rows.append(
-                {
-                    "path": str(path),
-                    "kind": kind,
-                    "size": path.stat().st_size,
-                    "sha256_ok": ok,
-                }
-            )
-    return rows
-
-
-def _cache_bytes(files: SplitFiles | None) -> int:
-    """Bytes of the images' caches and sidecars, beside the source or not."""
-    if files is None or files.kind != "idx":
-        return 0
-    total = 0
-    for npy in cache_candidates(files.images):
-        for path in (npy, npy.with_suffix(".json")):
-            with contextlib.suppress(OSError):  # absent: nothing cached there
-                total += path.stat().st_size
-    return total
-
-
-def split_summary(data_home: str | os.PathLike[str] | None = None) -> list[dict]:
-    """Say, for every EMNIST split and subset, whether its files are in ``data_home``.
-
-    Only file names are looked at (cheap); :func:`load_emnist` checks sizes
-    and checksums.
-
-    Parameters
-    ----------
-    data_home : str or path-like, default=None
-        The data folder, as for :func:`load_emnist`.
-
-    Returns
-    -------
-    list of dict
-        One row per split and subset, in the order of
-        :data:`~emnist_estimators.datasets.EMNIST_SPLITS`: ``split``,
-        ``subset``, ``status`` (``"complete"``: images and labels, a CSV or a
-        .mat; ``"partial"``: one of the images and labels files;
-        ``"missing"``: none), ``files`` (paths found), ``missing`` (file names
-        still needed) and ``cache_bytes`` (size of its ``.npy`` cache and
-        sidecar, beside the source or in the user cache; 0 if none).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from emnist_estimators.datasets import split_summary
-    >>> rows = split_summary(tempfile.mkdtemp())
-    >>> {r["status"] for r in rows}, rows[0]["missing"][0]
-    ({'missing'}, 'emnist-balanced-train-images-idx3-ubyte.gz')
-    """
-    home = get_data_home(data_home)
-    return [
-        _summary_row(split, subset, home)
-        for split in EMNIST_SPLITS
-        for subset in SUBSETS
-    ]
-
-
-def _summary_row(split: str, subset: str, home: Path) -> dict:
-    files = find_split_files(split, subset, home)
-    present = _present_idx(split, subset, home)
-    if files is not None:
-        status = "complete"
-        found = [p for p in (files.images, files.labels) if p is not None]
-        missing = []
-    else:
-        status = "partial" if present else "missing"
-        found = present
-        have = {p.name.removesuffix(".gz") for p in present}
-        names = _idx_names(split, subset)
-        missing = [n for n in names if n.removesuffix(".gz") not in have]
-    return {
-        "split": split,
-        "subset": subset,
-        "status": status,
-        "files": [str(p) for p in found],
-        "missing": missing,
-        "cache_bytes": _cache_bytes(files),
-    }

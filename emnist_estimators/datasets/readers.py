@@ -181,16 +181,36 @@ def read_idx(
             f"out has shape {out.shape} and dtype {out.dtype}; {path} holds "
             f"{shape} of {dtype}"
         )
-    return _read_idx_data(path, shape, dtype, transpose=transpose, out=out)
+    return read_idx_data(path, shape, dtype, transpose=transpose, out=out)
 
 
-def _read_idx_data(path, shape, dtype, *, transpose, out=None, raw_hash=None):
+def read_idx_data(path, shape, dtype, *, transpose, out=None, raw_hash=None):
     """Read the data of an IDX file whose header said ``shape`` and ``dtype``.
 
     Allocates the whole array up front only when the file vouches for the
     header's size (see ``_check_idx_size``); otherwise it keeps just the blocks
     the stream really yields, so a header that lies about its size cannot
     cost more memory than the data actually present.
+
+    Parameters
+    ----------
+    path : path-like
+        The IDX file (gzip or raw).
+    shape : tuple of int
+        The shape its header declares.
+    dtype : numpy.dtype
+        The dtype its header declares.
+    transpose : bool
+        Transpose each image (EMNIST's stored orientation to upright).
+    out : ndarray, default=None
+        Where to write the data (e.g. a cache's memmap).
+    raw_hash : hashlib object, default=None
+        Updated with the file's decompressed payload.
+
+    Returns
+    -------
+    ndarray
+        The data, of ``shape`` and ``dtype``.
     """
     backed = _check_idx_size(path, shape, dtype)
     blocks = _idx_blocks(path, shape, dtype, transpose=transpose, raw_hash=raw_hash)
