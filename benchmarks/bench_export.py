@@ -116,9 +116,8 @@ def _load_runtime(runtime: str, folder, model: str, batch: int):
         return predict, predict
     if runtime == "Keras float32":
         from emnist_estimators import load_model
-        from emnist_estimators.export import _float32_twin
 
-        net = _float32_twin(load_model(f"{path}.keras"))
+        net = load_model(f"{path}.keras")._float32_network()
 
         def one(X):
             return np.asarray(net.predict_on_batch(X)).argmax(1)

@@ -10,7 +10,7 @@ as gzip IDX and ``load_cached_images`` memory-maps its ``.npy`` cache under
 - ``streaming``: today's ``est.fit(X_memmap, y)``, which reads each batch by
   index from the memory map (:class:`emnist_estimators.batches.IndexBatches`);
 - ``in-memory``: what the estimators did before - the same compiled network
-  (``_prepare``, ``_new_network``, ``_split_validation``, ``_compile``, same
+  (``_validate_new``, ``_new_network``, ``training.validation_rows``, ``_compile``, same
   seed), the split copied into RAM (``X[train]``, ``X[val]``) and handed to
   Keras' array adapter: ``model.fit(X_train, y_train, batch_size=...,
   shuffle=True, validation_data=(X_val, y_val))``.
@@ -199,21 +199,24 @@ def train_in_memory(*, model: str, n: int, batches: int | None) -> dict:
     """The former path: the split copied into RAM, Keras' array adapter.
 
     The network, compilation, hold-out rows and seed are the estimator's own
-    (``base._EmnistClassifier.fit``), so only the input path differs.
+    (``base.BaseEmnistClassifier.fit``), so only the input path differs.
     """
     import keras  # noqa: F401
 
-    from emnist_estimators._utils import seeded
+    from emnist_estimators._utils import resolve_seed, seeded
+    from emnist_estimators.training import validation_rows
 
     X, y = _bymerge_memmap(n)
     est, timer = _estimator(model), _timer(batches)
     mark_baseline()
     with _RssSampler() as rss:
         t = time.perf_counter()
-        X2, y_enc, _, image_shape, seed = est._prepare(X, y)
+        est._validate_params()
+        X2, y_enc, _, image_shape = est._validate_new(X, y, None, None)
+        seed = resolve_seed(est.random_state)
         with seeded(seed):
-            net = est._new_network(X2, image_shape, seed)
-            train, val = est._split_validation(y_enc, seed)
+            net = est._new_network(X2.shape[1], image_shape, seed)
+            train, val = validation_rows(y_enc, est.validation_fraction, seed)
             est._compile(net, decay_steps=est.epochs * -(-len(train) // est.batch_size))
             net.fit(
                 X2[train],

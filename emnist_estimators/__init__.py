@@ -11,16 +11,15 @@ made at their first use (see :mod:`emnist_estimators.threads`).
 
 import importlib
 
+from ._version import __version__
 from .datasets import load_emnist
 from .preprocessing import PixelScaler
 from .threads import set_num_threads
 
-__version__ = "0.1.0"
-
 _LAZY = {
     "EmnistCNN": "estimators",
     "EmnistMLP": "estimators",
-    "load_model": "persistence",
+    "load_model": "estimators",
 }
 
 __all__ = [

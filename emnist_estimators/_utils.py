@@ -7,6 +7,7 @@ import inspect
 import os
 import random
 from collections.abc import Iterator
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -24,7 +25,19 @@ __all__ = [
     "seeded",
     "resolve_seed",
     "resolve_precision",
+    "is_int",
+    "is_real",
+    "PRECISIONS",
+    "DTYPE_POLICIES",
+    "Precision",
 ]
+
+#: The estimators' ``precision`` parameter: 'auto' or a Keras dtype policy.
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+#: Its values, in the order above.
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+#: The dtype policies a network trains in (a fitted ``dtype_policy_``).
+DTYPE_POLICIES: tuple[str, ...] = PRECISIONS[1:]
 
 
 def _image_shape_of(X: np.ndarray) -> tuple[int, int] | None:
@@ -339,3 +352,13 @@ def resolve_precision(precision: str) -> str | None:
         fast = all(c >= _FLOAT16_TENSOR_CORES for c in capabilities)
         return "mixed_float16" if fast else None
     return "mixed_bfloat16" if _cpu_has_bf16() else None
+
+
+def is_int(value) -> bool:
+    """True for an int that is not a bool (a JSON integer read back)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """True for an int or float that is not a bool (a JSON number read back)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -42,8 +42,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ._utils import is_int, is_real
 from .exceptions import DataFormatError, EmnistEstimatorsError, OutputFolderError
-from .persistence import _is_int, _is_real, variables_as_numpy
+from .keras_io import variables_as_numpy
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -267,9 +268,9 @@ class CheckpointStore:
             state.get("seed"),
             state.get("history"),
         )
-        if not _is_int(epoch) or not 0 <= epoch <= self.epochs:
+        if not is_int(epoch) or not 0 <= epoch <= self.epochs:
             raise self._corrupt(f"its epoch {epoch!r} is not in 0..{self.epochs}")
-        if not _is_int(seed) or not 0 <= seed < 2**32:
+        if not is_int(seed) or not 0 <= seed < 2**32:
             raise self._corrupt(f"its seed {seed!r} is not an int in [0, 2**32)")
         if not isinstance(state.get("finished"), bool):
             raise self._corrupt("it does not say whether the fit finished")
@@ -277,16 +278,16 @@ class CheckpointStore:
             isinstance(k, str)
             and isinstance(v, list)
             and len(v) == epoch
-            and all(_is_real(x) for x in v)
+            and all(is_real(x) for x in v)
             for k, v in history.items()
         ):
             raise self._corrupt(f"its history is not {epoch} numbers per metric")
         early = state.get("early_stopping")
         if early is not None and not (
             isinstance(early, dict)
-            and _is_int(early.get("wait"))
-            and _is_int(early.get("best_epoch"))
-            and (early.get("best") is None or _is_real(early.get("best")))
+            and is_int(early.get("wait"))
+            and is_int(early.get("best_epoch"))
+            and (early.get("best") is None or is_real(early.get("best")))
         ):
             raise self._corrupt("its early-stopping counters are malformed")
 

@@ -4,8 +4,8 @@ Each class lists its hyper-parameters, their constraints and the Keras
 network it builds (:mod:`~emnist_estimators.architectures`); everything else
 - validation, encoding, seeding, training, prediction, the scikeras and
 scikit-learn compatibility - is their base class's
-(:mod:`~emnist_estimators.base`), and saving and loading is
-:mod:`~emnist_estimators.persistence`'s.
+(:mod:`~emnist_estimators.base`). :func:`load_model` loads either from a
+file written by ``save``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ import numpy as np
 # are what its own estimators' _parameter_constraints use.
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 
-from .base import _EmnistClassifier
-
-# Re-exported for code that imported it from here before persistence.py
-# existed (the command line among it).
-from .persistence import load_model
+from ._utils import Precision
+from .base import BaseEmnistClassifier
 
 if TYPE_CHECKING:
     from keras.callbacks import Callback
@@ -77,7 +74,7 @@ _OTHER_ACTIVATIONS = {
 }
 
 
-class EmnistMLP(_EmnistClassifier):
+class EmnistMLP(BaseEmnistClassifier):
     """Multi-layer perceptron classifier for 28x28 grey characters (Keras).
 
     Defaults: 784-768-768-n_classes, ReLU, dropout 0.3, Adam 1e-3 with a
@@ -212,7 +209,7 @@ default='auto'
     """
 
     _parameter_constraints: dict = {
-        **_EmnistClassifier._common_constraints,
+        **BaseEmnistClassifier._common_constraints,
         "hidden_layer_sizes": [tuple, list],
         "activation": [
             StrOptions(_ACTIVATIONS),
@@ -238,9 +235,7 @@ default='auto'
         lr_schedule: Literal["constant", "cosine", "warmup_cosine"] = "cosine",
         label_smoothing: float = 0.1,
         rescale: Literal["auto"] | float = "auto",
-        precision: Literal[
-            "auto", "float32", "mixed_bfloat16", "mixed_float16"
-        ] = "auto",
+        precision: Precision = "auto",
         class_weight: dict | Literal["balanced"] | None = None,
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
@@ -285,7 +280,7 @@ default='auto'
         )
 
 
-class EmnistCNN(_EmnistClassifier):
+class EmnistCNN(BaseEmnistClassifier):
     """Convolutional network classifier for 28x28 grey characters (Keras).
 
     Defaults: the original report's network - two blocks of
@@ -440,7 +435,7 @@ default='auto'
     """
 
     _parameter_constraints: dict = {
-        **_EmnistClassifier._common_constraints,
+        **BaseEmnistClassifier._common_constraints,
         "filters": [tuple, list],
         "convs_per_block": [Interval(Integral, 1, None, closed="left")],
         "dense_units": [tuple, list],
@@ -476,9 +471,7 @@ default='auto'
         lr_schedule: Literal["constant", "cosine", "warmup_cosine"] = "cosine",
         label_smoothing: float = 0.1,
         rescale: Literal["auto"] | float = "auto",
-        precision: Literal[
-            "auto", "float32", "mixed_bfloat16", "mixed_float16"
-        ] = "auto",
+        precision: Precision = "auto",
         class_weight: dict | Literal["balanced"] | None = None,
         warm_start: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
@@ -533,3 +526,37 @@ default='auto'
             seed=seed,
             dtype_policy=self._dtype_policy(),
         )
+
+
+def load_model(path: str | os.PathLike) -> EmnistMLP | EmnistCNN:
+    """Load an :class:`EmnistMLP` or :class:`EmnistCNN` saved with ``save``.
+
+    The Keras network is loaded with ``safe_mode=True`` (no arbitrary code).
+    Only the members ``save`` writes are read - ``config.json``,
+    ``metadata.json``, ``model.weights.h5`` and the estimator state - each up
+    to a size cap (``persistence.MEMBER_CAPS``; the weights up to 64 MiB plus
+    4 times the file's size), checked against the size the archive declares
+    and again while inflating, so a small hostile file cannot exhaust memory
+    or disk. Other members are ignored. The state is checked against the
+    network.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.keras`` file written by ``EmnistMLP.save`` / ``EmnistCNN.save``.
+
+    Returns
+    -------
+    estimator : EmnistMLP or EmnistCNN
+        The fitted estimator, ready to predict.
+
+    Raises
+    ------
+    DataNotFoundError
+        The file does not exist.
+    DataFormatError
+        The file is not a zip (Keras) archive, was not written by
+        emnist-estimators or by an incompatible version, is corrupt or
+        tampered with, or a member exceeds its size cap.
+    """
+    return BaseEmnistClassifier.load(path)

@@ -61,3 +61,10 @@ class ClusterError(EmnistEstimatorsError, ConnectionError):
 
 class ClusterConfigError(EmnistEstimatorsError, ValueError):
     """A cluster description (e.g. the ``TF_CONFIG`` variable) is malformed."""
+
+
+class ExportError(EmnistEstimatorsError, RuntimeError):
+    """An export failed: conversion, or the check against ``predict``.
+
+    Nothing was written when it is raised.
+    """

@@ -67,6 +67,10 @@ strokes) and compared with the estimator's ``predict_proba``:
   only differ where ``predict_proba``'s two most likely classes are within
   0.1 of each other: such near-ties are counted in the sidecar, not refused.
 
+Reading an exported model back and running it (:func:`load_exported`,
+:class:`ExportedModel`) lives in :mod:`emnist_estimators.exported`; its
+public names are importable from here too.
+
 A failed check raises :class:`ExportError` and leaves no file behind; so does
 any other failure. The optional dependencies are the ``export`` extra:
 ``pip install "emnist-estimators[export]"``.
@@ -90,7 +94,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +102,18 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .exceptions import EmnistEstimatorsError, OutputFolderError
+from .exceptions import EmnistEstimatorsError, ExportError, OutputFolderError
+from .exported import (
+    FORMATS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    RUNNERS,
+    ExportedModel,
+    as_input,
+    check_format,
+    load_exported,
+    sidecar_path,
+)
 from .preprocessing import PixelScaler
 
 __all__ = [
@@ -114,9 +129,6 @@ __all__ = [
     "synthetic_images",
 ]
 
-#: The formats :func:`export_model` writes.
-FORMATS = ("onnx", "tf_saved_model", "litert")
-
 #: Largest probability difference accepted between an export and the float32
 #: network it was made from (measured: about 1e-7).
 FLOAT32_TOLERANCE = 1e-4
@@ -124,9 +136,6 @@ FLOAT32_TOLERANCE = 1e-4
 #: Largest probability difference accepted between the float32 export of a
 #: bfloat16-trained estimator and that estimator's ``predict_proba``.
 BFLOAT16_TOLERANCE = 0.05
-
-INPUT_NAME = "pixels"
-OUTPUT_NAME = "probabilities"
 
 #: ONNX operator set of exported files: onnxruntime >= 1.13 runs it.
 ONNX_OPSET = 17
@@ -150,38 +159,8 @@ _NEEDS = {
 }
 
 
-class ExportError(EmnistEstimatorsError, RuntimeError):
-    """An export failed: conversion, or the check against ``predict``.
-
-    Nothing was written when it is raised.
-    """
-
-
 class UnsupportedModelError(EmnistEstimatorsError, TypeError):
     """The object to export is not an estimator or Pipeline export supports."""
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """The JSON file written beside an exported model: ``<path>.json``.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The exported model's file or folder.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path`` with ``.json`` appended.
-
-    Examples
-    --------
-    >>> from emnist_estimators.export import sidecar_path
-    >>> sidecar_path("out/saved_model").as_posix()
-    'out/saved_model.json'
-    """
-    path = Path(path)
-    return path.with_name(path.name + ".json")
 
 
 # --- what is exported -----------------------------------------------------------------
@@ -201,24 +180,30 @@ class _Plan:
         return getattr(self.estimator, "dtype_policy_", "float32") != "float32"
 
 
+def _is_estimator(model) -> bool:
+    """An EmnistMLP/EmnistCNN: what hands out its float32 twin (duck-typed, so
+    that export need not import the estimators, which import it)."""
+    return callable(getattr(model, "_float32_network", None)) and hasattr(
+        model, "_build_model"
+    )
+
+
 def _unpack(model) -> tuple[list, Any]:
     """``(scalers, estimator)`` of a supported model; else a clear error."""
     from sklearn.pipeline import Pipeline
-
-    from .base import _EmnistClassifier
 
     supported = (
         "export supports a fitted EmnistMLP or EmnistCNN, or a scikit-learn "
         "Pipeline of zero or more PixelScaler steps ending in one"
     )
-    if isinstance(model, _EmnistClassifier):
+    if _is_estimator(model):
         check_is_fitted(model, msg=_NOT_FITTED)
         return [], model
     if not isinstance(model, Pipeline):
         raise UnsupportedModelError(f"{supported}; got a {type(model).__name__}.")
     steps = [s for _, s in model.steps if s is not None and s != "passthrough"]
     others = [type(s).__name__ for s in steps[:-1] if not isinstance(s, PixelScaler)]
-    if not steps or not isinstance(steps[-1], _EmnistClassifier) or others:
+    if not steps or not _is_estimator(steps[-1]) or others:
         names = [type(s).__name__ for s in steps]
         raise UnsupportedModelError(
             f"{supported}; got a Pipeline of {names}. Fit the other steps' "
@@ -253,82 +238,12 @@ def _plan(model, input_shape: str) -> _Plan:
 
 def _image_size(scalers, est, n_features: int) -> tuple[int, int]:
     """(height, width) of the images the model takes, for input_shape='image'."""
-    from .architectures import image_shape_for
+    from .twin import fitted_image_shape  # Keras: imported when an export runs
 
     if scalers:  # PixelScaler's images are square
-        side = scalers[0]._side(n_features)
+        side = scalers[0].image_side(n_features)
         return side, side
-    layer = {lay.name: lay for lay in est.model_.layers}.get("to_image")
-    if layer is not None:  # EmnistCNN: the shape its network reshapes to
-        height, width, _ = layer.target_shape
-        return int(height), int(width)
-    return image_shape_for(n_features)
-
-
-# --- the inference-only float32 network -----------------------------------------------
-@contextlib.contextmanager
-def _global_float32() -> Iterator[None]:
-    """Keras' global dtype policy float32 for the block, then restored.
-
-    Layers built without a policy follow the global one, which a user may
-    have set to mixed precision: the twin must be float32 regardless.
-    """
-    import keras
-
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(before)
-
-
-def _float32_twin(est):
-    """``est.model_``'s architecture, float32 and inference-only, its weights.
-
-    Built from a copy of the estimator with ``precision="float32"``,
-    ``dropout=0`` and ``augment=False`` (the latter two add no weights), so
-    the layers with weights are the same, in the same order.
-    """
-    params = {**est.get_params(deep=False), "callbacks": None}
-    params.update(precision="float32", dropout=0.0)
-    if "augment" in params:
-        params["augment"] = False
-    twin = type(est)(**params)
-    image_shape = None
-    if "image_shape" in params:
-        image_shape = _image_size([], est, int(est.n_features_in_))
-    with _global_float32():
-        # seed 0: fixed initial weights (replaced below), no global RNG drawn
-        net = twin._build_model(
-            int(est.n_features_in_), len(est.classes_), image_shape, est.input_scale_, 0
-        )
-    _copy_weights(est.model_, net)
-    return net
-
-
-def _copy_weights(source, target) -> None:
-    """Copy weights layer by layer; refuse any mismatch of names or shapes."""
-    src = [lay for lay in source.layers if lay.weights]
-    dst = [lay for lay in target.layers if lay.weights]
-    pairs = [(s.name, d.name) for s, d in zip(src, dst, strict=False)]
-    if len(src) != len(dst) or any(a != b for a, b in pairs):
-        raise ExportError(
-            f"The rebuilt network's layers with weights {[d.name for d in dst]} "
-            f"differ from the fitted network's {[s.name for s in src]}: was "
-            "model_ replaced or changed by hand? Refit, then export."
-        )
-    for s, d in zip(src, dst, strict=True):
-        weights = s.get_weights()
-        shapes = [w.shape for w in weights]
-        wanted = [tuple(w.shape) for w in d.weights]
-        if shapes != wanted:
-            raise ExportError(
-                f"Layer {s.name!r} holds weights of shapes {shapes}, the rebuilt "
-                f"network expects {wanted}: was model_ changed by hand? Refit, "
-                "then export."
-            )
-        d.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+    return fitted_image_shape(est)
 
 
 def _serving_function(net, plan: _Plan):
@@ -356,7 +271,7 @@ def _fold_scaler(tf, scaler: PixelScaler, x):
     """
     x = x / np.float32(scaler.max_value)  # float32 division, as transform's
     if scaler.fix_orientation:
-        side = scaler._side(int(x.shape[-1]))
+        side = scaler.image_side(int(x.shape[-1]))
         images = tf.transpose(tf.reshape(x, [-1, side, side]), [0, 2, 1])
         x = tf.reshape(images, [-1, side * side])
     return x
@@ -434,133 +349,6 @@ _WRITERS = {
 }
 
 
-# --- running an exported model --------------------------------------------------------
-def _onnx_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda X: session.run([OUTPUT_NAME], {INPUT_NAME: X})[0]
-
-
-def _saved_model_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    return lambda X: loaded.serve(X)[OUTPUT_NAME].numpy()
-
-
-def _litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=str(path)).get_signature_runner()
-    # the signature runner resizes its input to each batch
-    return lambda X: runner(**{INPUT_NAME: X})[OUTPUT_NAME]
-
-
-_RUNNERS = {
-    "onnx": _onnx_runner,
-    "tf_saved_model": _saved_model_runner,
-    "litert": _litert_runner,
-}
-
-
-class ExportedModel:
-    """An exported model, run with its own runtime, read with its sidecar.
-
-    For checks and benchmarks in Python; elsewhere use the runtime directly
-    (``docs/export.rst``). Open one with :func:`load_exported`.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The exported file or SavedModel folder.
-    format : {'onnx', 'tf_saved_model', 'litert'}
-        Its format.
-    classes : array-like of shape (n_classes,)
-        The labels of the output's columns.
-    input_dtype : str, default='uint8'
-        The dtype of the input, e.g. 'uint8'.
-    input_shape : tuple, default=(None, 784)
-        The shape of the input, ``None`` for the batch.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The labels of the output's columns.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        format: str,
-        classes: Sequence,
-        input_dtype: str = "uint8",
-        input_shape: tuple = (None, 784),
-    ) -> None:
-        _check_format(format)
-        self.path = Path(path)
-        self.format = format
-        self.classes_ = np.asarray(classes)
-        self.input_dtype = np.dtype(input_dtype)
-        self.input_shape = tuple(input_shape)
-        self._run = _RUNNERS[format](self.path)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities computed by the exported model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w)
-            Pixels as the exported input takes them; reshaped and cast to
-            its shape and dtype (a cast that changes values is refused).
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-            Float32 probabilities in the order of ``classes_``.
-        """
-        return np.asarray(self._run(_as_input(X, self.input_shape, self.input_dtype)))
-
-    def predict(self, X) -> np.ndarray:
-        """Most likely class of each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_pixels) or (n_samples, h, w)
-            Pixels, as for :meth:`predict_proba`.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            Labels from ``classes_``.
-        """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-
-def load_exported(path: str | os.PathLike) -> ExportedModel:
-    """Open a model written by :func:`export_model`, as its sidecar describes it.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The exported file or folder; ``<path>.json`` must be beside it.
-
-    Returns
-    -------
-    ExportedModel
-        Runs the model with its own runtime (onnxruntime, TensorFlow, LiteRT).
-    """
-    meta = json.loads(sidecar_path(path).read_text())
-    classes = meta["classes"]
-    return ExportedModel(
-        path,
-        meta["format"],
-        classes,
-        input_dtype=meta["input"]["dtype"],
-        input_shape=tuple(meta["input"]["shape"]),
-    )
-
-
 # --- the check ------------------------------------------------------------------------
 def synthetic_images(n: int = 256, seed: int = 0) -> np.ndarray:
     """Deterministic 28x28 uint8 test images: blank, noise, bars, boxes.
@@ -618,26 +406,7 @@ def _check_images(plan: _Plan, check_X) -> tuple[np.ndarray, str]:
     else:
         source = "check_X"
         X = check_X
-    return _as_input(X, plan.shape, plan.dtype), source
-
-
-def _as_input(X, shape: tuple, dtype) -> np.ndarray:
-    """``X`` reshaped and cast to the exported input; a lossy cast is refused."""
-    X = np.asarray(X)
-    n_pixels = int(np.prod(shape[1:]))
-    if X.size % n_pixels:
-        raise ValueError(
-            f"X of shape {X.shape} does not hold images of {n_pixels} pixels: the "
-            f"exported input is {list(shape)}."
-        )
-    out = X.reshape(-1, *shape[1:]).astype(dtype)
-    if not np.array_equal(out, X.reshape(out.shape)):
-        raise ValueError(
-            f"X of dtype {X.dtype} changes values when cast to the exported input's "
-            f"{np.dtype(dtype).name}: pass {np.dtype(dtype).name} pixels, as "
-            "predict takes them."
-        )
-    return np.ascontiguousarray(out)
+    return as_input(X, plan.shape, plan.dtype), source
 
 
 def _twin_proba(net, plan: _Plan, X: np.ndarray) -> np.ndarray:
@@ -808,7 +577,7 @@ def _sidecar(plan: _Plan, path: Path, fmt: str, names, check: dict) -> dict:
     import keras
     import tensorflow as tf
 
-    from . import __version__
+    from ._version import __version__
 
     est = plan.estimator
     classes = est.classes_
@@ -856,13 +625,6 @@ def _sidecar(plan: _Plan, path: Path, fmt: str, names, check: dict) -> dict:
 
 
 # --- export_model ---------------------------------------------------------------------
-def _check_format(fmt) -> None:
-    if fmt not in FORMATS:
-        raise ValueError(
-            f"Unknown export format {fmt!r}; expected one of {list(FORMATS)}."
-        )
-
-
 def export_model(
     model,
     path: str | os.PathLike,
@@ -943,7 +705,7 @@ def export_model(
     True
     >>> tmp.cleanup()
     """
-    _check_format(format)
+    check_format(format)
     if input_shape not in ("flat", "image"):
         raise ValueError(f"input_shape must be 'flat' or 'image', got {input_shape!r}.")
     plan = _plan(model, input_shape)  # fitted and supported, before any work
@@ -955,7 +717,7 @@ def export_model(
 
     configure_at_first_use()
     with _temporaries(path) as (tmp_model, tmp_sidecar):
-        net = _float32_twin(plan.estimator)
+        net = plan.estimator._float32_network()
         serve = _serving_function(net, plan)
         try:
             _WRITERS[format](serve, net, tmp_model)
@@ -964,7 +726,7 @@ def export_model(
                 f"Converting {type(plan.estimator).__name__} to {format!r} failed: "
                 f"{type(exc).__name__}: {str(exc)[:2000]}"
             ) from exc
-        check = _verify(plan, net, _RUNNERS[format](tmp_model), check_X)
+        check = _verify(plan, net, RUNNERS[format](tmp_model), check_X)
         meta = _sidecar(plan, path, format, names, check)
         tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
         _move_into_place(tmp_model, path, format)

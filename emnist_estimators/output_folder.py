@@ -115,7 +115,7 @@ def write_manifest(
     Path
         The manifest file.
     """
-    from . import __version__
+    from ._version import __version__
 
     folder = Path(folder)
     manifest = {

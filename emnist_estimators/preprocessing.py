@@ -101,10 +101,27 @@ class PixelScaler(TransformerMixin, BaseEstimator):
         self._validate_params()
         X, _ = check_pixels(self, X, reset=True, max_value=self.max_value)
         if self.fix_orientation or self.output_shape == "image":
-            self._side(X.shape[1])
+            self.image_side(X.shape[1])
         return self
 
-    def _side(self, n_features: int) -> int:
+    def image_side(self, n_features: int) -> int:
+        """The side of the square images of ``n_features`` pixels.
+
+        Parameters
+        ----------
+        n_features : int
+            Pixels per sample.
+
+        Returns
+        -------
+        int
+            The side, e.g. 28 for 784.
+
+        Raises
+        ------
+        ValueError
+            If ``n_features`` is not a square number.
+        """
         side = int(round(np.sqrt(n_features)))
         if side * side != n_features:
             raise ValueError(
@@ -132,7 +149,7 @@ class PixelScaler(TransformerMixin, BaseEstimator):
         out = X.astype(np.float32)  # the one float copy, divided in place
         out /= np.float32(self.max_value)
         if self.fix_orientation or self.output_shape == "image":
-            side = self._side(out.shape[1])
+            side = self.image_side(out.shape[1])
             images = out.reshape(-1, side, side)
             if self.fix_orientation:
                 images = np.ascontiguousarray(images.transpose(0, 2, 1))
@@ -160,7 +177,7 @@ class PixelScaler(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         names = _check_feature_names_in(self, input_features)
         if self.fix_orientation:
-            side = self._side(len(names))
+            side = self.image_side(len(names))
             names = names.reshape(side, side).T.reshape(-1)
         return names
 

@@ -555,7 +555,7 @@ def make_server(model, host: str = "127.0.0.1", port: int = 0) -> PredictServer:
     >>> server.shutdown(); server.server_close()  # doctest: +SKIP
     """
     if isinstance(model, (str, PathLike)):
-        from .persistence import load_model
+        from .estimators import load_model
 
         model = load_model(model)
     n_features = getattr(model, "n_features_in_", N_PIXELS)

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 
 from emnist_estimators import EmnistCNN, EmnistMLP, PixelScaler, load_model
-from emnist_estimators.base import _EmnistClassifier
+from emnist_estimators.base import BaseEmnistClassifier
 from emnist_estimators.exceptions import EmnistEstimatorsError
 
 # Tiny networks trained for a few epochs: a constant learning rate learns the
@@ -464,7 +464,7 @@ def test_no_ignored_scikeras_setting_is_readable(cls):
     for hook in ("target_encoder", "feature_encoder"):
         with pytest.raises(AttributeError, match="not used"):
             getattr(clf, hook)
-    assert "_more_tags" not in vars(_EmnistClassifier)  # scikit-learn >= 1.7
+    assert "_more_tags" not in vars(BaseEmnistClassifier)  # scikit-learn >= 1.7
 
 
 def test_initialize_builds_an_untrained_network(data):

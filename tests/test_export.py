@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 
 from emnist_estimators import EmnistCNN, EmnistMLP, PixelScaler
 from emnist_estimators import export as export_mod
+from emnist_estimators import exported as exported_mod
 from emnist_estimators.cli import main
 from emnist_estimators.exceptions import OutputFolderError
 from emnist_estimators.export import (
@@ -168,7 +169,7 @@ def test_bfloat16_augmented_cnn_exports_a_deterministic_float32_network(
     first = model.predict_proba(X)
     # augmentation is not in the exported graph: the same output every call
     np.testing.assert_array_equal(model.predict_proba(X), first)
-    twin = export_mod._float32_twin(cnn_bf16)
+    twin = cnn_bf16._float32_network()
     plan = export_mod._plan(cnn_bf16, "flat")
     np.testing.assert_allclose(
         first, export_mod._twin_proba(twin, plan, X), atol=FLOAT32_TOLERANCE
@@ -180,7 +181,7 @@ def test_bfloat16_augmented_cnn_exports_a_deterministic_float32_network(
 
 
 def test_the_float32_twin_has_no_augmentation_dropout_or_bfloat16(cnn_bf16):
-    twin = export_mod._float32_twin(cnn_bf16)
+    twin = cnn_bf16._float32_network()
     kinds = {type(layer).__name__ for layer in twin.layers}
     assert not kinds & {"RandomTranslation", "RandomRotation", "Dropout"}
     assert {layer.dtype_policy.name for layer in twin.layers} == {"float32"}
@@ -348,13 +349,13 @@ def test_overwrite_never_replaces_a_folder_that_is_not_a_saved_model(mlp, tmp_pa
 
 
 def test_failed_check_leaves_nothing_behind(mlp, tmp_path, monkeypatch):
-    real = export_mod._RUNNERS["onnx"]
+    real = exported_mod.RUNNERS["onnx"]
 
     def swapped_columns(path):
         run = real(path)
         return lambda X: run(X)[:, ::-1]
 
-    monkeypatch.setitem(export_mod._RUNNERS, "onnx", swapped_columns)
+    monkeypatch.setitem(exported_mod.RUNNERS, "onnx", swapped_columns)
     with pytest.raises(ExportError, match="disagrees with predict_proba"):
         export_model(mlp, tmp_path / "m.onnx")
     assert listing(tmp_path) == []
@@ -367,15 +368,16 @@ def test_bfloat16_check_refuses_a_float32_twin_with_wrong_weights(
     clf = EmnistMLP(
         (32,), epochs=4, batch_size=16, precision="mixed_bfloat16", random_state=0
     ).fit(X, y)
-    real = export_mod._copy_weights
+    real = type(clf)._float32_network
 
-    def classes_swapped(source, target):
-        real(source, target)
-        head = target.get_layer("softmax")
+    def classes_swapped(est):
+        net = real(est)
+        head = net.get_layer("softmax")
         kernel, bias = head.get_weights()
         head.set_weights([kernel[:, ::-1], bias[::-1]])
+        return net
 
-    monkeypatch.setattr(export_mod, "_copy_weights", classes_swapped)
+    monkeypatch.setattr(type(clf), "_float32_network", classes_swapped)
     with pytest.raises(ExportError, match="predict_proba \\(computed in bfloat16"):
         export_model(clf, tmp_path / "m.onnx")
     assert listing(tmp_path) == []

@@ -74,7 +74,7 @@ def tf_warnings(monkeypatch):
         pytest.fail(
             "TensorFlow moved its retracing detector "
             "(polymorphic_function._frequent_tracing_detector_manager): update "
-            "this fixture, and check that base._expected_retracing still matches "
+            "this fixture, and check that training.expected_retracing still matches "
             "TensorFlow's message."
         )
     monkeypatch.setattr(tf_function, detector, manager())

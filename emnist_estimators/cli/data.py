@@ -12,7 +12,7 @@ from ..datasets import (
     load_emnist,
     split_summary,
 )
-from ..datasets.loader import data_info
+from ..datasets.summary import data_info
 from .console import EXIT_ERROR, EXIT_OK, emit
 
 __all__ = ["run_data"]

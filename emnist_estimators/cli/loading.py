@@ -70,7 +70,7 @@ def make_estimator(args, params: dict):
     """
     import_tensorflow(args)
     # the public names, wherever the package keeps them; imports TensorFlow
-    from emnist_estimators import EmnistCNN, EmnistMLP
+    from ..estimators import EmnistCNN, EmnistMLP
 
     cls = {"mlp": EmnistMLP, "cnn": EmnistCNN}[args.model]
     valid = cls().get_params()
@@ -107,7 +107,7 @@ def load_model_file(args):
     if not Path(path).exists():  # before importing TensorFlow: fail fast
         raise UsageError(f"Model file {path} does not exist.")
     import_tensorflow(args)
-    from emnist_estimators import load_model  # imports TensorFlow
+    from ..estimators import load_model  # imports TensorFlow
 
     return load_model(path)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from .. import __version__
+from .._version import __version__
 from ..export import FORMATS
 
 __all__ = [
