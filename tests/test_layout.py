@@ -1,13 +1,17 @@
 """The package's layering and its documented layout, checked from the source.
 
-Data flows one way - datasets <- preprocessing <- estimators <- tuning /
-reporting <- cli - and a module may import only from its own rank or below,
-so resolving a dataset never pulls in the estimators (and TensorFlow).
+Every module has a rank of its own, and imports only modules of lower rank -
+counting imports inside functions and under ``TYPE_CHECKING`` - so there is
+no import cycle, resolving a dataset never pulls in the estimators (and
+TensorFlow), and the estimator sits above what saves, checkpoints and
+exports it. No module imports another module's private name, none is over
+800 lines and no class over 400.
 """
 
 from __future__ import annotations
 
 import ast
+import graphlib
 import re
 from pathlib import Path
 
@@ -16,41 +20,69 @@ from helpers import REPO
 
 PACKAGE = REPO / "emnist_estimators"
 
-# Lower ranks never import higher ones; equal ranks may import each other.
-RANKS = {
-    "exceptions": 0,
-    "threads": 0,
-    "architectures": 0,
-    "losses": 0,
-    "datasets._official": 1,
-    "datasets._tempfiles": 1,
-    "datasets.digits": 1,
-    "datasets.readers": 2,
-    "datasets.cache": 3,
-    "datasets.download": 3,
-    "datasets.loader": 4,
-    "datasets": 5,
-    "images": 5,
-    "output_folder": 5,
-    "_utils": 6,
-    "preprocessing": 7,
-    "sources": 7,
-    "base": 8,
-    "persistence": 8,
-    "estimators": 8,
-    "callbacks": 8,
-    "batches": 8,
-    "checkpoints": 8,
-    "export": 8,
-    "cluster": 8,
-    "distribute": 7,
-    "tuning": 9,
-    "reporting": 9,
-    "demo": 10,
-    "serve": 10,
-    "cli": 11,
-    "__main__": 12,
-}
+#: The modules from the bottom up: each imports only modules listed before it.
+LAYERS = [
+    "exceptions",
+    "_version",
+    "threads",
+    "_splits",
+    "architectures",
+    "losses",
+    "keras_io",
+    "_utils",
+    "datasets._official",
+    "datasets._tempfiles",
+    "datasets.digits",
+    "datasets.readers",
+    "datasets.cache",
+    "datasets.download",
+    "datasets.loader",
+    "datasets.summary",
+    "datasets",
+    "images",
+    "output_folder",
+    "preprocessing",
+    "sources",
+    "batches",
+    "callbacks",
+    "cluster",
+    "distribute",
+    "checkpoints",
+    "persistence",
+    "twin",
+    "exported",
+    "export",
+    "labels",
+    "training",
+    "scikeras_boundary",
+    "saved_state",
+    "base",
+    "estimators",
+    "runs",
+    "reporting",
+    "tuning.space",
+    "tuning.storage",
+    "tuning.objective",
+    "tuning.waves",
+    "tuning.search",
+    "tuning",
+    "demo",
+    "serve",
+    "cli.console",
+    "cli.parser",
+    "cli.loading",
+    "cli.data",
+    "cli.train",
+    "cli.score",
+    "cli.predict",
+    "cli.tune",
+    "cli.deploy",
+    "cli",
+    "__main__",
+]
+RANKS = {name: rank for rank, name in enumerate(LAYERS)}
+MAX_MODULE_LINES = 800
+MAX_CLASS_LINES = 400
 
 
 def module_name(path: Path) -> str:
@@ -76,27 +108,74 @@ def imports_of(path: Path, source: str | None = None) -> set[str]:
             else:
                 found.add(".".join(target))
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-            "emnist_estimators."
+            "emnist_estimators"
         ):
-            found.add(node.module.removeprefix("emnist_estimators."))
-    # The package root (``from . import __version__``) is not a layer.
-    return {m for m in found if m and m != "__version__"}
+            found.add(node.module.removeprefix("emnist_estimators").lstrip("."))
+        elif isinstance(node, ast.Import):
+            found.update(
+                a.name.removeprefix("emnist_estimators.")
+                for a in node.names
+                if a.name.startswith("emnist_estimators.")
+            )
+    # ``from . import x`` names a module or, for the root, an attribute
+    return {m for m in found if m != "__version__"}
 
 
 def rank(name: str) -> int:
-    while name not in RANKS and "." in name:
-        name = name.rsplit(".", 1)[0]
     return RANKS[name]
+
+
+def private_imports(path: Path) -> list[str]:
+    """``from .module import _name`` lines of ``path`` naming another module's
+    private name (a dunder such as ``__version__`` is not private)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").startswith("emnist_estimators")
+        ):
+            found += [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
+    return found
 
 
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if module_name(p))
 
 
 @pytest.mark.parametrize("path", MODULES, ids=module_name)
-def test_no_module_imports_one_above_it(path):
+def test_no_module_imports_one_above_it_or_its_own_rank(path):
     mine = rank(module_name(path))
-    above = sorted(m for m in imports_of(path) if rank(m) > mine)
+    above = sorted(m for m in imports_of(path) if m not in RANKS or rank(m) >= mine)
     assert not above, f"{module_name(path)} (rank {mine}) imports {above}"
+
+
+def test_the_import_graph_has_no_cycle():
+    """Independent of the ranks: a cycle anywhere, functions included, fails."""
+    graph = {module_name(p): imports_of(p) for p in MODULES}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_no_module_imports_another_modules_private_name(path):
+    assert private_imports(path) == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_modules_and_classes_stay_small(path):
+    source = path.read_text()
+    assert len(source.splitlines()) <= MAX_MODULE_LINES
+    big = [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef)
+        and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES
+    ]
+    assert big == []
 
 
 def _layout_block(doc: str) -> str:
@@ -125,3 +204,15 @@ def test_the_checker_sees_an_upward_import():
     source = readers.read_text() + "\nfrom ..estimators import EmnistMLP\n"
     found = imports_of(readers, source)
     assert "estimators" in found and rank("estimators") > rank("datasets.readers")
+
+
+def test_the_checker_sees_imports_inside_functions_and_private_names(tmp_path):
+    source = (
+        "def f():\n    from .base import _EmnistClassifier\n"
+        "if TYPE_CHECKING:\n    import emnist_estimators.cli\n"
+    )
+    path = PACKAGE / "persistence.py"
+    assert {"base", "cli"} <= imports_of(path, source)
+    fake = tmp_path / "m.py"
+    fake.write_text(source)
+    assert private_imports(fake) == ["base._EmnistClassifier"]
