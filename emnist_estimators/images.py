@@ -12,6 +12,9 @@ background, cropped, centred, resized and stretched to 0..255.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +65,9 @@ def grey_levels(source, *, max_pixels: int, formats=None) -> np.ndarray:
     The one decoder of pictures, for files on disk (:func:`read_image`) and
     uploads (:func:`emnist_estimators.serve.decode_image`): the size in the
     header is checked before any pixel is decoded (a small PNG can claim a
-    huge canvas), and transparent pixels are composited on white like a page.
+    huge canvas), the EXIF orientation is applied (a phone's sideways JPEG
+    comes out upright), 16-bit grey is scaled by its bit depth, and
+    transparent pixels are composited on white like a page.
 
     Parameters
     ----------
@@ -97,19 +102,56 @@ PIL.Image.DecompressionBombError
     >>> grey_levels(buf, max_pixels=100).tolist()  # transparent: white paper
     [[255.0, 255.0, 255.0], [255.0, 255.0, 255.0]]
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
-    with Image.open(source, formats=formats) as img:
+    with _open_quietly(source, formats) as img:
         width, height = img.size
         if width * height > max_pixels:
             raise PictureTooLarge(width, height, max_pixels)
         img.load()
+        # a phone stores a photo as the sensor saw it, with an EXIF tag saying
+        # how to turn it upright: turned here, as a picture viewer turns it
+        img = ImageOps.exif_transpose(img)
+        if img.mode.startswith("I"):  # 16-bit grey ("I;16", or "I" from a PNG)
+            return _sixteen_bit_grey(img)
         if img.mode in ("RGBA", "LA") or "transparency" in img.info:
             # transparent background: composite on white like a page
             img = img.convert("RGBA")
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img)
         return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+# Pillow warns (DecompressionBombWarning) on opening a picture over its own
+# cap, before grey_levels refuses it with a clear message: silenced around the
+# open only. A lock, since catch_warnings changes the process' warning filters.
+_QUIET_OPEN = threading.Lock()
+
+
+@contextlib.contextmanager
+def _open_quietly(source, formats):
+    """``PIL.Image.open`` without Pillow's DecompressionBombWarning."""
+    from PIL import Image
+
+    with _QUIET_OPEN, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(source, formats=formats)
+    with img:
+        yield img
+
+
+def _sixteen_bit_grey(img) -> np.ndarray:
+    """A 16-bit grey picture scaled by its bit depth to 0..255, not clipped.
+
+    Pillow's ``convert("L")`` clips such pixels at 255, so that a mid-grey
+    stroke (32768) on white paper (65535) becomes white on white.
+    """
+    raw = np.asarray(img)
+    grey = raw.astype(np.float32) * np.float32(255 / 65535)
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int):  # one grey value marked transparent
+        grey[raw == transparent] = 255.0  # white paper, as for other pictures
+    return np.clip(grey, 0, 255)
 
 
 def read_image(path) -> np.ndarray:

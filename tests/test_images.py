@@ -163,3 +163,77 @@ def test_prediction_inputs_import_no_estimator_or_tensorflow():
         ),
     )
     assert loaded == []
+
+
+# --- what phones and scanners write (issue 30, items 6 and 11) --------------------
+def l_glyph(size=(60, 90)) -> Image.Image:
+    """A dark, upright 'L' on white paper; asymmetric, so a turn shows."""
+    page = np.full(size[::-1], 255, np.uint8)
+    page[10:80, 12:22] = 0
+    page[70:80, 12:50] = 0
+    return Image.fromarray(page)
+
+
+def test_a_phone_jpeg_stored_sideways_is_read_upright(tmp_path):
+    """EXIF orientation 6: stored turned a quarter, shown upright by viewers."""
+    upright = l_glyph()
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show
+    path = tmp_path / "phone.jpg"
+    sideways.convert("RGB").save(path, format="JPEG", quality=95, exif=exif)
+
+    grey = read_image(path)
+    assert grey.shape == (90, 60)  # height, width of the upright picture
+    assert np.abs(grey - np.asarray(upright, np.float32)).mean() < 8
+    # predict and serve decode alike
+    from emnist_estimators.serve import decode_image
+
+    np.testing.assert_array_equal(decode_image(path.read_bytes()), grey)
+    # the model's input is the upright character (it was the turned one)
+    seen = to_emnist(grey).ravel().astype(float)
+    want = to_emnist(np.asarray(upright, np.float32)).ravel().astype(float)
+    assert np.corrcoef(seen, want)[0, 1] > 0.95
+
+
+def test_a_16_bit_grey_png_is_scaled_by_its_bit_depth(tmp_path):
+    """A mid-grey stroke (32768) on white (65535): clipped at 255, it vanished."""
+    page = np.full((40, 30), 65535, np.uint16)
+    page[5:35, 12:18] = 32768
+    path = tmp_path / "scan16.png"
+    Image.fromarray(page).save(path)
+    assert Image.open(path).mode.startswith("I")  # a 16-bit grey picture
+
+    grey = read_image(path)
+    assert grey[0, 0] == 255 and abs(grey[20, 15] - 127.5) < 0.01
+    X = to_emnist(grey)
+    assert not is_blank(X.reshape(1, 784))[0] and X.max() == 255
+    from emnist_estimators.serve import decode_image
+
+    np.testing.assert_array_equal(decode_image(path.read_bytes()), grey)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height: no picture data to decode."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_only_our_refusal_shows_for_a_picture_over_pillows_warning_size(tmp_path):
+    """100 megapixels: over Pillow's warning size (89M), under its error (179M)."""
+    import warnings
+
+    path = tmp_path / "big.png"
+    path.write_bytes(png_header_only(10_000, 10_000))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(DataFormatError, match="10000x10000 pixels"):
+            read_image(path)
+    assert [str(w.message) for w in seen] == []
