@@ -10,7 +10,10 @@ starts, and nothing is deleted.
 
 A new output is built in a hidden temporary sibling and swapped in only when
 it is complete, so a failed or interrupted command leaves the previous output
-as it was and no half-written folder behind.
+as it was and no half-written folder behind. The sibling's name carries the
+writer's pid and host (``.<name>.tmp-<pid>@<host>.XXXXXXXX``): one left by a
+writer killed on this machine is removed by the next command writing there
+(:func:`remove_stale`).
 
 Examples
 --------
@@ -32,12 +35,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .datasets._tempfiles import host, writer_is_dead
 from .exceptions import OutputFolderError
 
 __all__ = [
@@ -48,6 +53,7 @@ __all__ = [
     "discard_created",
     "prepare_reusable",
     "read_manifest",
+    "remove_stale",
     "write_manifest",
 ]
 
@@ -256,8 +262,11 @@ def output_folder(
     """
     real = check_output_folder(path, overwrite=overwrite)
     created = _make_parents(real.parent)
+    _remove_stale_siblings(real)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.tmp-", dir=real.parent))
+        tmp = Path(
+            tempfile.mkdtemp(prefix=_sibling_prefix(real, "tmp"), dir=real.parent)
+        )
     except BaseException:
         _remove_empty(created)
         raise
@@ -277,7 +286,7 @@ def _swap_in(tmp: Path, real: Path) -> None:
     if not real.exists():
         os.replace(tmp, real)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{real.name}.old-", dir=real.parent))
+    old = Path(tempfile.mkdtemp(prefix=_sibling_prefix(real, "old"), dir=real.parent))
     os.rmdir(old)  # only the unique name is wanted
     os.replace(real, old)
     try:
@@ -286,6 +295,69 @@ def _swap_in(tmp: Path, real: Path) -> None:
         os.replace(old, real)  # put the previous output back
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _sibling_prefix(real: Path, kind: str) -> str:
+    """``.<name>.<kind>-<pid>@<host>.``: mkdtemp adds 8 random characters."""
+    return f".{real.name}.{kind}-{os.getpid()}@{host()}."
+
+
+def _remove_stale_siblings(real: Path) -> None:
+    """Remove the temporary siblings of ``real`` that killed writers left.
+
+    A ``tmp`` sibling is a new output never swapped in. An ``old`` one is a
+    previous output set aside: garbage once ``real`` exists again (the swap
+    finished), else it is the only copy left, so it stays.
+    """
+    kinds = "tmp|old" if real.exists() else "tmp"
+    name = re.escape(real.name)
+    remove_stale(
+        real.parent,
+        re.compile(rf"\.{name}\.(?:{kinds})-(?P<pid>\d+)@(?P<host>[\w-]+)\.\w{{8}}"),
+    )
+
+
+def remove_stale(folder: str | os.PathLike[str], pattern: re.Pattern) -> list[Path]:
+    """Remove the temporaries in ``folder`` whose writer died on this machine.
+
+    The rule of the data layer (``datasets._tempfiles``), for folders as well
+    as files: an entry is removed only when ``pattern`` matches its whole
+    name and no process of the recorded pid runs on the recorded host (this
+    one). A symbolic link, a live writer's temporary and another host's are
+    left alone.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Where to look (not recursively).
+    pattern : re.Pattern
+        Matches a temporary's whole name, with the named groups ``pid`` and
+        ``host`` (``host`` may match nothing: a name from before hosts were
+        recorded, taken as this machine's).
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or not writer_is_dead(int(match["pid"]), match["host"]):
+            continue
+        with contextlib.suppress(OSError):  # e.g. removed meanwhile by another run
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+            else:
+                continue
+            removed.append(Path(entry.path))
+    return sorted(removed)
 
 
 def _make_parents(folder: Path) -> list[Path]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -162,6 +165,66 @@ def test_failed_output_removes_the_parents_it_created(home):
         with output_folder(home / "work" / "a" / "b" / "run"):
             raise RuntimeError("training failed")
     assert os.listdir(home / "work") == []
+
+
+def _killed_writer(folder, *, set_aside=False):
+    """Run a writer into ``folder`` that SIGKILLs itself mid-write; its pid.
+
+    With ``set_aside`` it dies after setting the previous output aside,
+    before moving the new one in.
+    """
+    code = f"""
+import os, signal
+from pathlib import Path
+from emnist_estimators import output_folder as of
+if {set_aside}:
+    real = os.replace
+    def replace(src, dst):
+        real(src, dst)
+        if ".old-" in str(dst):
+            os.kill(os.getpid(), signal.SIGKILL)
+    os.replace = replace
+with of.output_folder(Path({str(folder)!r}), overwrite=True) as tmp:
+    (tmp / "metrics.json").write_text("half")
+    if not {set_aside}:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    return proc
+
+
+def test_a_killed_writers_temporary_folder_is_removed_by_the_next_run(home):
+    """Issue 30.10: train's hidden ``.<name>.tmp-*`` folder after SIGKILL."""
+    work = home / "work"
+    _killed_writer(work / "run")
+    left = os.listdir(work)
+    assert len(left) == 1 and left[0].startswith(".run.tmp-"), left
+    # a look-alike of the user's, and a live writer's (our parent), stay
+    mine = user_folder(work / ".run.tmp-mine")
+    live = work / f".run.tmp-{os.getppid()}@{left[0].split('@')[1]}"
+    live.mkdir()
+    with output_folder(work / "run") as tmp:
+        (tmp / "metrics.json").write_text("second")
+    assert sorted(os.listdir(work)) == sorted(["run", mine.name, live.name])
+    assert (work / "run" / "metrics.json").read_text() == "second"
+
+
+def test_a_previous_output_set_aside_by_a_killed_writer_is_kept(home):
+    """Killed between the two renames: the old folder is the only copy left."""
+    work = home / "work"
+    our_output(work / "run")
+    _killed_writer(work / "run", set_aside=True)
+    assert not (work / "run").exists()
+    old = [n for n in os.listdir(work) if n.startswith(".run.old-")]
+    assert len(old) == 1
+    with output_folder(work / "run") as tmp:  # the next run keeps the old one
+        (tmp / "metrics.json").write_text("second")
+    assert (work / old[0] / "metrics.json").read_text() == "first"
+    assert sorted(os.listdir(work)) == sorted(["run", old[0]])
+    with output_folder(work / "run", overwrite=True) as tmp:  # now garbage
+        (tmp / "metrics.json").write_text("third")
+    assert os.listdir(work) == ["run"]
 
 
 # --- the commands refuse before loading data or training ------------------------
