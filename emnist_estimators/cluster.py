@@ -25,13 +25,16 @@ Examples
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import numbers
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
-from .exceptions import ClusterError
+from .exceptions import ClusterConfigError, ClusterError
 from .threads import available_cpus, set_num_threads
 
 __all__ = [
@@ -52,12 +55,20 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Seconds :func:`connect` waits for a scheduler to answer, by default.
+#: Seconds :func:`connect` waits for a scheduler to answer (connect, handshake
+#: and first reply together), by default.
 CONNECT_TIMEOUT = 10.0
 
 #: Seconds without any worker after which waiting gives up with an error.
 #: Long enough for a nanny to restart a worker that died.
 NO_WORKERS_TIMEOUT = 60.0
+
+#: The largest handshake a Dask server may open with (its own is ~100 bytes).
+_MAX_HANDSHAKE_BYTES = 1 << 20
+# Seconds the probe thread is waited for past the deadline (a last reply).
+_PROBE_GRACE = 0.5
+# distributed.Client's own timeout when the probe used up nearly all of it.
+_MIN_CLIENT_TIMEOUT = 1.0
 
 _INSTALL = 'pip install "emnist-estimators[distributed]"'
 
@@ -83,8 +94,8 @@ def connect(scheduler, *, timeout: float | None = None):
         A scheduler address such as ``"tcp://10.0.0.5:8786"``, or a client,
         returned as is.
     timeout : float, default=None
-        Seconds to wait for the scheduler to answer; None:
-        :data:`CONNECT_TIMEOUT` (10).
+        Seconds for the whole connection - TCP connect, Dask's handshake and
+        the scheduler's first answer; None: :data:`CONNECT_TIMEOUT` (10).
 
     Returns
     -------
@@ -95,7 +106,11 @@ def connect(scheduler, *, timeout: float | None = None):
     Raises
     ------
     ClusterError
-        No scheduler answers at the address within ``timeout``.
+        No scheduler answers at the address within ``timeout``: nothing
+        listens there, or the server that does is not a Dask scheduler (it
+        stays silent, speaks HTTP, or is a worker).
+    ClusterConfigError
+        ``scheduler`` is a string but not a Dask address.
     TypeError
         ``scheduler`` is neither an address nor a client.
     ImportError
@@ -115,15 +130,175 @@ def connect(scheduler, *, timeout: float | None = None):
             f"'tcp://host:8786' or a distributed.Client, got {scheduler!r}."
         )
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    # distributed.Client bounds only the TCP connect: a server that accepts and
+    # stays silent holds it for ever, one that speaks HTTP makes it allocate
+    # exabytes; it meets the scheduler only once a probe has, within timeout.
+    _check_scheduler(distributed, scheduler, timeout, deadline)
     try:
-        return distributed.Client(scheduler, timeout=timeout, set_as_default=False)
+        return distributed.Client(
+            scheduler,
+            timeout=max(deadline - time.monotonic(), _MIN_CLIENT_TIMEOUT),
+            set_as_default=False,
+        )
     except (OSError, TimeoutError) as exc:
-        raise ClusterError(
-            f"Cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
-            f"({type(exc).__name__}: {exc}). Check the address, or start a "
-            f"scheduler with `dask scheduler` and workers with `dask worker "
-            f"{scheduler}` ({_INSTALL})."
+        raise _unreachable(scheduler, timeout, exc) from None
+
+
+def _unreachable(address: str, timeout: float, exc: BaseException) -> ClusterError:
+    return ClusterError(
+        f"Cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
+        f"({type(exc).__name__}: {exc}). Check the address, or start a "
+        f"scheduler with `dask scheduler` and workers with `dask worker "
+        f"{address}` ({_INSTALL})."
+    )
+
+
+def _not_a_scheduler(address: str, what: str) -> ClusterError:
+    return ClusterError(
+        f"The server at {address!r} {what}: it is not a Dask scheduler. Check "
+        "the address: a scheduler listens on port 8786 unless told otherwise "
+        "(8787 is its HTTP dashboard)."
+    )
+
+
+def _check_scheduler(distributed, address: str, timeout: float, deadline) -> None:
+    """Return once a Dask scheduler answered at ``address``; else ClusterError.
+
+    The probe runs in a thread of its own that this one waits for until
+    ``deadline`` at most (name resolution included): whatever the server
+    does, this returns or raises in time.
+    """
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        if scheme == "tcp":
+            host, port = distributed.comm.parse_host_port(location)
+    except ValueError as exc:
+        raise ClusterConfigError(
+            f"{address!r} is not a Dask scheduler address ({exc}); give one "
+            "such as 'tcp://10.0.0.5:8786'."
         ) from None
+    outcome: list = []
+
+    def probe() -> None:
+        try:
+            if scheme == "tcp":
+                _read_handshake(address, host, port, timeout, deadline)
+            _identify(distributed, address, timeout, deadline)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=probe, name="dask-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(max(deadline - time.monotonic(), 0) + _PROBE_GRACE)
+    if not outcome:  # the probe is stuck (name resolution): left to end alone
+        raise _unreachable(address, timeout, TimeoutError("no answer"))
+    if outcome[0] is not None:
+        if isinstance(outcome[0], ClusterError):
+            raise outcome[0]
+        raise _not_a_scheduler(
+            address,
+            f"did not answer Dask's handshake as a scheduler does "
+            f"({type(outcome[0]).__name__}: {str(outcome[0])[:200]})",
+        )
+
+
+def _read_handshake(address, host, port, timeout: float, deadline: float) -> None:
+    """Read the handshake a Dask server sends first, with raw sockets.
+
+    Dask frames each message with its length in 8 little-endian bytes; a
+    scheduler sends its (small) handshake as soon as it accepts. Checking
+    that here keeps distributed from trusting a length that is text.
+    """
+    while True:
+        try:
+            sock = socket.create_connection(
+                (host, port), max(deadline - time.monotonic(), 0.01)
+            )
+            break
+        except ConnectionRefusedError as exc:  # perhaps still starting up
+            if time.monotonic() + 0.1 >= deadline:
+                raise _unreachable(address, timeout, exc) from None
+            time.sleep(0.1)
+        except OSError as exc:
+            raise _unreachable(address, timeout, exc) from None
+    with sock:
+        try:
+            head = _recv_exactly(sock, 8, deadline)
+        except TimeoutError:
+            raise _not_a_scheduler(
+                address,
+                f"accepted the connection but sent no Dask handshake within "
+                f"{timeout:g} s",
+            ) from None
+        except OSError as exc:
+            raise _not_a_scheduler(
+                address, f"broke the connection before Dask's handshake ({exc})"
+            ) from None
+        if len(head) < 8:
+            raise _not_a_scheduler(
+                address, "closed the connection without Dask's handshake"
+            )
+        size = int.from_bytes(head, "little")
+        if not 0 < size <= _MAX_HANDSHAKE_BYTES:
+            with contextlib.suppress(OSError):
+                sock.settimeout(min(0.2, max(deadline - time.monotonic(), 0.01)))
+                head += sock.recv(72)
+            said = head.split(b"\r\n")[0].split(b"\n")[0][:60]
+            raise _not_a_scheduler(
+                address, f"answered {said!r} instead of Dask's handshake"
+            )
+        try:
+            body = _recv_exactly(sock, size, deadline)
+        except OSError:
+            body = b""
+        if len(body) < size:
+            raise _not_a_scheduler(
+                address, f"sent no complete Dask handshake within {timeout:g} s"
+            )
+
+
+def _recv_exactly(sock, n: int, deadline: float) -> bytes:
+    """Up to ``n`` bytes (fewer at end of stream); TimeoutError at ``deadline``."""
+    data = b""
+    while len(data) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        sock.settimeout(left)
+        chunk = sock.recv(min(n - len(data), 65536))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _identify(distributed, address: str, timeout: float, deadline: float) -> None:
+    """Ask the server who it is, in Dask's protocol, before ``deadline``."""
+
+    async def ask():
+        comm = await distributed.comm.connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(
+            asyncio.wait_for(ask(), max(deadline - time.monotonic(), 0.01))
+        )
+    except (TimeoutError, asyncio.TimeoutError):
+        raise _not_a_scheduler(
+            address, f"did not say who it is within {timeout:g} s"
+        ) from None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        raise _not_a_scheduler(
+            address,
+            f"is a Dask {str(kind).lower()}" if kind else "answered as no Dask server",
+        )
 
 
 @contextlib.contextmanager

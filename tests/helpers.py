@@ -6,13 +6,16 @@ here, not from conftest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +180,52 @@ def modules_loaded_by(statements: str, watched: tuple[str, ...]) -> list[str]:
         check=True,
     )
     return json.loads(proc.stdout)
+
+
+#: What a loopback server of :func:`loopback_server` answers a connection.
+HTTP_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@contextlib.contextmanager
+def loopback_server(answer: bytes | None) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that speaks no cluster protocol: its address.
+
+    Each connection it accepts gets ``answer`` as soon as the client has sent
+    something, or at once if the client sends nothing for 0.2 s (an HTTP
+    server answers a Dask or gRPC greeting with 400); ``None``: it stays
+    silent. Connections are kept open until the server stops.
+    """
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.1)
+    stop = threading.Event()
+    conns: list[socket.socket] = []
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conns.append(conn)
+            if answer is not None:
+                conn.settimeout(0.2)
+                with contextlib.suppress(OSError):
+                    conn.recv(4096)
+                with contextlib.suppress(OSError):
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+        for conn in conns:
+            conn.close()
 
 
 def zip_members(path) -> dict[str, bytes]:
