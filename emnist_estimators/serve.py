@@ -27,11 +27,9 @@ gives picture files (:func:`~emnist_estimators.images.to_emnist`: grey,
 inverted if dark ink on light paper, cropped to the character, centred in a
 square with a 2-pixel margin, resized to 28x28, stretched to 0..255), so the
 page, a program posting a PNG, and ``predict my_letter.png`` give one answer
-for one picture. Pixel arrays are used as they are, like ``predict``'s
-``.npy`` and ``.csv`` rows. The probabilities are the estimator's
-``predict_proba`` on that one row: its direct path for small batches, one
-model call at a time (Keras does not promise that ``predict`` is safe to call
-from several threads at once).
+for one picture. Pixel arrays are used as they are. The JSON API itself -
+parsing, conversion, the model called one request at a time - is
+:mod:`emnist_estimators.serve_api`.
 
 Bad requests get a 4xx answer with a one-line JSON reason,
 ``{"error": "..."}``, and the server keeps serving: a body without
@@ -40,72 +38,88 @@ header before any of it is read), not JSON (415 for another content type, 400
 for a body that does not parse), missing or unknown fields, the wrong number
 of pixels, values outside 0..255, a picture that does not decode or whose
 header claims more than :data:`MAX_UPLOAD_PIXELS` pixels (400), an unknown
-path (404) or method (405).
+path (404) or method (405), a ``Host`` this server does not answer to (400)
+or a ``POST`` from another site's page (``Origin``, 403), headers or a body
+slower than the timeouts (408), more requests at once than the cap (503).
 
-Why the standard library (:class:`http.server.ThreadingHTTPServer`): this
-serves one page and one JSON endpoint to the person at this machine. A web
-framework (Flask, FastAPI with uvicorn) would add a runtime dependency, and
-its release cadence, to every install of a classifier package for three
-routes; the limits that matter here - the body size before reading, the
-picture size before decoding, a socket timeout for stalled clients - are a few
-lines either way. ``http.server`` has no TLS and is not hardened for the open
-internet, which is why the server listens on 127.0.0.1 unless told otherwise.
+The HTTP stack is Starlette run by uvicorn (the ``serve`` extra:
+``pip install "emnist-estimators[serve]"``): :func:`create_app` is the ASGI
+application, which any ASGI server can run with several worker processes;
+:func:`make_server` and :func:`serve` run it in one process with uvicorn and
+the limits above. It listens on 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
+import functools
 import json
 import logging
+import re
 import socket
-import socketserver
 import sys
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from os import PathLike
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from .exceptions import DataFormatError, EmnistEstimatorsError
-from .images import PictureTooLarge, grey_levels, is_blank, to_emnist
+from .serve_api import (
+    MAX_BODY_BYTES,
+    MAX_UPLOAD_PIXELS,
+    N_PIXELS,
+    Predictor,
+    RequestError,
+    body_length,
+    declared_length,
+    decode_image,
+)
 
 __all__ = [
+    "HEADER_TIMEOUT",
+    "BODY_TIMEOUT",
+    "LOCAL_HOSTS",
+    "MAX_CONCURRENT_REQUESTS",
     "MAX_BODY_BYTES",
     "MAX_UPLOAD_PIXELS",
     "PredictServer",
     "ServeError",
+    "create_app",
     "decode_image",
     "make_server",
+    "require_http_stack",
     "serve",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Largest request body, in bytes (1 MiB), checked against ``Content-Length``
-#: before anything is read. The page's 280x280 canvas is about 10-30 KB as a
-#: base64 PNG; a 784-value pixel array under 5 KB.
-MAX_BODY_BYTES = 1 << 20
+#: Requests handled at once; one more gets 503 at once (with ``Retry-After``)
+#: rather than a place in an unbounded queue. Their bodies (at most
+#: :data:`MAX_BODY_BYTES` each) are what the cap bounds; the pictures are
+#: decoded and classified by :data:`WORKERS` threads, one model call at a time.
+MAX_CONCURRENT_REQUESTS = 256
 
-#: Largest picture :func:`decode_image` decodes: 4 megapixels (2000x2000),
-#: checked in the file's header before any pixel is decoded. A small PNG can
-#: claim a huge canvas; ``predict``'s cap for files on disk
-#: (:data:`~emnist_estimators.images.MAX_IMAGE_PIXELS`, 25 megapixels) would let
-#: each request of a network client take about 500 MB.
-MAX_UPLOAD_PIXELS = 4_000_000
+#: Threads that parse, decode and classify request bodies: a 2000x2000
+#: picture takes about 100 MB while it is converted, so memory stays bounded
+#: however many arrive at once.
+WORKERS = 2
 
-#: Picture formats :func:`decode_image` opens. Pillow can open more, some
-#: through outside programs (EPS through Ghostscript): none of those for data
-#: from the network.
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+#: Open connections the server keeps; beyond it requests get 503.
+MAX_CONNECTIONS = 1024
 
-DEFAULT_TOP = 5
-N_PIXELS = 28 * 28
-PAGE = "serve_page.html"
+#: Seconds a client has to send a request's headers (408 after that).
+HEADER_TIMEOUT = 10.0
+
+#: Seconds a client has to send a request's whole body (408 after that).
+BODY_TIMEOUT = 10.0
+
+#: Pending connections the kernel queues before the server accepts them.
+BACKLOG = 1024
+
+#: Host names every server answers to: this machine's loopback names.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+_INSTALL = 'pip install "emnist-estimators[serve]"'
 
 # After an error answer to a body that was not read, up to this much of it is
 # read and thrown away (never stored), so that a client still sending gets the
@@ -126,339 +140,441 @@ _PAGE_POLICY = (
     "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
+_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class ServeError(EmnistEstimatorsError, OSError):
     """The server cannot listen on the address it was given."""
 
 
-class _RequestError(EmnistEstimatorsError, ValueError):
-    """A request the server refuses: answered with ``status`` and the message."""
-
-    def __init__(self, status: HTTPStatus, message: str, headers=()):
-        super().__init__(message)
-        self.status = status
-        self.headers = tuple(headers)
-
-
-def _bad(message: str) -> _RequestError:
-    return _RequestError(HTTPStatus.BAD_REQUEST, message)
-
-
-# --- request bodies to pixels ----------------------------------------------------
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode a picture file's bytes as a float grey array in [0, 255].
-
-    The same decoding as :func:`~emnist_estimators.images.read_image` gives
-    files on disk - transparent pixels composited on white like a page, then
-    grey - with a smaller size cap and only the usual picture formats, since
-    the bytes come from the network.
-
-    Parameters
-    ----------
-    data : bytes
-        The content of a PNG, JPEG, BMP, GIF or WebP file.
+def require_http_stack():
+    """Import the ``serve`` extra (Starlette, uvicorn), or say how to install it.
 
     Returns
     -------
-    ndarray of shape (height, width), float32
-        The grey levels, 0 black to 255 white.
+    tuple of modules
+        ``(starlette.applications, uvicorn)``.
 
     Raises
     ------
+    ImportError
+        If Starlette or uvicorn is not installed, naming the extra.
+    """
+    try:
+        import starlette.applications
+        import uvicorn
+    except ImportError as exc:
+        raise ImportError(
+            f"Serving a model needs Starlette and uvicorn ({exc.name} is not "
+            f"installed): {_INSTALL}"
+        ) from exc
+    return starlette.applications, uvicorn
+
+
+def _hostname(value: str) -> str:
+    """The host part of a ``Host`` header or an origin's netloc, lower case."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:8000
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        value = value.rsplit(":", 1)[0]
+    return value.rstrip(".")
+
+
+def _json_response(status: int, payload: dict, headers=None):
+    from starlette.responses import Response
+
+    return Response(
+        json.dumps(payload).encode(),
+        status_code=status,
+        media_type="application/json",
+        headers={**_HEADERS, **(headers or {})},
+    )
+
+
+def _refusal(status: int, reason: str, headers=None):
+    return _json_response(status, {"error": " ".join(reason.split())}, headers)
+
+
+class _Guard:
+    """ASGI middleware: the Host allow-list, the Origin check, the request cap."""
+
+    def __init__(self, app, allowed_hosts, max_concurrent: int):
+        self.app = app
+        self.allowed = {_hostname(h) for h in allowed_hosts}
+        self.max_concurrent = max_concurrent
+        self.active = 0  # changed only in the event loop's thread
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        refusal = self._refusal(scope)
+        if refusal is None and self.active >= self.max_concurrent:
+            refusal = _refusal(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"The server is answering {self.max_concurrent} requests "
+                "already; try again in a moment.",
+                {"Retry-After": "1", "Connection": "close"},
+            )
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+    def _refusal(self, scope):
+        """A 400 for a Host not allowed, a 403 for a POST from another site."""
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        host = headers.get("host")
+        # No Host: an HTTP/1.0 client, never a browser (browsers always send it).
+        if host is not None and not self._allows(_hostname(host)):
+            return _refusal(
+                HTTPStatus.BAD_REQUEST,
+                f"This server does not answer to the host {host!r}; it answers to "
+                f"{sorted(self.allowed)}. Start it with --allow-host "
+                f"{_hostname(host) or 'NAME'} (or create_app(allowed_hosts=...)) "
+                "to add it.",
+                {"Connection": "close"},
+            )
+        origin = headers.get("origin")
+        if scope["method"] not in ("GET", "HEAD") and origin is not None:
+            match = re.fullmatch(r"https?://([^/]+)", origin.strip(), re.IGNORECASE)
+            if match is None or not self._allows(_hostname(match.group(1))):
+                return _refusal(
+                    HTTPStatus.FORBIDDEN,
+                    f"A page from {origin!r} may not post to this server; "
+                    "only its own page and programs (no Origin header) may.",
+                    {"Connection": "close"},
+                )
+        return None
+
+    def _allows(self, hostname: str) -> bool:
+        return "*" in self.allowed or hostname in self.allowed
+
+
+async def _drain(receive, n_bytes: int) -> None:
+    """Read and drop an unread body, so that a client still sending gets the
+    answer rather than a reset connection: up to 16 MB, 1 s per chunk."""
+    import anyio
+
+    left = n_bytes if 0 <= n_bytes <= _DISCARD_BYTES else 0
+    while left > 0:
+        with anyio.move_on_after(1.0) as scope:
+            message = await receive()
+        if scope.cancelled_caught or message["type"] != "http.request":
+            return
+        left -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _read_body(receive, n_bytes: int, timeout: float) -> bytes | None:
+    """The body, at most ``n_bytes``; None if the client went away.
+
+    Raises TimeoutError if the whole body takes longer than ``timeout``.
+    """
+    import anyio
+
+    chunks, size = [], 0
+    with anyio.fail_after(timeout):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > n_bytes:  # more than announced: h11 refuses this first
+                raise RequestError(HTTPStatus.BAD_REQUEST, "The body is too long.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def create_app(
+    model,
+    *,
+    allowed_hosts=LOCAL_HOSTS,
+    max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
+    body_timeout: float = BODY_TIMEOUT,
+    workers: int = WORKERS,
+):
+    """The draw-and-predict page and JSON API as an ASGI application.
+
+    Run it with any ASGI server - several processes included - when one
+    process is not enough; :func:`make_server` runs it with uvicorn.
+
+    Parameters
+    ----------
+    model : fitted EmnistMLP or EmnistCNN, or str or path-like
+        The estimator, or a ``.keras`` file written by its ``save``.
+    allowed_hosts : iterable of str, default=LOCAL_HOSTS
+        Host names (or addresses) the ``Host`` header may name, and a
+        ``POST``'s ``Origin``; ``"*"`` allows any. Guards against DNS
+        rebinding: another site's page reaching this server by a name it
+        controls.
+    max_concurrent_requests : int, default=256
+        Requests handled at once; one more gets 503.
+    body_timeout : float, default=10.0
+        Seconds a client has to send a request's whole body (408 after).
+    workers : int, default=2
+        Threads that parse, decode and classify bodies (each picture takes
+        up to about 100 MB while it is converted).
+
+    Returns
+    -------
+    starlette.applications.Starlette
+        The application.
+
+    Raises
+    ------
+    ImportError
+        Without Starlette (the ``serve`` extra).
     DataFormatError
-        If ``data`` is not a picture in one of :data:`IMAGE_FORMATS`, or its
-        header claims more than :data:`MAX_UPLOAD_PIXELS` pixels (checked
-        before decoding).
+        If the model does not take 28x28 = 784 pixels per image.
 
     Examples
     --------
-    >>> import io
-    >>> from PIL import Image
-    >>> from emnist_estimators.serve import decode_image
-    >>> buf = io.BytesIO()
-    >>> Image.new("L", (40, 30), 255).save(buf, format="PNG")
-    >>> decode_image(buf.getvalue()).shape
-    (30, 40)
+    A file ``app.py`` for ``uvicorn app:app --workers 4 --host 0.0.0.0``:
+
+    >>> from emnist_estimators.serve import create_app
+    >>> app = create_app(
+    ...     "runs/cnn/model.keras", allowed_hosts=["digits.example.org"]
+    ... )  # doctest: +SKIP
     """
-    from PIL import Image, UnidentifiedImageError
+    applications, _ = require_http_stack()
+    import anyio.to_thread
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import Response
+    from starlette.routing import Route
 
-    try:
-        return grey_levels(
-            io.BytesIO(data), max_pixels=MAX_UPLOAD_PIXELS, formats=IMAGE_FORMATS
+    predictor = model if isinstance(model, Predictor) else Predictor(_load(model))
+    limiter = anyio.CapacityLimiter(workers)
+
+    async def page(request):  # numpydoc ignore=GL08
+        return Response(
+            predictor.page,
+            media_type="text/html; charset=utf-8",
+            headers={**_HEADERS, "Content-Security-Policy": _PAGE_POLICY},
         )
-    except PictureTooLarge as exc:
-        raise DataFormatError(
-            f"The picture is {exc.width}x{exc.height} pixels, more than the "
-            f"{MAX_UPLOAD_PIXELS:,} this server decodes; crop or shrink "
-            "it to the character first."
-        ) from exc
-    except Image.DecompressionBombError as exc:  # Pillow's own, larger cap
-        raise DataFormatError(
-            f"The picture is over the {MAX_UPLOAD_PIXELS:,} pixels this server "
-            f"decodes ({exc}); crop or shrink it to the character first."
-        ) from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataFormatError(
-            f"The upload is not a PNG, JPEG, BMP, GIF or WebP picture ({reason})."
-        ) from exc
 
+    async def info(request):  # numpydoc ignore=GL08
+        return _json_response(200, predictor.info())
 
-def _image_pixels(value) -> np.ndarray:
-    """The ``image`` field (base64 or a data: URL) as one EMNIST-style row."""
-    if not isinstance(value, str) or not value:
-        raise _bad("'image' must be a non-empty base64 string (or a data: URL).")
-    if value.startswith("data:"):
-        header, _, value = value.partition(",")
-        if not header.endswith(";base64"):
-            raise _bad("'image' is a data: URL without ';base64'.")
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _bad(f"'image' is not valid base64 ({exc}).") from exc
-    try:
-        grey = decode_image(data)
-    except DataFormatError as exc:
-        raise _bad(str(exc)) from exc
-    if min(grey.shape) < 2:
-        raise _bad(f"'image' is {grey.shape[1]}x{grey.shape[0]} pixels; too small.")
-    return to_emnist(grey).reshape(1, N_PIXELS)
-
-
-def _array_pixels(value) -> np.ndarray:
-    """The ``pixels`` field (784 numbers, flat or 28x28) as one row."""
-    if not isinstance(value, list):
-        raise _bad("'pixels' must be a list of 784 numbers or 28 lists of 28.")
-    if len(value) == 28 and all(isinstance(row, list) for row in value):
-        if any(len(row) != 28 for row in value):
-            lengths = sorted({len(row) for row in value})
-            raise _bad(f"'pixels' rows must hold 28 values each, got {lengths}.")
-        value = [v for row in value for v in row]
-    if len(value) != N_PIXELS:
-        raise _bad(
-            f"'pixels' has {len(value)} values; give {N_PIXELS} (28x28), flat or "
-            "as 28 rows of 28."
-        )
-    # bool is an int in Python: true/false are not grey levels
-    wrong = [v for v in value if type(v) not in (int, float)]
-    if wrong:
-        raise _bad(f"'pixels' must hold numbers 0..255, found {json.dumps(wrong[0])}.")
-    try:
-        X = np.asarray(value, dtype=np.float64)
-    except OverflowError as exc:  # an integer beyond float range
-        raise _bad("'pixels' must lie in 0..255, got a huge number.") from exc
-    lo, hi = float(X.min()), float(X.max())
-    if lo < 0 or hi > 255:
-        raise _bad(f"'pixels' must lie in 0..255, got values from {lo:g} to {hi:g}.")
-    # Whole numbers as uint8, like an EMNIST image: the model then reads them
-    # as raw pixels even if all are small (a faint stroke).
-    dtype = np.uint8 if np.all(X == np.rint(X)) else np.float32
-    return X.astype(dtype).reshape(1, N_PIXELS)
-
-
-def _request_pixels(body, n_classes: int) -> tuple[np.ndarray, int]:
-    """Validate a decoded JSON body; return the row to classify and ``top``."""
-    if not isinstance(body, dict):
-        raise _bad('The body must be a JSON object such as {"pixels": [...]}.')
-    unknown = sorted(set(body) - {"image", "pixels", "top"})
-    if unknown:
-        raise _bad(f"Unknown field(s) {unknown}; use 'image' or 'pixels', and 'top'.")
-    top = body.get("top", min(DEFAULT_TOP, n_classes))
-    if type(top) is not int or not 1 <= top <= n_classes:
-        raise _bad(f"'top' must be a whole number 1..{n_classes}, got {top!r}.")
-    if ("image" in body) == ("pixels" in body):
-        raise _bad("Give exactly one of 'image' (base64 picture) or 'pixels'.")
-    if "image" in body:
-        return _image_pixels(body["image"]), top
-    return _array_pixels(body["pixels"]), top
-
-
-def _reject_constant(name: str):
-    raise _bad(f"The body is not valid JSON: {name} is not a number in JSON.")
-
-
-# --- HTTP ------------------------------------------------------------------------
-class _Handler(BaseHTTPRequestHandler):
-    server: PredictServer
-    server_version = "emnist-estimators"
-    sys_version = ""
-    # Seconds a client may stall mid-request before its thread is freed.
-    timeout = 10
-
-    def do_GET(self):
-        self._dispatch()
-
-    def do_HEAD(self):
-        self._dispatch()
-
-    def do_POST(self):
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        self._body_read = False
+    async def predict(request):  # numpydoc ignore=GL08
+        n_bytes = -1
         try:
-            path = urlsplit(self.path).path
-            methods = _ROUTES.get(path)
-            if methods is None:
-                raise _RequestError(
-                    HTTPStatus.NOT_FOUND,
-                    f"No page at {path}; the page is / and the endpoint POST /predict.",
-                )
-            if self.command not in methods:
-                raise _RequestError(
-                    HTTPStatus.METHOD_NOT_ALLOWED,
-                    f"{self.command} is not allowed on {path}; use "
-                    f"{' or '.join(methods)}.",
-                    [("Allow", ", ".join(methods))],
-                )
-            if path == "/predict":
-                self._send_json(HTTPStatus.OK, self._predict())
-            elif path == "/info":
-                self._send_json(HTTPStatus.OK, self.server.info())
-            else:
-                self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
-        except _RequestError as exc:
-            self._refuse(exc.status, str(exc), exc.headers)
+            n_bytes = body_length(request.headers)
+            data = await _read_body(request.receive, n_bytes, body_timeout)
+            if data is None:  # the client went away: no one to answer
+                return Response(status_code=HTTPStatus.NO_CONTENT)
+            answer = await anyio.to_thread.run_sync(
+                predictor.answer, data, limiter=limiter
+            )
+            return _json_response(200, answer)
+        except RequestError as exc:
+            if n_bytes < 0 or exc.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+                await _drain(request.receive, declared_length(request.headers))
+            return _refusal(
+                exc.status, str(exc), {**dict(exc.headers), "Connection": "close"}
+            )
+        except TimeoutError:
+            return _refusal(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"The body took longer than {body_timeout:g} s to arrive.",
+                {"Connection": "close"},
+            )
+        except ClientDisconnect:
+            return Response(status_code=HTTPStatus.NO_CONTENT)
         except Exception as exc:  # noqa: BLE001 - one request fails, not the server
-            log.exception("request %s %s failed", self.command, self.path)
+            log.exception("POST /predict failed")
             reason = str(exc).splitlines()[0] if str(exc) else ""
-            self._refuse(
+            return _refusal(
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 f"The model failed on this request: {type(exc).__name__}: {reason}",
             )
 
-    def _predict(self) -> dict:
-        body = self._read_json()
-        X, top = _request_pixels(body, len(self.server.classes))
-        try:
-            return self.server.predict(X, top)
-        except DataFormatError as exc:  # e.g. pixels scaled unlike the training
-            raise _bad(str(exc)) from exc
-
-    def _read_json(self):
-        if self.headers.get_content_type() != "application/json":
-            raise _RequestError(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                "Send the body as JSON with 'Content-Type: application/json'.",
+    async def refused(request, exc):  # numpydoc ignore=GL08
+        path, method = request.url.path, request.method
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            methods = _ROUTES[path]
+            return _refusal(
+                405,
+                f"{method} is not allowed on {path}; use {' or '.join(methods)}.",
+                {"Allow": ", ".join(methods), "Connection": "close"},
             )
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise _RequestError(
-                HTTPStatus.LENGTH_REQUIRED,
-                "A Content-Length header is required (chunked bodies are not read).",
+        if exc.status_code == HTTPStatus.NOT_FOUND:
+            return _refusal(
+                404,
+                f"No page at {path}; the page is / and the endpoint POST /predict.",
+                {"Connection": "close"},
             )
-        try:
-            n_bytes = int(length)
-        except ValueError:
-            n_bytes = -1
-        if n_bytes < 0:
-            raise _bad(f"Content-Length {length!r} is not a byte count.")
-        if n_bytes > MAX_BODY_BYTES:
-            raise _RequestError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"The body is {n_bytes:,} bytes, over the {MAX_BODY_BYTES:,}-byte "
-                "cap; send 784 pixels or a smaller picture.",
+        return _refusal(exc.status_code, exc.detail or "", {"Connection": "close"})
+
+    endpoints = {"/": page, "/index.html": page, "/info": info, "/predict": predict}
+    routes = [
+        Route(path, endpoints[path], methods=list(_ROUTES[path])) for path in _ROUTES
+    ]
+    app = applications.Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                _Guard,
+                allowed_hosts=list(allowed_hosts),
+                max_concurrent=max_concurrent_requests,
             )
-        data = self.rfile.read(n_bytes)
-        self._body_read = True
-        if len(data) < n_bytes:
-            raise _bad(f"The body ended after {len(data)} of {n_bytes} bytes.")
-        try:
-            return json.loads(data, parse_constant=_reject_constant)
-        except _RequestError:
-            raise
-        except (ValueError, RecursionError) as exc:  # RecursionError: [[[[...
-            raise _bad(f"The body is not valid JSON ({exc}).") from exc
-
-    def send_error(self, code, message=None, explain=None):
-        """Answer in JSON, also for errors http.server raises itself."""
-        headers = ()
-        if code == HTTPStatus.NOT_IMPLEMENTED:  # an unknown method, e.g. PUT
-            code = HTTPStatus.METHOD_NOT_ALLOWED
-            message = f"{self.command} is not allowed; use GET / or POST /predict."
-            methods = _ROUTES.get(urlsplit(self.path).path, ("GET", "HEAD", "POST"))
-            headers = [("Allow", ", ".join(methods))]
-        self._refuse(HTTPStatus(code), message or HTTPStatus(code).phrase, headers)
-
-    def _refuse(self, status: HTTPStatus, reason: str, headers=()) -> None:
-        self.close_connection = True
-        self._send_json(status, {"error": " ".join(reason.split())}, headers)
-        if not getattr(self, "_body_read", True):
-            self._discard_body()
-
-    def _discard_body(self) -> None:
-        try:
-            left = min(int(self.headers.get("Content-Length", 0)), _DISCARD_BYTES)
-            self.connection.settimeout(1.0)
-            while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 16))
-                if not chunk:
-                    break
-                left -= len(chunk)
-        except (OSError, ValueError, AttributeError):
-            pass  # the answer is sent; the connection closes either way
-
-    def _send_json(self, status: HTTPStatus, payload: dict, headers=()) -> None:
-        data = json.dumps(payload).encode()
-        self._send(status, data, "application/json", headers)
-
-    def _send(self, status, data: bytes, content_type: str, headers=()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        if content_type.startswith("text/html"):
-            self.send_header("Content-Security-Policy", _PAGE_POLICY)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        # One line per request at debug level: the CLI stays quiet unless -v.
-        log.debug("%s %s", self.address_string(), format % args)
+        ],
+        exception_handlers={HTTPException: refused},
+    )
+    app.state.predictor = predictor
+    return app
 
 
-class PredictServer(ThreadingHTTPServer):
-    """The draw-and-predict HTTP server for one fitted model.
+def _load(model):
+    """The estimator, loaded if a path, checked to take 28x28 pictures."""
+    if isinstance(model, (str, PathLike)):
+        from .estimators import load_model
 
-    Use :func:`make_server` to create one; ``serve_forever()`` runs it.
+        model = load_model(model)
+    n_features = getattr(model, "n_features_in_", N_PIXELS)
+    if n_features != N_PIXELS:
+        raise DataFormatError(
+            f"This {type(model).__name__} takes {n_features} pixels per image; "
+            f"the page draws 28x28 = {N_PIXELS}. Serve a model trained on "
+            "28x28 images."
+        )
+    return model
+
+
+@functools.cache
+def _protocol(header_timeout: float):
+    """uvicorn's HTTP/1.1 protocol (h11) with a header timeout and JSON 400s."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    def raw_answer(status: HTTPStatus, reason: str) -> bytes:
+        body = json.dumps({"error": reason}).encode()
+        return (
+            f"HTTP/1.1 {status.value} {status.phrase}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+
+    class Protocol(H11Protocol):
+        _timer = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc):
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data):
+            super().data_received(data)
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # the headers are in: the body has its own timeout
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if self.cycle.response_complete and not self.transport.is_closing():
+                self._arm()  # the next request's headers
+
+        def eof_received(self):
+            # A client that closes its side mid-body still gets the answer.
+            if (
+                self.conn.their_state is h11.SEND_BODY
+                and self.conn.our_state is h11.SEND_RESPONSE
+            ):
+                self.conn.receive_data(b"")
+                self.handle_events()
+
+        def send_400_response(self, msg):
+            # called in h11's except clause: say what was wrong, in JSON
+            exc = sys.exc_info()[1]
+            cut = re.search(r"received (\d+) bytes, expected (\d+)", str(exc))
+            if cut:
+                reason = f"The body ended after {cut[1]} of {cut[2]} bytes."
+            else:
+                reason = f"The request is not valid HTTP ({exc or msg})."
+            self.transport.write(raw_answer(HTTPStatus.BAD_REQUEST, reason))
+            self.transport.close()
+
+        def _arm(self):
+            self._disarm()
+            self._timer = self.loop.call_later(header_timeout, self._too_slow)
+
+        def _disarm(self):
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _too_slow(self):
+            self._timer = None
+            busy = self.cycle is not None and not self.cycle.response_complete
+            if busy or self.transport.is_closing():
+                return
+            reason = f"The request's headers took longer than {header_timeout:g} s."
+            self.transport.write(raw_answer(HTTPStatus.REQUEST_TIMEOUT, reason))
+            self.transport.close()
+
+    return Protocol
+
+
+class PredictServer:
+    """The draw-and-predict server for one fitted model: uvicorn, one process.
+
+    Use :func:`make_server` to create one: it listens at once;
+    ``serve_forever()`` answers until ``shutdown()`` (from another thread) or
+    Ctrl+C; ``server_close()`` closes the socket.
 
     Parameters
     ----------
-    model : fitted EmnistMLP or EmnistCNN
-        Any fitted classifier with ``predict_proba`` and ``classes_`` that
-        takes 784 pixels per image.
-    host : str, default="127.0.0.1"
-        Address to listen on.
-    port : int, default=0
-        TCP port; 0 picks a free one (see :attr:`url`).
+    predictor : Predictor
+        The model behind the API.
+    sock : socket.socket
+        The listening socket.
+    app : ASGI application
+        :func:`create_app`'s application for ``predictor``.
+    header_timeout : float
+        Seconds a client has to send a request's headers.
 
     Attributes
     ----------
     url : str
         The address of the page, with the port actually bound.
+    server_address : tuple
+        The (host, port) listened on.
     """
 
-    daemon_threads = True
-
-    def __init__(self, model, host: str = "127.0.0.1", port: int = 0):
-        self.model = model
-        self.classes = [str(c) for c in model.classes_]
-        self.page = resources.files(__package__).joinpath(PAGE).read_bytes()
-        self._lock = threading.Lock()  # Keras predict is not promised thread-safe
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        super().__init__((host, port), _Handler)
-
-    def server_bind(self) -> None:  # numpydoc ignore=GL08
-        # HTTPServer.server_bind looks the host up with socket.getfqdn, a
-        # reverse DNS query that can take seconds where DNS is unreachable.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+    def __init__(self, predictor, sock, app, header_timeout: float):
+        _, uvicorn = require_http_stack()
+        self.predictor, self.socket, self.app = predictor, sock, app
+        self.model, self.classes = predictor.model, predictor.classes
+        self.server_address = sock.getsockname()
+        config = uvicorn.Config(
+            app,
+            http=_protocol(header_timeout),
+            loop="asyncio",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            limit_concurrency=MAX_CONNECTIONS,
+            backlog=BACKLOG,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=5,
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._stopped = threading.Event()
+        self._started = False
 
     @property
     def url(self) -> str:  # numpydoc ignore=RT01
@@ -472,18 +588,11 @@ class PredictServer(ThreadingHTTPServer):
         Returns
         -------
         dict
-            ``model`` (class name), ``classes``, the default ``top`` and the
-            caps ``max_body_bytes`` and ``max_upload_pixels``.
+            See :meth:`emnist_estimators.serve_api.Predictor.info`.
         """
-        return {
-            "model": type(self.model).__name__,
-            "classes": self.classes,
-            "top": min(DEFAULT_TOP, len(self.classes)),
-            "max_body_bytes": MAX_BODY_BYTES,
-            "max_upload_pixels": MAX_UPLOAD_PIXELS,
-        }
+        return self.predictor.info()
 
-    def predict(self, X: np.ndarray, top: int = DEFAULT_TOP) -> dict:
+    def predict(self, X: np.ndarray, top: int = 5) -> dict:
         """Classify one EMNIST-style row; the answer of ``POST /predict``.
 
         Parameters
@@ -496,24 +605,40 @@ class PredictServer(ThreadingHTTPServer):
         Returns
         -------
         dict
-            ``prediction``, ``blank``, ``top`` and ``pixels`` (see the module
-            docstring).
+            ``prediction``, ``blank``, ``top`` and ``pixels``.
         """
-        with self._lock:
-            proba = self.model.predict_proba(X)[0]
-        order = np.argsort(-proba, kind="stable")[:top]
-        return {
-            "prediction": self.classes[order[0]],
-            "blank": bool(is_blank(X)[0]),
-            "top": [
-                {"class": self.classes[j], "probability": float(proba[j])}
-                for j in order
-            ],
-            "pixels": X[0].tolist(),
-        }
+        return self.predictor.predict(X, top)
+
+    def serve_forever(self) -> None:
+        """Answer requests until :meth:`shutdown` or Ctrl+C (in the main thread)."""
+        self._started = True
+        self._stopped.clear()
+        try:
+            self._uvicorn.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` and wait until it has returned."""
+        self._uvicorn.should_exit = True
+        if self._started:
+            self._stopped.wait()
+
+    def server_close(self) -> None:
+        """Close the listening socket."""
+        self.socket.close()
 
 
-def make_server(model, host: str = "127.0.0.1", port: int = 0) -> PredictServer:
+def make_server(
+    model,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    allowed_hosts=(),
+    max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS,
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
+) -> PredictServer:
     """Create the draw-and-predict server for a model, listening but not serving.
 
     The model is called once on a blank image first, so that the first
@@ -529,6 +654,13 @@ def make_server(model, host: str = "127.0.0.1", port: int = 0) -> PredictServer:
         lets any machine that can reach this one use the model.
     port : int, default=0
         TCP port; 0 picks a free one (read it from ``server.url``).
+    allowed_hosts : iterable of str, default=()
+        Host names answered besides :data:`LOCAL_HOSTS` and ``host``: the
+        names other machines reach this one by; ``"*"`` allows any.
+    max_concurrent_requests : int, default=256
+        Requests handled at once; one more gets 503.
+    header_timeout, body_timeout : float, default=10.0
+        Seconds a client has to send a request's headers, and its body (408).
 
     Returns
     -------
@@ -538,6 +670,8 @@ def make_server(model, host: str = "127.0.0.1", port: int = 0) -> PredictServer:
 
     Raises
     ------
+    ImportError
+        Without Starlette and uvicorn (the ``serve`` extra).
     DataFormatError
         If the model does not take 28x28 = 784 pixels per image.
     ServeError
@@ -554,28 +688,41 @@ def make_server(model, host: str = "127.0.0.1", port: int = 0) -> PredictServer:
     200
     >>> server.shutdown(); server.server_close()  # doctest: +SKIP
     """
-    if isinstance(model, (str, PathLike)):
-        from .estimators import load_model
-
-        model = load_model(model)
-    n_features = getattr(model, "n_features_in_", N_PIXELS)
-    if n_features != N_PIXELS:
-        raise DataFormatError(
-            f"This {type(model).__name__} takes {n_features} pixels per image; "
-            f"the page draws 28x28 = {N_PIXELS}. Serve a model trained on "
-            "28x28 images."
-        )
+    require_http_stack()
+    model = _load(model)
     model.predict_proba(np.zeros((1, N_PIXELS), np.uint8))  # warm up
     try:
-        return PredictServer(model, host, port)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(BACKLOG)
+        except BaseException:
+            sock.close()
+            raise
     except (OSError, OverflowError) as exc:
         raise ServeError(
             f"Cannot listen on {host}:{port} ({exc}). Use --port 0 for any free "
             "port, or another port; --host must be an address of this machine."
         ) from exc
+    bound = sock.getsockname()[0]
+    hosts = [*LOCAL_HOSTS, *allowed_hosts]
+    if bound not in ("0.0.0.0", "::"):
+        hosts.append(bound)
+    predictor = Predictor(model)
+    app = create_app(
+        predictor,
+        allowed_hosts=hosts,
+        max_concurrent_requests=max_concurrent_requests,
+        body_timeout=body_timeout,
+    )
+    return PredictServer(predictor, sock, app, header_timeout)
 
 
-def serve(model, host: str = "127.0.0.1", port: int = 8000, *, out=None) -> None:
+def serve(
+    model, host: str = "127.0.0.1", port: int = 8000, *, allowed_hosts=(), out=None
+) -> None:
     """Serve the draw-and-predict page until Ctrl+C.
 
     Prints the page's address (one line) to ``out``; logs a warning when the
@@ -589,6 +736,9 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, out=None) -> None
         Address to listen on; the default is this machine only.
     port : int, default=8000
         TCP port; 0 picks a free one.
+    allowed_hosts : iterable of str, default=()
+        Host names answered besides this machine's loopback names and
+        ``host`` (see :func:`make_server`).
     out : file-like, default=None
         Where the address goes; ``sys.stdout`` if None.
 
@@ -603,12 +753,13 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, *, out=None) -> None
     >>> serve("runs/cnn/model.keras", port=0)  # doctest: +SKIP
     Draw and predict at http://127.0.0.1:39521/ (EmnistCNN, 47 classes); ...
     """
-    server = make_server(model, host, port)
+    server = make_server(model, host, port, allowed_hosts=allowed_hosts)
     host_bound = server.server_address[0]
     if not (host_bound.startswith("127.") or host_bound == "::1"):
         log.warning(
             "Listening on %s: any machine that can reach this one can use the "
-            "model. Use --host 127.0.0.1 to keep it to this machine.",
+            "model (by the names given with --allow-host). Use --host 127.0.0.1 "
+            "to keep it to this machine.",
             host_bound,
         )
     print(

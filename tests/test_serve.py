@@ -284,8 +284,9 @@ GET, POST = "GET", "POST"
 BAD_REQUESTS = {
     # name: (raw request, status, words of the reason)
     "no-content-length": (
-        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"POST /predict HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n",
         411,
         "Content-Length",
     ),
@@ -420,6 +421,7 @@ class CountingModel:
     def __init__(self, est):
         self.est, self.classes_, self.n_features_in_ = est, est.classes_, 784
         self.active = self.most = 0
+        self.delay = 0.02  # long enough for unserialized calls to overlap
         self.guard = threading.Lock()
 
     def predict_proba(self, X):
@@ -427,7 +429,7 @@ class CountingModel:
             self.active += 1
             self.most = max(self.most, self.active)
         try:
-            time.sleep(0.02)  # long enough for unserialized calls to overlap
+            time.sleep(self.delay)
             return self.est.predict_proba(X)
         finally:
             with self.guard:
@@ -687,3 +689,123 @@ def test_the_page_fits_a_phone_screen(server, browser):
     copy_to = os.environ.get("EMNIST_SERVE_SCREENSHOT")
     if copy_to:  # a phone-sized copy beside the other one
         browser.save_screenshot(copy_to.removesuffix(".png") + "_phone.png")
+
+
+# --- hosts, origins, the cap and timeouts (issue 30, item 5) ------------------------
+def ask(url, path="info", *, headers=(), payload=None) -> tuple[int, dict, bytes]:
+    """One request with the headers given (Host included), over a raw socket."""
+    host, port = re.match(r"http://([^/]+):(\d+)/", url).groups()
+    data = b"" if payload is None else json.dumps(payload).encode()
+    method = "GET" if payload is None else "POST"
+    lines = [f"{method} /{path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+    if payload is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
+    lines += ["Connection: close", "", ""]
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall("\r\n".join(lines).encode() + data)
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    fields = dict(
+        line.split(": ", 1) for line in head.decode().lower().split("\r\n")[1:]
+    )
+    return int(head.split()[1]), fields, body
+
+
+def test_other_hosts_and_other_sites_pages_are_refused(server, est):
+    """DNS rebinding: another site's page, under a name that resolves here."""
+    url, port = server.url, server.server_address[1]
+    row = {"pixels": shape_images(1, rng=3)[0][0].tolist()}
+    status, _, body = ask(url, headers=[("Host", "evil.example")])
+    assert status == 400
+    check_reason(body, "--allow-host evil.example")
+    status, _, body = ask(
+        url, "predict", headers=[("Host", "evil.example")], payload=row
+    )
+    assert status == 400
+    for origin in ("http://evil.example", "null", f"http://evil.example:{port}"):
+        status, _, body = ask(
+            url,
+            "predict",
+            headers=[("Host", f"127.0.0.1:{port}"), ("Origin", origin)],
+            payload=row,
+        )
+        assert status == 403, origin
+        check_reason(body, "may not post")
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST"):
+        origin = f"http://{host}"
+        status, _, body = ask(
+            url, "predict", headers=[("Host", host), ("Origin", origin)], payload=row
+        )
+        assert status == 200, body
+    check_still_serving(server, est)
+
+
+def test_allowed_hosts_add_names(est):
+    srv = make_server(est, allowed_hosts=["digits.example.org"])
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        name = f"digits.example.org:{port}"
+        headers = [("Host", name), ("Origin", f"https://{name}")]
+        row = {"pixels": [0] * 784}
+        assert ask(srv.url, "predict", headers=headers, payload=row)[0] == 200
+        assert ask(srv.url, headers=[("Host", "other.example.org")])[0] == 400
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_requests_beyond_the_cap_get_503_and_the_rest_are_answered(est):
+    model = CountingModel(est)
+    model.delay = 0.3
+    srv = make_server(model, max_concurrent_requests=3)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    X, _ = shape_images(10, rng=6)
+    got = [None] * len(X)
+
+    def post(i):
+        got[i] = http(
+            srv.url + "predict", json.dumps({"pixels": X[i].tolist()}).encode()
+        )
+
+    try:
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(len(X))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    statuses = sorted(status for status, _, _ in got)
+    assert 1 <= statuses.count(200) and statuses.count(503) >= 1
+    assert set(statuses) == {200, 503}
+    for i, (status, headers, body) in enumerate(got):
+        if status == 503:
+            assert headers["Retry-After"] == "1"
+            check_reason(body, "try again")
+        else:
+            assert as_pairs(json.loads(body)) == top_of(est, X[i : i + 1])
+
+
+def test_slow_headers_and_slow_bodies_get_408(est):
+    srv = make_server(est, header_timeout=0.5, body_timeout=0.5)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        start = time.monotonic()
+        got, answer = raw(srv, b"GET /info HTTP/1.1\r\nHost: localhost\r\n")
+        assert got == 408 and time.monotonic() - start < 5
+        check_reason(answer, "headers took longer than 0.5 s")
+        got, answer = raw(
+            srv,
+            b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+            b'application/json\r\nContent-Length: 100\r\n\r\n{"pixels":',
+        )
+        assert got == 408
+        check_reason(answer, "body took longer than 0.5 s")
+        check_still_serving(srv, est)
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -29,11 +29,14 @@ def run_serve(args) -> int:
     int
         The exit code, 0.
     """
-    # the server's HTTP stack is an optional extra: imported when it serves
-    from ..serve import serve
+    from ..serve import require_http_stack, serve
 
+    # the HTTP stack is the optional extra `serve`: before the model is loaded,
+    # an ImportError saying how to install it
+    require_http_stack()
     clf = loading.load_model_file(args)
-    serve(clf, host=args.host, port=args.port)  # returns on Ctrl+C
+    # returns on Ctrl+C
+    serve(clf, host=args.host, port=args.port, allowed_hosts=args.allow_host)
     return EXIT_OK
 
 

@@ -513,6 +513,15 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=8000,
         help="TCP port; 0 picks any free port and prints it (default: %(default)s)",
     )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name (or address) browsers may reach the server by, besides "
+        "localhost and the --host address; repeat for more, '*' for any "
+        "(refused otherwise: a guard against DNS rebinding)",
+    )
 
 
 # --- the command table --------------------------------------------------------
