@@ -809,3 +809,138 @@ def test_slow_headers_and_slow_bodies_get_408(est):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# --- load: the real uvicorn server, in its own process ------------------------------
+SERVE_IN_A_PROCESS = """
+import sys
+from emnist_estimators.serve import make_server
+server = make_server(sys.argv[1], header_timeout=3, body_timeout=3)
+print(server.url, flush=True)
+server.serve_forever()
+"""
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A number from /proc/PID/status (kB for memory)."""
+    with open(f"/proc/{pid}/status") as fh:
+        return int(next(ln for ln in fh if ln.startswith(field + ":")).split()[1])
+
+
+@pytest.fixture(scope="module")
+def served(model_file, tmp_path_factory):
+    """The server in a subprocess, as `serve` runs it: (url, pid, stderr path)."""
+    log_path = tmp_path_factory.mktemp("served") / "stderr.txt"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE_IN_A_PROCESS, str(model_file)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), log_path.read_text()[-2000:]
+        yield url, proc.pid, log_path
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def post_json(url: str, payload: dict) -> tuple[int, dict]:
+    status, _, body = http(url + "predict", json.dumps(payload).encode())
+    return status, json.loads(body)
+
+
+def test_200_simultaneous_requests_are_all_answered_like_predict(served, est):
+    """Issue 30: with a listen backlog of 5, 116 of 200 got no answer in 60 s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, _, log_path = served
+    X, _ = shape_images(200, rng=7)
+    start = threading.Barrier(200)
+
+    def one(i):
+        start.wait(30)
+        t0 = time.monotonic()
+        answer = post_json(url, {"pixels": X[i].tolist()})
+        return answer, time.monotonic() - t0
+
+    with ThreadPoolExecutor(200) as pool:
+        results = list(pool.map(one, range(200)))
+    expected = [top_of(est, X[i : i + 1]) for i in range(200)]
+    for (status, answer), _ in results:
+        assert status == 200, answer
+    assert [as_pairs(a) for (_, a), _ in results] == expected
+    slowest = max(t for _, t in results)
+    print(f"200 simultaneous requests: slowest answer {slowest:.2f} s")
+    assert slowest < 30
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_400_slow_clients_hold_no_threads_and_little_memory(served, est):
+    """Issue 30: 400 slow clients held 216 threads; each now gets a 408."""
+    url, pid, log_path = served
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    threads, rss = proc_status(pid, "Threads"), proc_status(pid, "VmRSS")
+    half_header = b"POST /predict HTTP/1.1\r\nHost: localhost\r\n"
+    half_body = half_header + (
+        b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"
+    )
+    clients = []
+    try:
+        for i in range(400):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(half_body if i % 2 else half_header)
+            clients.append(sock)
+        time.sleep(0.5)
+        more_threads = proc_status(pid, "Threads") - threads
+        more_mb = (proc_status(pid, "VmRSS") - rss) / 1024
+        # the server still answers while they hang
+        X, _ = shape_images(1, rng=8)
+        t0 = time.monotonic()
+        status, answer = post_json(url, {"pixels": X[0].tolist()})
+        assert status == 200 and as_pairs(answer) == top_of(est, X)
+        waited = time.monotonic() - t0
+        # each slow client is answered 408 after the 3 s timeouts
+        codes = []
+        for sock in clients[:200]:
+            codes.append(sock.recv(1 << 16).split(b" ", 2)[1])
+    finally:
+        for sock in clients:  # the other 200 go away without waiting: quietly
+            sock.close()
+    print(
+        f"400 slow clients: {more_threads:+d} threads, {more_mb:+.1f} MB RSS; "
+        f"a request meanwhile answered in {waited:.2f} s"
+    )
+    assert more_threads <= 2 and more_mb < 50 and waited < 5
+    assert set(codes) == {b"408"}
+    time.sleep(0.5)
+    errors = log_path.read_text()
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors[-2000:]
+
+
+def test_60_big_pictures_at_once_keep_memory_bounded(served, est):
+    """Issue 30: 60 POSTs of a 2000x2000 transparent PNG took 690 MB to 3.65 GB."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, pid, _ = served
+    sheet = np.zeros((2000, 2000, 4), np.uint8)  # a transparent sheet ...
+    sheet[300:1700, 900:1100] = (0, 0, 0, 255)  # ... with a black "I"
+    image = b64(png_bytes(Image.fromarray(sheet, "RGBA")))
+    assert len(image) < MAX_BODY_BYTES
+    base = proc_status(pid, "VmRSS")
+    start = threading.Barrier(60)
+
+    def one(_):
+        start.wait(30)
+        return post_json(url, {"image": image})
+
+    with ThreadPoolExecutor(60) as pool:
+        results = list(pool.map(one, range(60)))
+    assert [status for status, _ in results] == [200] * 60
+    assert len({json.dumps(answer) for _, answer in results}) == 1
+    peak_mb = (proc_status(pid, "VmHWM") - base) / 1024
+    print(f"60 big pictures at once: peak RSS {peak_mb:+.0f} MB over the idle server")
+    assert peak_mb < 500
