@@ -72,8 +72,10 @@ Reading an exported model back and running it (:func:`load_exported`,
 public names are importable from here too.
 
 A failed check raises :class:`ExportError` and leaves no file behind; so does
-any other failure. The optional dependencies are the ``export`` extra:
-``pip install "emnist-estimators[export]"``.
+any other failure. What ``overwrite`` may replace, the temporary names and
+their removal after a killed export are in
+:mod:`emnist_estimators.export_files`. The optional dependencies are the
+``export`` extra: ``pip install "emnist-estimators[export]"``.
 
 Examples
 --------
@@ -91,8 +93,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,7 +102,13 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .exceptions import EmnistEstimatorsError, ExportError, OutputFolderError
+from .exceptions import EmnistEstimatorsError, ExportError
+from .export_files import (
+    check_destination,
+    move_into_place,
+    temporaries,
+    write_errors_named,
+)
 from .exported import (
     FORMATS,
     INPUT_NAME,
@@ -141,15 +147,6 @@ BFLOAT16_TOLERANCE = 0.05
 ONNX_OPSET = 17
 
 _INSTALL_HINT = 'pip install "emnist-estimators[export]"'
-
-#: What a SavedModel folder holds: only such a folder is replaced.
-_SAVED_MODEL_ENTRIES = {
-    "saved_model.pb",
-    "variables",
-    "assets",
-    "fingerprint.pb",
-    "keras_metadata.pb",
-}
 
 #: Python modules each format needs, to write and to check the file.
 _NEEDS = {
@@ -334,12 +331,16 @@ def _write_litert(serve, net, tmp: Path) -> None:
     """
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory(prefix=f".{tmp.name}.", dir=tmp.parent) as sm:
-        _write_saved_model(serve, net, Path(sm))
+    # a temporary name like the model's (removed by the next run if killed)
+    sm = tmp.with_name(tmp.name.removesuffix(".tmp") + ".sm.tmp")
+    try:
+        _write_saved_model(serve, net, sm)
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            sm, signature_keys=["serving_default"]
+            str(sm), signature_keys=["serving_default"]
         )
         tmp.write_bytes(converter.convert())
+    finally:
+        shutil.rmtree(sm, ignore_errors=True)
 
 
 _WRITERS = {
@@ -496,45 +497,7 @@ def _judge(result: dict, tolerance: float, against: str, *, labels=True) -> None
     )
 
 
-# --- destination and sidecar ----------------------------------------------------------
-def _check_destination(path: Path, fmt: str, overwrite: bool) -> None:
-    if not path.name or path.name in (".", ".."):
-        raise OutputFolderError(
-            f"{str(path)!r} names no file or folder to write: give a path such "
-            "as model.onnx or exported/model."
-        )
-    if not path.parent.is_dir():
-        raise OutputFolderError(
-            f"Folder {path.parent} does not exist: create it, or export elsewhere."
-        )
-    for target in (path, sidecar_path(path)):
-        if not (target.exists() or target.is_symlink()):
-            continue
-        if not overwrite:
-            raise OutputFolderError(
-                f"{target} already exists: pass overwrite=True (--overwrite) to "
-                "replace it, or choose another path."
-            )
-        if target == path and fmt == "tf_saved_model":
-            if not _is_saved_model(path):
-                raise OutputFolderError(
-                    f"{path} exists and is not a SavedModel folder: overwrite "
-                    "replaces only a SavedModel. Choose another path."
-                )
-        elif target.is_dir() and not target.is_symlink():
-            raise OutputFolderError(
-                f"{target} is a folder: overwrite replaces only a file. Choose "
-                "another path."
-            )
-
-
-def _is_saved_model(path: Path) -> bool:
-    if not path.is_dir() or path.is_symlink():
-        return False
-    names = {p.name for p in path.iterdir()}
-    return "saved_model.pb" in names and names <= _SAVED_MODEL_ENTRIES
-
-
+# --- the sidecar --------------------------------------------------------------------
 def _jsonable(value):
     if isinstance(value, tuple):
         value = list(value)
@@ -653,8 +616,12 @@ def export_model(
     format : {'onnx', 'tf_saved_model', 'litert'}, default='onnx'
         The runtime the model is for.
     overwrite : bool, default=False
-        Replace an existing ``path`` (a file, or a SavedModel folder) and
-        sidecar. Without it an existing one is refused.
+        Replace an existing ``path`` and sidecar: a regular file, or a
+        SavedModel folder whose manifest lists every file in it, and the
+        sidecar of an earlier export. Anything else (a FIFO, a device, a
+        symbolic link, a folder of yours, a file you added) is refused
+        before any work (:mod:`emnist_estimators.export_files`). Without
+        it an existing one is refused.
     check_X : array-like, default=None
         Images to check the export on, as the exported input takes them
         (its dtype; flat or image-shaped). Default: 256 synthetic images.
@@ -680,13 +647,14 @@ def export_model(
         ``model`` is neither an ``EmnistMLP``/``EmnistCNN`` nor a Pipeline of
         ``PixelScaler`` steps ending in one.
     OutputFolderError
-        ``path`` or its sidecar exists (without ``overwrite``), or cannot be
-        replaced safely.
+        ``path`` or its sidecar exists (without ``overwrite``), cannot be
+        replaced safely, or has a name too long for the file system.
     ImportError
         The format's runtime is not installed (the ``export`` extra).
     ExportError
-        Conversion failed, or the exported model disagrees with
-        ``predict_proba``. Nothing is written then.
+        Conversion or writing failed (a write error names ``path``), or the
+        exported model disagrees with ``predict_proba``. Nothing is written
+        then.
 
     Examples
     --------
@@ -710,17 +678,20 @@ def export_model(
         raise ValueError(f"input_shape must be 'flat' or 'image', got {input_shape!r}.")
     plan = _plan(model, input_shape)  # fitted and supported, before any work
     path = Path(path)
-    _check_destination(path, format, overwrite)
+    check_destination(path, format, overwrite)
     names = _class_names(plan.estimator.classes_, class_names)
     _require(format)
     from .threads import configure_at_first_use
 
     configure_at_first_use()
-    with _temporaries(path) as (tmp_model, tmp_sidecar):
+    with temporaries(path) as (tmp_model, tmp_sidecar):
         net = plan.estimator._float32_network()
         serve = _serving_function(net, plan)
         try:
-            _WRITERS[format](serve, net, tmp_model)
+            with write_errors_named(path):  # a full disk: say where
+                _WRITERS[format](serve, net, tmp_model)
+        except ExportError:
+            raise
         except Exception as exc:
             raise ExportError(
                 f"Converting {type(plan.estimator).__name__} to {format!r} failed: "
@@ -728,52 +699,9 @@ def export_model(
             ) from exc
         check = _verify(plan, net, RUNNERS[format](tmp_model), check_X)
         meta = _sidecar(plan, path, format, names, check)
-        tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
-        _move_into_place(tmp_model, path, format)
-        os.replace(tmp_sidecar, sidecar_path(path))
+        with write_errors_named(path):
+            tmp_sidecar.write_text(json.dumps(meta, indent=2) + "\n")
+            check_destination(path, format, overwrite)  # again: it may have changed
+            move_into_place(tmp_model, path, format)
+            os.replace(tmp_sidecar, sidecar_path(path))
     return path
-
-
-@contextlib.contextmanager
-def _temporaries(path: Path) -> Iterator[tuple[Path, Path]]:
-    """Temporary names for the model and sidecar beside ``path``; removed on exit.
-
-    Beside the destination, so that the final rename stays on one file
-    system (atomic); hidden names, so a half-written model is never taken
-    for a finished one. Only names: the writers create the files (not
-    ``mkstemp``, whose files and folders are private to the user, 0600/0700).
-    """
-    # Not the destination's name: a legal 250-character name plus a suffix
-    # would pass the file system's 255-byte limit.
-    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    tmp_model = path.with_name(f".export.{tag}.tmp")
-    tmp_sidecar = path.with_name(f".export.{tag}.json.tmp")
-    try:
-        yield tmp_model, tmp_sidecar
-    finally:  # after success both were renamed: nothing left to remove
-        for tmp in (tmp_model, tmp_sidecar):
-            _remove(tmp)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _move_into_place(tmp: Path, path: Path, fmt: str) -> None:
-    """Rename ``tmp`` to ``path``; an old SavedModel folder is swapped out."""
-    if fmt != "tf_saved_model" or not path.exists():
-        os.replace(tmp, path)
-        return
-    # a short name, as in _temporaries: not one built from the destination's
-    old = Path(tempfile.mkdtemp(prefix=".export.old.", dir=path.parent))
-    os.replace(path, old / "old")
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.replace(old / "old", path)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
