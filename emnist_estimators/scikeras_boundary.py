@@ -24,6 +24,7 @@ Overridden, and why
       ``BaseEstimator`` before ``ClassifierMixin``, so scikit-learn would not
       see a classifier (``GridSearchCV(cv=5)`` would not stratify); its
       ``_more_tags`` is the pre-1.6 API.
+    - ``__sklearn_is_fitted__``: fitted means a network (``model_``) exists.
     - ``score``: scikit-learn's ``ClassifierMixin.score`` (with
       ``sample_weight``).
     - ``target_encoder``, ``feature_encoder``: not used (the estimators
@@ -33,9 +34,12 @@ Overridden, and why
       absent after ``initialize``).
     - Pickling: ``__reduce_ex__`` sizes TensorFlow's thread pools before the
       network is unpickled; ``__getstate__`` serializes the network in
-      scikeras' format with numpy's copy-keyword warning silenced.
+      scikeras' format with numpy's copy-keyword warning silenced;
+      ``__copy__`` shares the network instead of unpacking it.
     - ``fit``, ``partial_fit``, ``initialize``, ``predict``,
-      ``predict_proba``: the estimators' own (``base.py``), on one fit path.
+      ``predict_proba``: the estimators' own (``base.py``), on one fit path;
+      ``_validate_params`` there adds the sequences' elements to
+      scikit-learn's constraints.
 
 Same names as scikeras', own meaning: ``warm_start`` (scikit-learn's) and
 ``class_weight`` (scikit-learn's "balanced" formula, multiplied into

@@ -104,6 +104,36 @@ def test_a_pruned_trial_stops_its_fit(data):
     assert [t.user_attrs["epochs"] for t in trials] == [1, 1]  # of 6: stopped early
 
 
+class _PruneFromTheSecondTrial(optuna.pruners.BasePruner):
+    """Prunes every trial but the first at its first report: reads no score."""
+
+    def prune(self, study, trial) -> bool:
+        return trial.number > 0
+
+
+def test_cross_validation_prunes_between_folds(data):
+    """With cv=int a trial reports its mean score after each fold and stops at
+    the pruner's word: trial 1 runs one fold of three, not all."""
+    X, y = data
+    search = EmnistSearchCV(
+        mlp(epochs=1),
+        n_trials=2,
+        cv=3,
+        pruner=_PruneFromTheSecondTrial(),
+        random_state=0,
+        refit=False,
+    ).fit(X, y)
+    first, second = search.study_.trials
+    assert first.state.name == "COMPLETE" and sorted(first.intermediate_values) == [
+        0,
+        1,
+        2,
+    ]
+    assert second.state.name == "PRUNED"
+    assert list(second.intermediate_values) == [0]  # pruned after its first fold
+    assert second.user_attrs["epochs"] == 1  # one fold of one epoch was fitted
+
+
 def test_median_pruner_prunes_a_hopeless_trial(data):
     X, y = data
 
