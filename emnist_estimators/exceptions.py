@@ -17,6 +17,7 @@ __all__ = [
     "OutputFolderError",
     "ClusterError",
     "ClusterConfigError",
+    "TrainingDivergedError",
 ]
 
 
@@ -61,6 +62,15 @@ class ClusterError(EmnistEstimatorsError, ConnectionError):
 
 class ClusterConfigError(EmnistEstimatorsError, ValueError):
     """A cluster description (e.g. the ``TF_CONFIG`` variable) is malformed."""
+
+
+class TrainingDivergedError(EmnistEstimatorsError, FloatingPointError):
+    """The training loss became NaN or infinite; the fit was stopped.
+
+    The estimator is left as it was before that fit. A ``FloatingPointError``
+    (an ``ArithmeticError``), as NumPy raises for invalid floating-point
+    results under ``np.errstate(invalid="raise")``.
+    """
 
 
 class ExportError(EmnistEstimatorsError, RuntimeError):

@@ -19,7 +19,15 @@ from sklearn.utils.validation import _check_sample_weight, column_or_1d
 
 from ._utils import check_labels
 
+#: The largest loss weight of one sample (``sample_weight`` times its class's
+#: ``class_weight``). The gradients grow with the weights and Adam squares
+#: them: above about 1.8e19 (the square root of float32's largest number) the
+#: squares overflow and the network trains to NaN. Only the weights' ratios
+#: matter to Adam, so scaling them all down changes almost nothing.
+MAX_WEIGHT = 1e15
+
 __all__ = [
+    "MAX_WEIGHT",
     "class_sample_weights",
     "combine_weights",
     "encode_labels",
@@ -139,10 +147,27 @@ def validate_sample_weight(sample_weight, X) -> np.ndarray | None:
     if sample_weight is None:
         return None
     # As scikit-learn's estimators: a negative weight would make the loss
-    # reward mistakes on that sample (the loss goes negative).
-    return _check_sample_weight(
-        sample_weight, X, dtype=np.float32, ensure_non_negative=True
+    # reward mistakes on that sample (the loss goes negative); all zero
+    # would train nothing. Checked in float64, so that a weight too large
+    # for float32 gets our error, not an overflow.
+    w = _check_sample_weight(
+        sample_weight, X, dtype=np.float64, ensure_non_negative=True
     )
+    _check_largest(w, "sample_weight")
+    return w.astype(np.float32)
+
+
+def _check_largest(w: np.ndarray, what: str) -> None:
+    """Refuse a loss weight above :data:`MAX_WEIGHT` (it trains to NaN)."""
+    largest = float(w.max()) if w.size else 0.0
+    if not largest <= MAX_WEIGHT:  # also NaN or inf
+        raise ValueError(
+            f"{what} reaches {largest:g}; a sample's weight must be at most "
+            f"{MAX_WEIGHT:g}: Adam squares the gradients, which grow with the "
+            "weights, and beyond that the squares overflow float32 and the "
+            "network trains to NaN. Divide the weights by a common factor "
+            "(only their ratios matter)."
+        )
 
 
 def class_sample_weights(est, y_enc: np.ndarray) -> np.ndarray | None:
@@ -187,6 +212,7 @@ def class_sample_weights(est, y_enc: np.ndarray) -> np.ndarray | None:
                     f"class_weight[{label!r}] is {weight!r}: class weights must "
                     "be finite numbers >= 0 (0 ignores the class)."
                 )
+            _check_largest(np.array([weight], float), f"class_weight[{label!r}]")
         per_class = np.array(
             [float(class_weight.get(c, 1.0)) for c in classes.tolist()]
         )
@@ -209,7 +235,24 @@ def combine_weights(w, class_w):
     -------
     ndarray of float32 or None
         Their product, or whichever is not None.
+
+    Raises
+    ------
+    ValueError
+        If a product is above :data:`MAX_WEIGHT` (or overflows), or every
+        product is 0: the network would train to NaN, or not at all.
     """
     if class_w is None:
         return w
-    return class_w if w is None else w * class_w
+    if w is None:
+        product = np.asarray(class_w, np.float64)
+    else:  # in float64: a product beyond float32's range gets our error
+        product = np.asarray(w, np.float64) * np.asarray(class_w, np.float64)
+        _check_largest(product, "sample_weight times class_weight")
+    if product.size and not product.any():
+        raise ValueError(
+            "Every sample's weight (sample_weight times class_weight) is 0: "
+            "the loss would be 0 and nothing would be trained. Give the "
+            "classes in y (or some samples) a weight above 0."
+        )
+    return product.astype(np.float32)

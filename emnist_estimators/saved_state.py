@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._utils import DTYPE_POLICIES, is_int, is_real
 from .exceptions import EmnistEstimatorsError
 from .export import export_model
+from .keras_io import variables_as_numpy
 from .persistence import corrupt_file, read_saved, write_saved
 
 __all__ = ["SavedStateMixin"]
@@ -110,6 +111,7 @@ class SavedStateMixin:
         est = cls._estimator_from_params(state)
         est.model_ = network
         n_outputs, n_inputs = _network_shape(network)
+        _check_finite_weights(network)
         est.classes_ = _classes_from_state(state, n_outputs)
         n_features = state.get("n_features_in")
         if not is_int(n_features) or n_features != n_inputs:
@@ -264,6 +266,27 @@ def _network_shape(model) -> tuple[int, int]:
     except (AttributeError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"its network has no single input/output ({exc})") from exc
     return n_outputs, n_inputs
+
+
+def _check_finite_weights(network) -> None:
+    """Refuse a network with a NaN or infinite weight (a diverged fit's).
+
+    Such a network answers NaN probabilities and the first class for every
+    row, silently.
+    """
+    for variable, value in zip(
+        network.weights, variables_as_numpy(network.weights), strict=True
+    ):
+        value = np.asarray(value)
+        if value.dtype.kind in "biu":  # counters, seeds
+            continue
+        finite = np.isfinite(value.astype(np.float32, copy=False))
+        if not finite.all():
+            bad = int(finite.size - finite.sum())
+            raise ValueError(
+                f"its network's weight {variable.path!r} holds {bad} NaN or "
+                "infinite values (a fit that diverged); train it again"
+            )
 
 
 def _classes_from_state(state: dict, n_outputs: int) -> np.ndarray:

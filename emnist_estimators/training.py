@@ -27,10 +27,12 @@ from ._splits import holdout_split
 from .batches import IndexBatches
 from .checkpoints import CheckpointStore, ResumableEarlyStopping
 from .distribute import fit_multi_worker, global_batch_size, make_strategy
+from .exceptions import TrainingDivergedError
 from .keras_io import variables_as_numpy
 from .losses import training_loss
 
 __all__ = [
+    "FiniteLossCheck",
     "TrainingRun",
     "compile_network",
     "early_stopping_for",
@@ -180,6 +182,89 @@ def early_stopping_for(est, has_validation: bool) -> ResumableEarlyStopping | No
         patience=est.patience,
         restore_best_weights=True,
     )
+
+
+class FiniteLossCheck(keras.callbacks.Callback):
+    """Stop a fit whose training loss becomes NaN or infinite.
+
+    Keras trains on: every later weight is NaN, ``predict`` answers the
+    first class for every row and checkpoints save NaN. The loss Keras logs
+    is the epoch's running mean, so one non-finite batch shows in every
+    later batch's log; it is read after each batch off the training loop
+    (``async_safe``: Keras hands the batch's logs to a worker thread and
+    re-raises its error at the next batch or at the epoch's end, before the
+    other callbacks see that epoch's end), and again at the epoch's end.
+    It reads the logs only, so a seeded fit trains exactly as without it.
+
+    Parameters
+    ----------
+    epochs : int
+        The epoch the run ends at (named in the error).
+
+    Raises
+    ------
+    TrainingDivergedError
+        From the batch or epoch whose loss is not finite.
+    """
+
+    async_safe = True
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        """Note the epoch (named in the error).
+
+        Parameters
+        ----------
+        epoch : int
+            Keras' epoch index (0-based).
+        logs : dict, default=None
+            Unused.
+        """
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        """Check the running loss after a batch.
+
+        Parameters
+        ----------
+        batch : int
+            The batch's index in the epoch.
+        logs : dict, default=None
+            Keras' logs, with ``loss``.
+        """
+        self._check(logs, f", batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        """Check the epoch's loss.
+
+        Parameters
+        ----------
+        epoch : int
+            Keras' epoch index (0-based).
+        logs : dict, default=None
+            Keras' logs, with ``loss``.
+        """
+        self.epoch = epoch
+        self._check(logs, "")
+
+    def _check(self, logs, where: str) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(np.asarray(loss))
+        if np.isfinite(loss):
+            return
+        raise TrainingDivergedError(
+            f"The training loss became {loss} in epoch {self.epoch + 1} of "
+            f"{self.epochs}{where}: the network diverged, and training on would "
+            "leave NaN weights. The fit was stopped and the estimator left as "
+            "before it. Lower learning_rate, scale the pixels or the weights "
+            "(sample_weight, class_weight) down, or use precision='float32'."
+        )
 
 
 def _scope(strategy) -> AbstractContextManager:
@@ -380,7 +465,10 @@ def fit_network(est, model, run: TrainingRun, callbacks=None) -> dict:
             seed=None,
             sample_weight=run.w,
         )
-    every = list(est.callbacks or []) + list(callbacks or [])
+    # the loss check first: at a non-finite epoch's end it raises before any
+    # other callback (a checkpoint's write, pruning) sees NaN weights
+    every = [FiniteLossCheck(run.epochs)]
+    every += list(est.callbacks or []) + list(callbacks or [])
     every.append(batches.epoch_callback())
     if run.early_stopping is not None:
         every.append(run.early_stopping)
