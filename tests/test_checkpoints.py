@@ -1,0 +1,125 @@
+"""checkpoints.py: non-finite arrays, the fingerprint of every row, the folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers import bar_images, write_members, zip_members
+
+from emnist_estimators import EmnistMLP
+from emnist_estimators.checkpoints import (
+    CHECKPOINT_NAME,
+    CheckpointMismatchError,
+    CheckpointStore,
+)
+from emnist_estimators.exceptions import DataFormatError, OutputFolderError
+
+
+def _mlp(**kw):
+    params = {"hidden_layer_sizes": (8,), "epochs": 2, "random_state": 0}
+    return EmnistMLP(**{**params, **kw})
+
+
+@pytest.fixture(scope="module")
+def bars():
+    X, y = bar_images(90, rng=0)
+    return X.reshape(len(X), -1), y
+
+
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def _read(path, name):
+    with np.load(path) as saved:
+        return saved[name]
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("member", ["model_0.npy", "optimizer_2.npy"])
+def test_a_checkpoint_with_non_finite_arrays_is_refused(bars, tmp_path, member, value):
+    # right shape and dtype, all NaN: was accepted, and the finished fit
+    # returned a NaN network without training
+    X, y = bars
+    _mlp(checkpoint_dir=tmp_path).fit(X, y)
+    path = tmp_path / CHECKPOINT_NAME
+    good = _read(path, member[:-4])
+    assert good.dtype.kind == "f"
+    write_members(path, {**zip_members(path), member: _npy(np.full_like(good, value))})
+    est = _mlp(checkpoint_dir=tmp_path)
+    with pytest.raises(DataFormatError, match=f"{member} holds .* NaN or infinite"):
+        est.fit(X, y)
+    assert not hasattr(est, "model_")
+
+
+def test_a_change_between_sampled_rows_is_a_mismatch(bars, tmp_path):
+    # the fingerprint hashed 1,024 evenly spaced rows: with more rows than
+    # that, a change between them reused the finished checkpoint
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(3000, 784), dtype=np.uint8)
+    y = np.arange(3000) % 3
+    _mlp(epochs=1, checkpoint_dir=tmp_path).fit(X, y)
+    sampled = set(np.linspace(0, len(X) - 1, 1024).astype(int).tolist())
+    row = next(i for i in range(1, len(X)) if i not in sampled)
+    X2 = X.copy()
+    X2[row, 400] ^= 1  # one pixel of one row the old sample skipped
+    with pytest.raises(CheckpointMismatchError, match="trained on other data"):
+        _mlp(epochs=1, checkpoint_dir=tmp_path).fit(X2, y)
+
+
+def test_the_fingerprint_reads_a_memmap_in_blocks_and_equals_the_arrays(
+    bars, tmp_path, monkeypatch
+):
+    from emnist_estimators import checkpoints
+
+    X, y = bars
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mm = np.load(path, mmap_mode="r")
+    monkeypatch.setattr(checkpoints, "_FINGERPRINT_BLOCK", 784 * 7)  # 7 rows a step
+    est = _mlp().initialize(X, y)
+    y_enc = y.astype(np.int32)
+    on_disk = CheckpointStore(tmp_path / "a", est, mm, y_enc).identity["data"]
+    in_memory = CheckpointStore(tmp_path / "b", est, X, y_enc).identity["data"]
+    fortran = np.asfortranarray(X)
+    assert on_disk == in_memory
+    assert CheckpointStore(tmp_path / "c", est, fortran, y_enc).identity["data"] == (
+        in_memory
+    )
+    X2 = X.copy()
+    X2[-1, -1] ^= 1  # the last pixel of the last block
+    assert CheckpointStore(tmp_path / "d", est, X2, y_enc).identity["data"] != (
+        in_memory
+    )
+
+
+def test_a_checkpoint_of_the_old_fingerprint_is_refused_saying_why(bars, tmp_path):
+    # checkpoints written before the fingerprint covered every row cannot be
+    # matched to their data: refused with the mismatch error, not reused
+    X, y = bars
+    _mlp(checkpoint_dir=tmp_path).fit(X, y)
+    path = tmp_path / CHECKPOINT_NAME
+    state = json.loads(_read(path, "state").tobytes())
+    state["identity"]["data"] = "0" * 64  # an old, unprefixed sha256
+    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
+    write_members(path, {**zip_members(path), "state.npy": _npy(raw)})
+    with pytest.raises(CheckpointMismatchError, match="older version") as info:
+        _mlp(checkpoint_dir=tmp_path).fit(X, y)
+    assert "delete the file to train from scratch" in str(info.value)
+
+
+def test_an_empty_checkpoint_dir_is_refused(bars, tmp_path, monkeypatch):
+    # Path("") is the current directory: the checkpoint was written there
+    X, y = bars
+    monkeypatch.chdir(tmp_path)
+    est = _mlp(checkpoint_dir="")
+    with pytest.raises(OutputFolderError, match="checkpoint_dir is ''"):
+        est.fit(X, y)
+    assert not hasattr(est, "model_")
+    assert os.listdir(tmp_path) == []
