@@ -202,7 +202,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _official_sha256(path: Path) -> str | None:
+def official_sha256(path: Path) -> str | None:
+    """The official sha256 of a file named as in NIST's archive, or None.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file; only its name counts.
+
+    Returns
+    -------
+    str or None
+        The hex digest, None for a name not in the archive.
+    """
     return expected_sha256(f"gzip/{path.name}") or expected_sha256(
         f"matlab/{path.name}"
     )
@@ -216,7 +228,7 @@ def _checked_sha256(path: Path) -> str:
     ChecksumError
         The file has an official name but different content.
     """
-    got, want = file_sha256(path), _official_sha256(path)
+    got, want = file_sha256(path), official_sha256(path)
     if want is not None and got != want:
         raise ChecksumError(
             f"{path}: sha256 {got} differs from the official {want}. The file is "
@@ -244,7 +256,7 @@ def verify_file(path: Path) -> bool:
     ChecksumError
         The file has an official name but different content.
     """
-    if _official_sha256(path) is None:
+    if official_sha256(path) is None:
         return False
     _checked_sha256(path)
     return True

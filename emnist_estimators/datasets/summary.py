@@ -9,7 +9,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from ._official import EMNIST_SPLITS, SUBSETS, expected_sha256
+from ._official import EMNIST_SPLITS, SUBSETS
 from .cache import cache_candidates, cache_kind, user_cache_dir
 from .loader import (
     SplitFiles,
@@ -17,6 +17,7 @@ from .loader import (
     find_split_files,
     get_data_home,
     idx_names,
+    official_sha256,
     present_idx,
 )
 
@@ -76,9 +77,7 @@ def data_info(
                 continue
             ok = None
             if checksums and kind in ("idx", "csv", "mat", "mapping"):
-                want = expected_sha256(f"gzip/{name}") or expected_sha256(
-                    f"matlab/{name}"
-                )
+                want = official_sha256(path)
                 ok = None if want is None else file_sha256(path) == want
             rows.append(
                 {
