@@ -30,10 +30,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import re
+import socket
 import threading
+import time
 
 import numpy as np
 
@@ -53,6 +57,24 @@ DISTRIBUTIONS = ("mirrored", "multi_worker")
 #: Seconds a multi-worker process waits for the others to join (and for a
 #: peer's answer during training) before it gives up with ClusterError.
 JOIN_TIMEOUT_S = 120
+
+#: Seconds one probe of a peer waits for its greeting (then it is tried again).
+PEER_ANSWER_TIMEOUT_S = 5.0
+
+#: The longest ``TF_CONFIG`` read (a cluster of thousands of workers fits).
+MAX_TF_CONFIG_CHARS = 256 * 1024
+
+#: The deepest nesting of a ``TF_CONFIG``'s JSON (a valid one nests 3 deep).
+MAX_TF_CONFIG_DEPTH = 8
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+# HTTP/2, which gRPC speaks: the client's connection preface and an empty
+# SETTINGS frame. A TensorFlow worker's server (and the meet-up listener of
+# _wait_for_peers) opens with a SETTINGS frame; an HTTP/1 server answers the
+# preface with an error; a server of another kind says nothing.
+_H2_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _H2_SETTINGS
 
 _EXAMPLE = (
     'TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
@@ -81,6 +103,19 @@ def _check_address(job: str, address) -> None:
         raise _config_error(f"{job} address {address!r} has no valid port")
 
 
+def _nesting(text: str) -> int:
+    """How deep the JSON objects and arrays of ``text`` nest (strings skipped)."""
+    bare = _JSON_STRING.sub('""', text)
+    depth = deepest = 0
+    for char in bare:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def read_tf_config(text: str | None = None) -> dict:
     """Parse and check a ``TF_CONFIG`` cluster description.
 
@@ -97,7 +132,9 @@ def read_tf_config(text: str | None = None) -> dict:
     Raises
     ------
     ClusterConfigError
-        When it is missing, not JSON, or names no workers, an address that is
+        When it is missing, not JSON, longer than
+        :data:`MAX_TF_CONFIG_CHARS` or nested deeper than
+        :data:`MAX_TF_CONFIG_DEPTH`, or names no workers, an address that is
         not ``host:port``, or a task that is not in the cluster.
 
     Examples
@@ -111,9 +148,20 @@ def read_tf_config(text: str | None = None) -> dict:
         text = os.environ.get("TF_CONFIG", "")
     if not text.strip():
         raise _config_error("the variable is not set or empty")
+    if len(text) > MAX_TF_CONFIG_CHARS:
+        raise _config_error(
+            f"it is {len(text)} characters long, more than the "
+            f"{MAX_TF_CONFIG_CHARS} a cluster description needs"
+        )
+    depth = _nesting(text)
+    if depth > MAX_TF_CONFIG_DEPTH:
+        raise _config_error(
+            f"its JSON is nested {depth} levels deep; a cluster description "
+            f"needs at most {MAX_TF_CONFIG_DEPTH}"
+        )
     try:
         config = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _config_error(f"not JSON ({exc})") from None
     if not isinstance(config, dict):
         raise _config_error("not a JSON object")
@@ -158,8 +206,6 @@ def _local_devices() -> list[str]:
 
 def _endpoints(address: str) -> set:
     """The (ip, port) pairs ``host:port`` resolves to (the name if it cannot)."""
-    import socket
-
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     try:
@@ -169,17 +215,20 @@ def _endpoints(address: str) -> set:
     return {(info[4][0], int(port)) for info in infos}
 
 
-def _wait_for_peers(config: dict, timeout: float = JOIN_TIMEOUT_S) -> None:
+def _wait_for_peers(config: dict, timeout: float | None = None) -> None:
     """Return once every other worker is up; ClusterError after ``timeout``.
 
     TensorFlow's strategy waits for missing workers without a limit (and
-    ignores SIGTERM while it waits), so the workers meet here first: each
-    listens on its own address while it polls the others' addresses. A peer
-    that answers is either here too or already inside TensorFlow's server.
+    ignores SIGTERM while it waits), and for ever on a peer address where a
+    server of another kind answers, so the workers meet here first: each
+    listens on its own address, greeting whoever connects as a gRPC server
+    does (an HTTP/2 SETTINGS frame), while it greets the others' addresses.
+    A peer that greets back is either here too or already inside
+    TensorFlow's server; one that answers otherwise (HTTP) is an error at
+    once, and one that stays silent is an error at ``timeout`` (None:
+    :data:`JOIN_TIMEOUT_S`).
     """
-    import socket
-    import time
-
+    timeout = JOIN_TIMEOUT_S if timeout is None else timeout
     task = config["task"]
     addresses = [
         (job, i, address)
@@ -198,7 +247,7 @@ def _wait_for_peers(config: dict, timeout: float = JOIN_TIMEOUT_S) -> None:
                 f"address {own!r}: give every worker an address (host:port) of "
                 "its own."
             )
-    peers = [a for job, i, a in addresses if (job, i) != me]
+    peers = {a: f"{job}[{i}]" for job, i, a in addresses if (job, i) != me}
     host, _, port = own.rpartition(":")
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -212,26 +261,92 @@ def _wait_for_peers(config: dict, timeout: float = JOIN_TIMEOUT_S) -> None:
             "Each worker's task index must name an address of its own machine "
             "with a free port."
         ) from exc
+    done = threading.Event()
+    greeter = threading.Thread(
+        target=_greet, args=(listener, done), name="tf-config-meet-up", daemon=True
+    )
+    greeter.start()
     deadline = time.monotonic() + timeout
     try:
         waiting = list(peers)
+        silent: set[str] = set()
         while waiting:
-            host, _, port = waiting[0].rpartition(":")
-            try:
-                socket.create_connection((host.strip("[]"), int(port)), 1.0).close()
+            address = waiting[0]
+            answer = _greeting(address, deadline)
+            if answer is not None and answer[3:4] == _H2_SETTINGS[3:4]:
                 waiting.pop(0)
                 continue
-            except OSError:
-                pass
+            if answer:  # a server of another kind holds the address
+                said = answer.split(b"\r\n")[0][:60]
+                raise ClusterError(
+                    f"TF_CONFIG's {peers[address]} address {address!r} is held by "
+                    f"a server that is not a TensorFlow worker (it answered "
+                    f"{said!r}). Give each worker a free port of its machine."
+                )
+            if answer == b"":
+                silent.add(address)
             if time.monotonic() > deadline:
+                quiet = [a for a in waiting if a in silent]
+                why = (
+                    f"{quiet} accept connections but do not answer as "
+                    "TensorFlow workers do (another server holds the port?)"
+                    if quiet
+                    else f"no answer from {waiting}"
+                )
                 raise ClusterError(
                     f"The multi-worker cluster did not come up within {timeout:g} "
-                    f"s: no answer from {waiting}. Start every worker listed in "
-                    "TF_CONFIG, each with its own task index."
+                    f"s: {why}. Start every worker listed in TF_CONFIG, each "
+                    "with its own task index."
                 )
+            waiting.append(waiting.pop(0))  # try the others meanwhile
             time.sleep(0.2)
     finally:
+        done.set()
+        greeter.join(5)
         listener.close()
+
+
+def _greet(listener: socket.socket, done: threading.Event) -> None:
+    """Greet whoever connects to ``listener`` as a gRPC server would."""
+    listener.settimeout(0.2)
+    while not done.is_set():
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # the timeout, or the listener closed
+            continue
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(1.0)
+            conn.sendall(_H2_SETTINGS)
+
+
+def _greeting(address: str, deadline: float) -> bytes | None:
+    """The first bytes a peer sends to a gRPC client's greeting.
+
+    None: nothing accepts the connection; ``b""``: it accepted but sent
+    nothing before :data:`PEER_ANSWER_TIMEOUT_S` (or ``deadline``) or closed.
+    """
+    host, _, port = address.rpartition(":")
+    try:
+        sock = socket.create_connection((host.strip("[]"), int(port)), 1.0)
+    except OSError:
+        return None
+    answer = b""
+    with sock:
+        try:
+            sock.sendall(_H2_PREFACE)
+            wait = min(PEER_ANSWER_TIMEOUT_S, deadline - time.monotonic())
+            while len(answer) < 9 and wait > 0:
+                sock.settimeout(wait)
+                chunk = sock.recv(64 - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+                wait = min(PEER_ANSWER_TIMEOUT_S, deadline - time.monotonic())
+        except OSError:
+            pass
+    if len(answer) < 9 and answer[:1] == b"\x00":
+        return b""  # a frame cut short: ask again
+    return answer
 
 
 def _multi_worker_strategy():

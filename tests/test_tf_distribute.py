@@ -11,11 +11,13 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import EMNIST_DIR, REPO, require_dir
+from helpers import EMNIST_DIR, HTTP_400, REPO, loopback_server, require_dir
 from sklearn.base import clone
 
 from emnist_estimators import EmnistCNN, EmnistMLP
@@ -214,6 +216,99 @@ def test_missing_worker_is_an_error_not_a_hang(monkeypatch):
     # the address was given back: a second try can listen on it again
     with pytest.raises(ClusterError, match="did not come up within 1 s"):
         dist._wait_for_peers(config, timeout=1)
+
+
+def _two_workers_with(peer: str) -> dict:
+    (own,) = _free_ports(1)
+    return dist.read_tf_config(
+        json.dumps(
+            {
+                "cluster": {"worker": [f"127.0.0.1:{own}", peer]},
+                "task": {"type": "worker", "index": 0},
+            }
+        )
+    )
+
+
+@pytest.mark.timeout(30)
+def test_a_peer_address_held_by_an_http_server_fails_at_once(monkeypatch):
+    """The TCP connect succeeds, and TensorFlow's gRPC join then waited for
+    ever (still running at 300 s); the gRPC greeting tells them apart."""
+    monkeypatch.setattr(dist, "JOIN_TIMEOUT_S", 20)
+    X, y = np.zeros((20, 784), np.uint8), np.arange(20) % 2
+    with loopback_server(HTTP_400) as peer:
+        config = _two_workers_with(peer)
+        monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+        start = time.monotonic()
+        with pytest.raises(ClusterError, match="HTTP/1.1 400 Bad Request") as info:
+            EmnistMLP(distribution="multi_worker", epochs=1, random_state=0).fit(X, y)
+        assert time.monotonic() - start < 20
+    message = str(info.value)
+    assert "worker[1]" in message and peer in message and "\n" not in message
+
+
+@pytest.mark.timeout(30)
+def test_a_silent_peer_fails_after_the_join_timeout(monkeypatch):
+    monkeypatch.setattr(dist, "PEER_ANSWER_TIMEOUT_S", 0.5)
+    with loopback_server(None) as peer:
+        start = time.monotonic()
+        with pytest.raises(ClusterError, match="do not answer as TensorFlow workers"):
+            dist._wait_for_peers(_two_workers_with(peer), timeout=2)
+        assert time.monotonic() - start < 2 + 5
+
+
+def test_workers_meeting_greet_each_other_as_grpc_servers_do():
+    """A worker still meeting the others answers the greeting a TensorFlow
+    server sends (an HTTP/2 SETTINGS frame), so that it counts as up."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    configs = [
+        dist.read_tf_config(
+            json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        )
+        for i in range(2)
+    ]
+    errors = []
+
+    def meet(config):
+        try:
+            dist._wait_for_peers(config, timeout=20)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=meet, args=(c,)) for c in configs]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.5)
+    for thread in threads:
+        thread.join(30)
+    assert not errors and not any(t.is_alive() for t in threads)
+
+
+@pytest.mark.parametrize(
+    "text, what",
+    [
+        ("[" * 50_000 + "]" * 50_000, "nested 50000 levels deep"),
+        ('{"a": ' * 9 + "1" + "}" * 9, "nested 9 levels deep"),
+        (" " * (300 * 1024) + "{}", "characters long"),
+    ],
+)
+def test_a_huge_or_deeply_nested_tf_config_is_refused(monkeypatch, text, what):
+    """json.loads raised RecursionError on 50,000 levels."""
+    with pytest.raises(ClusterConfigError, match=what):
+        dist.read_tf_config(text)
+    monkeypatch.setenv("TF_CONFIG", text)
+    with pytest.raises(ClusterConfigError, match=what):
+        EmnistMLP(distribution="multi_worker", epochs=1, random_state=0).fit(
+            np.zeros((20, 784), np.uint8), np.arange(20) % 2
+        )
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    text = json.dumps(
+        {"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "x": "[{" * 99}}
+    )
+    assert dist.read_tf_config(text)["task"] == {"type": "worker", "index": 0}
 
 
 def test_a_busy_own_address_is_named(monkeypatch):
