@@ -1,21 +1,27 @@
 """Helpers shared by the tests: where the real data is, skip-or-fail, tiny
-generated images and IDX folders, and saved-model files rewritten. Fixtures
-live in conftest.py, which imports from here; tests import these names from
-here, not from conftest.
+generated images and IDX folders, saved-model files rewritten, and the
+downloads' loopback HTTP server with the archives it serves. Fixtures live in
+conftest.py, which imports from here; tests import these names from here, not
+from conftest nor from each other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +264,221 @@ def rewrite_saved_state(src, dst, edit: Callable[[dict], None]) -> None:
     edit(state)
     entries["emnist_estimators.json"] = json.dumps(state).encode()
     write_members(dst, entries)
+
+
+# --- the downloads' loopback server and archives -------------------------------
+MEMBERS = [
+    "gzip/emnist-mnist-test-images-idx3-ubyte.gz",
+    "gzip/emnist-mnist-test-labels-idx1-ubyte.gz",
+]
+_CHUNK = 16 * 1024  # the server sends bodies in pieces this size
+_HOLD_S = 10  # a stalling handler gives up after this, if the test forgot it
+
+
+@dataclass
+class Served:
+    """One request: the byte range asked for (None: a plain GET) and bytes sent."""
+
+    start: int | None
+    end: int | None
+    sent: int = 0
+    cut: bool = False
+
+
+class ArchiveServer:
+    """Serves one byte string on 127.0.0.1; logs each request in ``self.log``.
+
+    Parameters
+    ----------
+    ranges : honour Range requests (else answer 200 with the whole body).
+    cuts : how many responses longer than ``cut_min`` are cut mid-body.
+    cut_at : body bytes sent before a cut: an int, or a float fraction.
+    drop_every : cut every response after this many body bytes.
+    send_length : send Content-Length (else the body ends at the close).
+    stall_after : for responses longer than ``cut_min``, send this many body
+        bytes, then nothing, holding the connection open; a list gives one
+        value per such response, its last value repeating. -1: answer no
+        request at all, not even with a status line.
+    """
+
+    def __init__(
+        self,
+        payload: bytes,
+        *,
+        ranges=True,
+        cuts=0,
+        cut_at=1 / 3,
+        cut_min=1000,
+        drop_every=None,
+        stall_after=None,
+        content_type=None,
+        send_length=True,
+    ):
+        self.payload, self.ranges = payload, ranges
+        self.cuts, self.cut_at, self.cut_min = cuts, cut_at, cut_min
+        self.drop_every, self.stall_after = drop_every, stall_after
+        self.content_type = content_type or "application/zip"
+        self.send_length = send_length
+        self.log: list[Served] = []
+        self.release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_GET(self):
+                server._serve(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/gzip.zip"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def bytes_served(self) -> int:
+        return sum(r.sent for r in self.log)
+
+    def _body_limit(self, n: int) -> tuple[int, bool]:
+        """How many of ``n`` body bytes to send, and whether to cut after them."""
+        if self.drop_every is not None and n > self.drop_every:
+            return self.drop_every, True
+        if self.cuts and n > self.cut_min:
+            self.cuts -= 1
+            at = self.cut_at if isinstance(self.cut_at, int) else int(n * self.cut_at)
+            return at, True
+        return n, False
+
+    def _stall(self, n: int) -> int | None:
+        if self.stall_after is None or n <= self.cut_min:
+            return None
+        if isinstance(self.stall_after, int):
+            return self.stall_after
+        return (
+            self.stall_after.pop(0)
+            if len(self.stall_after) > 1
+            else self.stall_after[0]
+        )
+
+    def _serve(self, handler):
+        data, rng = self.payload, handler.headers.get("Range")
+        entry = Served(None, None)
+        self.log.append(entry)
+        if self.stall_after == -1:  # accept, read the request, say nothing
+            self.release.wait(_HOLD_S)
+            return
+        start, end = 0, len(data) - 1
+        if rng and self.ranges:
+            lo, hi = rng.removeprefix("bytes=").split("-")
+            start, end = int(lo), min(int(hi), len(data) - 1)
+            entry.start, entry.end = start, end
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        else:
+            handler.send_response(200)
+        body = data[start : end + 1]
+        handler.send_header("Content-Type", self.content_type)
+        if self.send_length:  # else HTTP/1.0: the body ends when the link closes
+            handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        limit, entry.cut = self._body_limit(len(body))
+        stall = self._stall(len(body))
+        if stall is not None and stall < limit:
+            limit, entry.cut = stall, False
+        try:
+            for i in range(0, limit, _CHUNK):
+                piece = body[i : min(i + _CHUNK, limit)]
+                handler.wfile.write(piece)
+                entry.sent += len(piece)
+        except OSError:  # the client hung up: it has what it read
+            return
+        if stall is not None and limit < len(body):
+            self.release.wait(_HOLD_S)
+        elif entry.cut:
+            handler.connection.shutdown(2)  # cut mid-transfer
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def make_archive(tmp_path, *, corrupt=None, extra=None, members=None, big=200_000):
+    """A zip laid out like NIST's gzip.zip, with generated members.
+
+    An incompressible member of ``big`` bytes sits between the two wanted ones,
+    and another one after them, so fetching a wanted member must skip them.
+    """
+    from emnist_estimators.datasets import write_idx
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    write_idx(src / "i.gz", rng.integers(0, 256, (300, 28, 28), dtype=np.uint8))
+    write_idx(src / "l.gz", (np.arange(300) % 10).astype(np.uint8))
+    contents = {
+        MEMBERS[0]: (src / "i.gz").read_bytes(),
+        "gzip/emnist-letters-train-images-idx3-ubyte.gz": rng.bytes(big),
+        MEMBERS[1]: (src / "l.gz").read_bytes(),
+        "gzip/emnist-letters-test-images-idx3-ubyte.gz": rng.bytes(big),
+    }
+    if members:
+        contents.update(members)
+    checksums = {k: hashlib.sha256(v).hexdigest() for k, v in contents.items()}
+    if corrupt:
+        contents[corrupt] = contents[corrupt][:-10] + b"0123456789"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in contents.items():
+            zf.writestr(name, data)
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return buf.getvalue(), checksums, contents
+
+
+def needed_bytes(payload: bytes, members) -> tuple[int, int]:
+    """``(central directory + end record, local headers + data of members)``."""
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        directory = len(payload) - zf.start_dir
+        total = 0
+        for name in members:
+            info = zf.getinfo(name)
+            # A local header: 30 fixed bytes, the name, and an extra field that
+            # zipfile.writestr leaves empty.
+            total += 30 + len(info.filename.encode()) + info.compress_size
+    return directory, total
+
+
+BOMB = 32 << 20  # bytes of zeros a bomb member inflates to (about 32 kB zipped)
+SLACK = 64 << 10  # bytes written besides the capped member (logs, tqdm)
+
+
+def bytes_written() -> int:
+    """Bytes this process has passed to write(2) so far."""
+    try:
+        text = Path("/proc/self/io").read_text()
+    except OSError:
+        pytest.skip("/proc/self/io is not available on this system")
+    return int(next(ln for ln in text.splitlines() if ln.startswith("wchar:"))[6:])
+
+
+def bomb(name: str, *, local: int | None = None, central: int | None = None) -> bytes:
+    """A zip whose only member inflates to ``BOMB`` zero bytes.
+
+    ``local`` and ``central`` overwrite the uncompressed size the member's
+    local header and central-directory entry declare.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, bytes(BOMB))
+    data = bytearray(buf.getvalue())
+    if local is not None:
+        data[22:26] = struct.pack("<I", local)  # the header is at offset 0
+    if central is not None:
+        entry = data.index(b"PK\x01\x02")
+        data[entry + 24 : entry + 28] = struct.pack("<I", central)
+    return bytes(data)

@@ -20,8 +20,7 @@ import zipfile
 import numpy as np
 import pytest
 import scipy.io
-from helpers import bar_images, write_idx_folder
-from test_download import ArchiveServer
+from helpers import ArchiveServer, bar_images, write_idx_folder
 
 from emnist_estimators import load_model
 from emnist_estimators.cli import main

@@ -17,7 +17,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_download import MEMBERS, ArchiveServer, make_archive, needed_bytes
+from helpers import (
+    BOMB,
+    MEMBERS,
+    SLACK,
+    ArchiveServer,
+    bomb,
+    bytes_written,
+    make_archive,
+    needed_bytes,
+)
 
 from emnist_estimators.datasets import _tempfiles, download_members, download_split
 from emnist_estimators.datasets import download as download_mod
@@ -25,36 +34,7 @@ from emnist_estimators.datasets._official import official_size
 from emnist_estimators.exceptions import ChecksumError, DownloadError
 
 LABELS = MEMBERS[1]  # official size 5,144 bytes
-BOMB = 32 << 20  # bytes of zeros a bomb member inflates to (about 32 kB zipped)
-SLACK = 64 << 10  # bytes written besides the capped member (logs, tqdm)
 UNREACHABLE = "http://127.0.0.1:9/gzip.zip"  # nothing listens on port 9
-
-
-def bytes_written() -> int:
-    """Bytes this process has passed to write(2) so far."""
-    try:
-        text = Path("/proc/self/io").read_text()
-    except OSError:
-        pytest.skip("/proc/self/io is not available on this system")
-    return int(next(ln for ln in text.splitlines() if ln.startswith("wchar:"))[6:])
-
-
-def bomb(name: str, *, local: int | None = None, central: int | None = None) -> bytes:
-    """A zip whose only member inflates to ``BOMB`` zero bytes.
-
-    ``local`` and ``central`` overwrite the uncompressed size the member's
-    local header and central-directory entry declare.
-    """
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(name, bytes(BOMB))
-    data = bytearray(buf.getvalue())
-    if local is not None:
-        data[22:26] = struct.pack("<I", local)  # the header is at offset 0
-    if central is not None:
-        entry = data.index(b"PK\x01\x02")
-        data[entry + 24 : entry + 28] = struct.pack("<I", central)
-    return bytes(data)
 
 
 def assert_nothing_left(folder: Path) -> None:

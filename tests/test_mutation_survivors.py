@@ -23,10 +23,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import bar_images, glyph_images
+from helpers import (
+    BOMB,
+    MEMBERS,
+    SLACK,
+    ArchiveServer,
+    bar_images,
+    bomb,
+    bytes_written,
+    glyph_images,
+    make_archive,
+)
 from test_cache import N, _load, _npy, _set_mtime_ns, _write
-from test_download import MEMBERS, ArchiveServer, make_archive
-from test_download_faults import BOMB, SLACK, bomb, bytes_written
 
 from emnist_estimators.datasets import cache, download_members
 from emnist_estimators.datasets import download as download_mod
