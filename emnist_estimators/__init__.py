@@ -10,11 +10,15 @@ made at their first use (see :mod:`emnist_estimators.threads`).
 """
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .datasets import load_emnist
 from .preprocessing import PixelScaler
 from .threads import set_num_threads
+
+if TYPE_CHECKING:  # for type checkers; loaded on first use by __getattr__ below
+    from .estimators import EmnistCNN, EmnistMLP, load_model
 
 _LAZY = {
     "EmnistCNN": "estimators",
@@ -33,7 +37,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
@@ -41,5 +45,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -7,7 +7,7 @@ import inspect
 import os
 import random
 from collections.abc import Iterator
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -128,14 +128,19 @@ def check_pixels(
     want = None if (keep_uint8 and dtype == np.uint8) else np.float32
     if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":
         want = np.float32
-    X = validate_data(
-        estimator,
-        X,
-        reset=reset,
-        dtype=want,
-        accept_sparse=False,
-        ensure_all_finite=True,
-        ensure_min_samples=1,
+    # validate_data returns an ndarray (sparse and DataFrames are handled above
+    # or converted by it); sklearn has no type hints, so say so.
+    X = cast(
+        np.ndarray,
+        validate_data(
+            estimator,
+            X,
+            reset=reset,
+            dtype=want,
+            accept_sparse=False,
+            ensure_all_finite=True,
+            ensure_min_samples=1,
+        ),
     )
     # uint8 is within 0..255 by its type: scanning a whole split for that is
     # skipped, unless a smaller max_value (1.0: "already scaled") can be exceeded.
@@ -354,11 +359,11 @@ def resolve_precision(precision: str) -> str | None:
     return "mixed_bfloat16" if _cpu_has_bf16() else None
 
 
-def is_int(value) -> bool:
+def is_int(value: object) -> bool:
     """True for an int that is not a bool (a JSON integer read back)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_real(value) -> bool:
+def is_real(value: object) -> bool:
     """True for an int or float that is not a bool (a JSON number read back)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -176,7 +176,7 @@ class IndexBatches(keras.utils.PyDataset):
         """
         import tensorflow as tf
 
-        arrays = (self.X, self.y)
+        arrays: tuple[np.ndarray, ...] = (self.X, self.y)
         if self.sample_weight is not None:
             arrays += (self.sample_weight,)
         # each batch: its rows of every array, whatever their length

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["EpochProgressBar", "PruningCallback"]
 
@@ -28,6 +29,9 @@ _WITH_KERAS_BASE: dict[type, type] = {}
 
 class _LazyKerasCallback:
     """Base that adds :class:`keras.callbacks.Callback` at the first instance."""
+
+    # Set by Keras (Callback.set_model) on the subclass made at first use.
+    model: Any
 
     def __new__(cls, *args, **kwargs):
         import keras
@@ -72,7 +76,7 @@ class EpochProgressBar(_LazyKerasCallback):
     def __init__(self, epochs: int, *, enabled: bool = True, file=None):
         super().__init__()
         self.epochs, self.enabled, self.file = epochs, enabled, file
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar once training begins
 
     def on_train_begin(self, logs=None):
         """Open the bar.
@@ -156,7 +160,7 @@ class PruningCallback(_LazyKerasCallback):
         self.trial, self.score, self.step_offset = trial, score, step_offset
         self.pruned = False
         self.epochs_run = 0
-        self.last_score = None
+        self.last_score: float | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         """Report this epoch's score; stop training if the trial should be pruned.

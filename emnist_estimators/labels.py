@@ -10,6 +10,7 @@ Functions of the estimator's parameters and data, called by its one fit path
 from __future__ import annotations
 
 from numbers import Real
+from typing import cast
 
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
@@ -206,7 +207,7 @@ def class_sample_weights(est, y_enc: np.ndarray) -> np.ndarray | None:
             if (
                 not isinstance(weight, Real)
                 or isinstance(weight, bool)
-                or not 0 <= weight < np.inf
+                or not 0 <= cast(float, weight) < np.inf  # a Real, by the test above
             ):
                 raise ValueError(
                     f"class_weight[{label!r}] is {weight!r}: class weights must "

@@ -40,6 +40,7 @@ import numbers
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 ENV_VAR = "EMNIST_ESTIMATORS_THREADS"
 
@@ -87,11 +88,11 @@ def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     except (OSError, ValueError):
         pass
     try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        cfs_quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        cfs_period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
-    return quota / period if quota > 0 and period > 0 else None
+    return cfs_quota / cfs_period if cfs_quota > 0 and cfs_period > 0 else None
 
 
 def max_threads() -> int:
@@ -111,7 +112,7 @@ def max_threads() -> int:
     return MAX_THREADS_PER_CPU * available_cpus()
 
 
-def _validate(n, source: str) -> int:
+def _validate(n: object, source: str) -> int:
     if isinstance(n, str) and n.strip().isdigit():
         n = int(n)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
@@ -120,7 +121,7 @@ def _validate(n, source: str) -> int:
             f"use e.g. 2 for a 2-core machine."
         )
     limit = max_threads()
-    if n > limit:
+    if cast(int, n) > limit:  # an Integral: int, numpy's integers
         raise ValueError(
             f"{source} asks for {n} threads, but this process may use "
             f"{available_cpus()} CPU(s) and at most {MAX_THREADS_PER_CPU} threads "
