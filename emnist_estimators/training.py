@@ -189,12 +189,11 @@ class FiniteLossCheck(keras.callbacks.Callback):
 
     Keras trains on: every later weight is NaN, ``predict`` answers the
     first class for every row and checkpoints save NaN. The loss Keras logs
-    is the epoch's running mean, so one non-finite batch shows in every
-    later batch's log; it is read after each batch off the training loop
-    (``async_safe``: Keras hands the batch's logs to a worker thread and
-    re-raises its error at the next batch or at the epoch's end, before the
-    other callbacks see that epoch's end), and again at the epoch's end.
-    It reads the logs only, so a seeded fit trains exactly as without it.
+    is the epoch's running mean, so one non-finite batch shows at the
+    epoch's end, where it is read - before the other callbacks (checkpoint,
+    pruning) see that epoch. Only there: a per-batch hook would make Keras
+    hand over every batch's logs on the training loop's hot path. It reads
+    the logs only, so a seeded fit trains exactly as without it.
 
     Parameters
     ----------
@@ -206,8 +205,6 @@ class FiniteLossCheck(keras.callbacks.Callback):
     TrainingDivergedError
         From the batch or epoch whose loss is not finite.
     """
-
-    async_safe = True
 
     def __init__(self, epochs: int) -> None:
         super().__init__()
@@ -225,18 +222,6 @@ class FiniteLossCheck(keras.callbacks.Callback):
             Unused.
         """
         self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        """Check the running loss after a batch.
-
-        Parameters
-        ----------
-        batch : int
-            The batch's index in the epoch.
-        logs : dict, default=None
-            Keras' logs, with ``loss``.
-        """
-        self._check(logs, f", batch {batch + 1}")
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         """Check the epoch's loss.
