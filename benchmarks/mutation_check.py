@@ -23,8 +23,8 @@ repository itself is never mutated. Steps:
 2. mutmut runs the others against the suite's own fast tests
    (:data:`MUTATION_TESTS`).
 3. Each survivor, and each mutant no test of step 2 reaches, is run against
-   the class of its area in :data:`SURVIVOR_TESTS` (the tests written for
-   this check), which names the tests that kill it.
+   all the tests of its area in :data:`AREA_TESTS` (mutmut picks by coverage
+   in step 2), which names the tests that kill it.
 
 A mutant that survives both must be equivalent (no behaviour a user could see
 changes), with its reason in :data:`EQUIVALENT`; the command exits 1 on any
@@ -35,7 +35,7 @@ Run: ``python -m benchmarks.mutation_check`` (needs ``pip install -e
 27 to 41 minutes with ``--workers 1``). ``--area``
 checks some areas only and writes no result file; ``--resume`` keeps the
 scratch copy and mutmut's saved results, runs what is not checked yet (after
-an interruption), and redoes step 3 (also after editing the survivor tests).
+an interruption), and redoes step 3 (also after editing the tests).
 """
 
 from __future__ import annotations
@@ -71,25 +71,19 @@ MUTATION_TESTS = [
 #: mutant down: the cache's SIGKILL tests (crash safety of the cache build,
 #: about 1.7 s each, 8 of them).
 DESELECT = ["tests/test_cache.py::test_sigkill_while_writing_the_cache"]
-#: Edits to the scratch copy's tests that change their speed only: the
-#: loopback server of test_download stops in 50 ms instead of 500 (its
-#: ``serve_forever`` poll), which halves the download tests' time. A no-op once
-#: tests/test_download.py has it.
-SPEED_PATCHES = [
-    (
-        "tests/test_download.py",
-        "target=self.httpd.serve_forever, daemon=True",
-        'target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True',
-    )
-]
-#: The tests written to kill what survived step 2 (step 3): a class per area.
-SURVIVOR_TESTS = "tests/test_mutation_survivors.py"
-SURVIVOR_CLASSES = {
-    "download": "TestDownloadRange",
-    "cache": "TestCacheIdentity",
-    "weights": "TestSampleWeight",
-    "overwrite": "TestOverwriteGuard",
+#: The tests of each area, run whole against each survivor of step 2 (step 3).
+#: The tests written to kill step 2's survivors (issue 16) live among them.
+AREA_TESTS = {
+    "download": ["tests/test_download.py", "tests/test_download_faults.py"],
+    "cache": ["tests/test_cache.py"],
+    "weights": [
+        "tests/test_sample_weight.py",
+        "tests/test_estimators_faults.py::test_negative_sample_weight_is_refused",
+    ],
+    "overwrite": ["tests/test_output_folder.py"],
 }
+#: What the tests import besides the package: copied with them.
+TEST_SUPPORT = ["tests/conftest.py", "tests/helpers.py"]
 
 _SEP = "ǁ"  # mutmut's separator between class and method in mutant names
 _DL = "emnist_estimators.datasets.download."
@@ -458,13 +452,7 @@ def make_scratch(scratch: Path) -> None:
     )
     record_source(scratch)
     (scratch / "tests").mkdir(parents=True)
-    for name in ["tests/conftest.py", *MUTATION_TESTS]:
-        name = name.split("::")[0]
-        shutil.copy2(REPO / name, scratch / name)
-    for name, old, new in SPEED_PATCHES:
-        path = scratch / name
-        path.write_text(path.read_text().replace(old, new))
-    copy_survivor_tests(scratch)
+    copy_tests(scratch)
     text = _without_mutmut_table((REPO / "pyproject.toml").read_text())
     (scratch / "pyproject.toml").write_text(text + mutmut_config())
     tomllib.loads((scratch / "pyproject.toml").read_text())  # fail early if broken
@@ -478,8 +466,8 @@ def _git(*args: str) -> str:
 
 def record_source(scratch: Path) -> None:
     """Note which commit the scratch copy was taken from, and which of the copied
-    files (the survivor tests aside) differed from it, in ``source.json``."""
-    paths = ["emnist_estimators", "tests/conftest.py", "pyproject.toml"]
+    files differed from it, in ``source.json``."""
+    paths = ["emnist_estimators", *TEST_SUPPORT, "pyproject.toml"]
     paths += sorted({t.split("::")[0] for t in MUTATION_TESTS})
     dirty = _git("status", "--porcelain", "--", *paths).splitlines()
     source = {"commit": _git("rev-parse", "HEAD"), "dirty": [d[3:] for d in dirty]}
@@ -494,12 +482,15 @@ def scratch_source(scratch: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def copy_survivor_tests(scratch: Path) -> None:
-    """Put the survivor tests in the scratch copy and its mutants folder."""
-    src = REPO / SURVIVOR_TESTS
+def copy_tests(scratch: Path) -> None:
+    """Put the areas' tests, as they are now, in the scratch copy and its mutants
+    folder (where there is one)."""
+    names = {t.split("::")[0] for t in MUTATION_TESTS}
+    names |= {t.split("::")[0] for targets in AREA_TESTS.values() for t in targets}
     for folder in (scratch, scratch / "mutants"):
-        if src.is_file() and (folder / "tests").is_dir():
-            shutil.copy2(src, folder / SURVIVOR_TESTS)
+        if (folder / "tests").is_dir():
+            for name in [*TEST_SUPPORT, *sorted(names)]:
+                shutil.copy2(REPO / name, folder / name)
 
 
 def _env() -> dict:
@@ -689,15 +680,16 @@ def read_results(scratch: Path) -> dict[str, str]:
     return out
 
 
-# --- step 3: the survivor tests -------------------------------------------------------
+# --- step 3: each survivor against all its area's tests -------------------------------
 def killing_tests(scratch: Path, name: str, area: str) -> list[str]:
-    """The first survivor test of ``area`` that fails with mutant ``name``
-    active (``-x``: one is enough, and it keeps step 3 short)."""
-    target = f"{SURVIVOR_TESTS}::{SURVIVOR_CLASSES[area]}"
+    """The first test of ``area`` that fails with mutant ``name`` active (``-x``:
+    one is enough, and it keeps step 3 short)."""
+    target = " ".join(AREA_TESTS[area])
     pytest_args = ["-x", "-q", "-rfE", "--tb=no", "-p", "no:cacheprovider"]
     pytest_args += ["-p", "no:randomly", "-o", "addopts=", "-o", "timeout=120"]
+    pytest_args += [f"--deselect={t}" for t in DESELECT]
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", target, *pytest_args],
+        [sys.executable, "-m", "pytest", *AREA_TESTS[area], *pytest_args],
         cwd=scratch / "mutants",
         env={**_env(), "MUTANT_UNDER_TEST": name},
         capture_output=True,
@@ -714,7 +706,7 @@ def killing_tests(scratch: Path, name: str, area: str) -> list[str]:
 def resolve(scratch: Path, catalogue: dict, status: dict, workers: int):
     """Report rows for the survivors of step 2 (and the mutants it did not
     reach), after step 3."""
-    has_tests = (scratch / "mutants" / SURVIVOR_TESTS).is_file()
+    has_tests = (scratch / "mutants" / "tests").is_dir()
     survivors = [n for n, s in status.items() if s in ("survived", "no tests")]
 
     def one(name):
@@ -783,7 +775,7 @@ def main(argv=None) -> int:
     if args.resume:
         catalogue = json.loads((scratch / "mutants" / "catalogue.json").read_text())
         spent = json.loads(timing.read_text()) if timing.exists() else {"steps 1-2": 0}
-        copy_survivor_tests(scratch)
+        copy_tests(scratch)
     else:
         make_scratch(scratch)
         catalogue = generate(scratch, args.max_children)
@@ -880,10 +872,9 @@ def write_report(rows, survivors, skipped, catalogue, spent, source, command) ->
         f"Step 2: mutmut {mutmut.__version__} (forkserver isolation, workers: "
         f"{workers}) ran each "
         f"mutant against the tests of {', '.join(MUTATION_TESTS)} that reach its "
-        f"function, less {', '.join(DESELECT)}; the scratch copy's loopback server "
-        "stops in 50 ms instead of 500 (`SPEED_PATCHES`). Step 3: each survivor, and "
-        "each mutant no test reached, ran against the class of its area in "
-        f"{SURVIVOR_TESTS}. Steps 1-2 took {spent['steps 1-2']:.0f} min, step 3 "
+        f"function, less {', '.join(DESELECT)}. Step 3: each survivor, and "
+        "each mutant no test reached, ran against all the tests of its area "
+        "(`AREA_TESTS`). Steps 1-2 took {spent['steps 1-2']:.0f} min, step 3 "
         f"{spent['step 3']:.0f} min ({spent['step 3 workers']} worker(s)). "
         "Sessions of this scratch copy, in order: "
         + "; ".join(f"`{c}`" for c in spent["commands"])
@@ -910,8 +901,8 @@ def write_report(rows, survivors, skipped, catalogue, spent, source, command) ->
         "## Every survivor of step 2, and how it was resolved",
         "",
         "Each line: the file and function, the change (`before` -> `after`), what "
-        "step 2 said (survived, or no tests reached the function), and the tests of "
-        f"{SURVIVOR_TESTS} that kill it - or why it is equivalent.",
+        "step 2 said (survived, or no tests reached the function), and the test of "
+        "its area that kills it - or why it is equivalent.",
         "",
     ]
     if not survivors:

@@ -320,6 +320,7 @@ class ArchiveServer:
         self.content_type = content_type or "application/zip"
         self.send_length = send_length
         self.log: list[Served] = []
+        self.agents: list[str | None] = []  # each request's User-Agent
         self.release = threading.Event()
         server = self
 
@@ -333,7 +334,9 @@ class ArchiveServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/gzip.zip"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(  # a 50 ms poll: it stops in 50 ms, not 500
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def bytes_served(self) -> int:
@@ -361,6 +364,7 @@ class ArchiveServer:
         )
 
     def _serve(self, handler):
+        self.agents.append(handler.headers.get("User-Agent"))
         data, rng = self.payload, handler.headers.get("Range")
         entry = Served(None, None)
         self.log.append(entry)
@@ -482,3 +486,137 @@ def bomb(name: str, *, local: int | None = None, central: int | None = None) -> 
         entry = data.index(b"PK\x01\x02")
         data[entry + 24 : entry + 28] = struct.pack("<I", central)
     return bytes(data)
+
+
+class RangeLiar(ArchiveServer):
+    """Answers the probe correctly, then every ranged request with ``lie``'s
+    Content-Range (None: no Content-Range header at all)."""
+
+    def __init__(self, payload, lie):
+        super().__init__(payload)
+        self.lie = lie
+
+    def _serve(self, handler):
+        if handler.headers.get("Range") != "bytes=0-63":
+            send = handler.send_header
+
+            def send_header(key, value):
+                if key == "Content-Range":
+                    value = self.lie(value)
+                    if value is None:
+                        return
+                send(key, value)
+
+            handler.send_header = send_header
+        super()._serve(handler)
+
+
+class Oversender(ArchiveServer):
+    """Honours where a range starts but sends everything after it."""
+
+    def _serve(self, handler):
+        rng = handler.headers.get("Range")
+        if rng and rng != "bytes=0-63":
+            lo = rng.removeprefix("bytes=").split("-")[0]
+            handler.headers.replace_header("Range", f"bytes={lo}-{len(self.payload)}")
+        super()._serve(handler)
+
+
+class ScriptedServer(ArchiveServer):
+    """Serves responses over ``cut_min`` bytes as scripted, in order: an int n
+    sends n body bytes and cuts the connection, "stall" sends nothing and
+    holds it; responses past the script are served whole."""
+
+    def __init__(self, payload, script, cut_min=100_000):
+        super().__init__(payload, cut_min=cut_min)
+        self.script = list(script)
+        self.big = 0
+
+    def _body_limit(self, n):
+        if n <= self.cut_min:
+            return n, False
+        self.big += 1
+        step = self.script[self.big - 1] if self.big <= len(self.script) else None
+        if step is None or step == "stall":
+            return n, False
+        return step, True
+
+    def _stall(self, n):
+        if n > self.cut_min and self.big <= len(self.script):
+            return 0 if self.script[self.big - 1] == "stall" else None
+        return None
+
+
+class DropHeader(ArchiveServer):
+    """Answers without the header ``name`` (for the requests ``which`` picks)."""
+
+    def __init__(self, payload, name, which=lambda rng: True, **kwargs):
+        super().__init__(payload, **kwargs)
+        self.name, self.which = name, which
+
+    def _serve(self, handler):
+        if self.which(handler.headers.get("Range")):
+            send = handler.send_header
+
+            def send_header(key, value):
+                if key != self.name:
+                    send(key, value)
+
+            handler.send_header = send_header
+        super()._serve(handler)
+
+
+class ProgressCounter:
+    """Stands in for the tqdm bar; adds up what it is told."""
+
+    def __init__(self, *args, **kwargs):
+        self.n, self.total = 0, None
+
+    def update(self, n):
+        self.n += n
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+class _Unseekable(io.BytesIO):
+    """An output zipfile cannot seek in: it writes sizes after the data."""
+
+    def seek(self, *args):
+        raise OSError("not seekable")
+
+
+def make_zip(
+    members: dict[str, bytes], *, zip64=False, unseekable=False, extra=b""
+) -> bytes:
+    """A deflated zip of ``members``; options change how the headers are written."""
+    buf = _Unseekable() if unseekable else io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type, info.extra = zipfile.ZIP_DEFLATED, extra
+            with zf.open(info, "w", force_zip64=zip64) as fh:
+                fh.write(data)
+    return buf.getvalue()
+
+
+LABELS_NAME = Path(MEMBERS[1]).name  # an official member of 5,144 bytes
+
+
+def member_spans(payload: bytes, members) -> list[tuple[int, int]]:
+    """Byte spans (first, last) of the central directory and of each member."""
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        spans = [(zf.start_dir, len(payload) - 1)]
+        for name in members:
+            info = zf.getinfo(name)
+            end = info.header_offset + 30 + len(info.filename.encode())
+            spans.append(
+                (info.header_offset, end + len(info.extra) + info.compress_size - 1)
+            )
+    return spans

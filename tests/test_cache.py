@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -511,3 +512,108 @@ def test_a_new_cache_is_announced_once_at_info_level(
     message = records[0].getMessage()
     assert str(cached) in message and IMAGES in message
     assert (f"{data} is read-only" in message) == read_only
+
+
+# --- what decides a rebuild (issue 16) ---
+def _edit_keeping_stat(path: Path, old: bytes, new: bytes) -> None:
+    """Replace bytes of ``path`` (same length), keeping its size and mtime."""
+    st = path.stat()
+    data = path.read_bytes()
+    assert len(old) == len(new) and old in data
+    path.write_bytes(data.replace(old, new, 1))
+    _set_mtime_ns(path, st.st_mtime_ns)
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (b"'fortran_order': False", b"'fortran_order': True "),
+        (f"({N}, 28, 28)".encode(), f"({N // 2}, 28, 28)".encode()),
+        (b"'descr': '|u1'", b"'descr': '|i1'"),  # int8: 255 would read as -1
+    ],
+    ids=["fortran-order", "row-count", "dtype"],
+)
+def test_a_cache_whose_npy_header_disagrees_is_rebuilt(tmp_path, small_mnist, old, new):
+    """Size and mtime still match the sidecar, but the header does not
+    describe the images asked for: the cache is rebuilt, not served."""
+    upright = glyph_images(N, rng=0)
+    _write(tmp_path, upright)
+    _load(tmp_path)
+    npy = _npy(tmp_path)
+    _edit_keeping_stat(npy, old, new.ljust(len(old)))
+    np.testing.assert_array_equal(_load(tmp_path, verify=False).images, upright)
+    repaired = np.load(npy, mmap_mode="r")  # the file was written anew
+    assert repaired.shape == (N, 28, 28) and not np.isfortran(repaired)
+    assert repaired.dtype == np.uint8
+
+
+@pytest.mark.parametrize("field, value", [("shape", [N, 28, 29]), ("dtype", "<u2")])
+def test_a_cache_whose_sidecar_disagrees_is_rebuilt(
+    tmp_path, small_mnist, field, value
+):
+    upright = glyph_images(N, rng=0)
+    _write(tmp_path, upright)
+    _load(tmp_path)
+    sidecar = next(tmp_path.glob("*.upright.json"))
+    meta = json.loads(sidecar.read_text())
+    meta[field] = value
+    sidecar.write_text(json.dumps(meta))
+    np.testing.assert_array_equal(_load(tmp_path, verify=False).images, upright)
+    assert json.loads(sidecar.read_text())[field] != value  # written anew
+
+
+def test_a_cache_whose_sidecar_is_not_an_object_is_rebuilt(tmp_path, small_mnist):
+    upright = glyph_images(N, rng=0)
+    _write(tmp_path, upright)
+    _load(tmp_path)
+    sidecar = next(tmp_path.glob("*.upright.json"))
+    sidecar.write_text("[]")
+    np.testing.assert_array_equal(_load(tmp_path, verify=False).images, upright)
+    assert json.loads(sidecar.read_text())["shape"] == [N, 28, 28]
+
+
+def test_a_verified_warm_load_serves_the_cache_without_converting(
+    tmp_path, small_mnist, monkeypatch
+):
+    """verify=True hashes the source and the cached payload, and then
+    serves the cache: it does not convert the source again."""
+    upright = glyph_images(N, rng=0)
+    _write(tmp_path, upright)
+    _load(tmp_path, verify=True)
+
+    def rebuild(*args, **kwargs):
+        raise AssertionError("a verified warm load rebuilt the cache")
+
+    monkeypatch.setattr(cache, "iter_idx_blocks", rebuild)
+    images = _load(tmp_path, verify=True).images
+    np.testing.assert_array_equal(images, upright)
+
+
+def test_without_the_cache_nothing_is_written(tmp_path, small_mnist):
+    upright = glyph_images(N, rng=0)
+    source = _write(tmp_path, upright)
+    before = sorted(os.listdir(tmp_path))
+    images = load_cached_images(source, use_cache=False)
+    assert type(images) is np.ndarray  # in memory, not a memory map
+    np.testing.assert_array_equal(images, upright)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize("route", ["cold-cache", "no-cache", "full-disk"])
+def test_a_source_changed_between_its_check_and_its_read_is_refused(
+    tmp_path, small_mnist, monkeypatch, route
+):
+    """The source changed between its check and its read (the check's sha256
+    is not the one of the bytes read): an error, on every route."""
+    source = _write(tmp_path, glyph_images(N, rng=0))
+    if route == "full-disk":
+
+        def full(tmp, *args):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+        monkeypatch.setattr(cache, "_write_npy", full)
+    with pytest.raises(DataFormatError, match="changed while it was being read"):
+        load_cached_images(
+            source, use_cache=route != "no-cache", verify_source=lambda p: "0" * 64
+        )
+    assert not list(tmp_path.glob("*.npy"))

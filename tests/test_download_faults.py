@@ -19,12 +19,19 @@ from pathlib import Path
 import pytest
 from helpers import (
     BOMB,
+    LABELS_NAME,
     MEMBERS,
     SLACK,
     ArchiveServer,
+    DropHeader,
+    Oversender,
+    ProgressCounter,
+    RangeLiar,
     bomb,
     bytes_written,
     make_archive,
+    make_zip,
+    member_spans,
     needed_bytes,
 )
 
@@ -279,3 +286,187 @@ def test_data_clean_lists_partial_downloads_of_dead_processes(tmp_path, monkeypa
     assert clean_cache(tmp_path, dry_run=True) == [part]
     assert clean_cache(tmp_path) == [part]
     assert not part.exists() and live.exists()
+
+
+# --- broken or hostile servers and archives, and the caps (issue 16) ---
+
+
+def _fetch(server, tmp_path, checksums=None, members=MEMBERS):
+    """``download_members`` from ``server`` into ``tmp_path / "out"``, quietly."""
+    return download_members(
+        members,
+        tmp_path / "out",
+        url=server.url,
+        progress=False,
+        checksums=checksums,
+    )
+
+
+def test_a_server_sending_past_the_range_is_read_no_further(tmp_path, monkeypatch):
+    bars = []
+    monkeypatch.setattr(
+        download_mod,
+        "_progress",
+        lambda *a, **k: bars.append(ProgressCounter()) or bars[-1],
+    )
+    payload, checksums, contents = make_archive(tmp_path)  # 1 MiB blocks: many reads
+    directory_and_members = sum(
+        hi - lo + 1 for lo, hi in member_spans(payload, MEMBERS)
+    )
+    with Oversender(payload) as server:
+        paths = download_members(
+            MEMBERS, tmp_path / "out", url=server.url, checksums=checksums
+        )
+    assert paths[1].read_bytes() == contents[MEMBERS[1]]
+    assert bars[0].n <= directory_and_members + 64  # + zipfile's end-record read
+
+
+@pytest.mark.parametrize("lie", ["start", "absent"])
+def test_a_server_that_stops_honouring_range_fails_saying_so(tmp_path, lie):
+    def content_range(value):  # "bytes 123-456/789"
+        if lie == "absent":
+            return None
+        return "bytes 0-" + value.split("-", 1)[1]
+
+    payload, checksums, _ = make_archive(tmp_path)
+    with RangeLiar(payload, content_range) as server:
+        with pytest.raises(DownloadError) as info:
+            _fetch(server, tmp_path, checksums)
+    first = server.log[1]
+    shown = "'bytes 0-" if lie == "start" else "''"
+    assert (
+        f"{server.url} stopped honouring Range requests (asked for bytes "
+        f"{first.start}-{first.end}, got HTTP 206, Content-Range {shown}"
+    ) in str(info.value)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    "asked, stored",
+    [(MEMBERS[1], "EMNIST/" + MEMBERS[1]), (LABELS_NAME, MEMBERS[1])],
+    ids=["stored-elsewhere", "asked-by-base-name"],
+)
+@pytest.mark.parametrize("content", ["corrupt", "bomb"])
+def test_an_official_member_is_checked_under_any_path_or_name(
+    tmp_path, asked, stored, content
+):
+    """A mirror that stores the official member under another folder, or a
+    caller that asks by base name: the official sha256 and size still apply."""
+    data = os.urandom(5_144) if content == "corrupt" else bytes(BOMB)
+    before = bytes_written()
+    with ArchiveServer(make_zip({stored: data})) as server:
+        with pytest.raises(ChecksumError) as info:
+            _fetch(server, tmp_path, members=[asked])
+    message = str(info.value)
+    if content == "corrupt":
+        assert "Checksum mismatch" in message
+    else:  # refused on its declared size, before a byte is written
+        assert "the official file is 5,144 bytes" in message
+        assert bytes_written() - before <= SLACK
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_a_damaged_local_header_fails_naming_the_member(tmp_path):
+    payload, checksums, _ = make_archive(tmp_path)
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        offset = zf.getinfo(MEMBERS[1]).header_offset
+    broken = payload[:offset] + b"XX" + payload[offset + 2 :]
+    with ArchiveServer(broken) as server, pytest.raises(DownloadError) as info:
+        _fetch(server, tmp_path, checksums, MEMBERS[1:])
+    assert str(info.value).startswith(
+        f"{MEMBERS[1]}: no local zip header at byte {offset}; the archive is damaged"
+    )
+
+
+@pytest.mark.timeout(30)
+def test_probing_a_server_without_range_does_not_read_its_whole_reply(tmp_path):
+    """The probe of a server without Range support must not read its whole
+    reply (536 MB from NIST): here the server stalls after 100 kB, so only
+    the real download can run into that stall."""
+    payload, checksums, _ = make_archive(tmp_path)
+    server = ArchiveServer(
+        payload, ranges=False, send_length=False, stall_after=100_000
+    )
+    with server, pytest.raises(DownloadError, match="during the download"):
+        download_members(
+            MEMBERS,
+            tmp_path / "out",
+            url=server.url,
+            progress=False,
+            checksums=checksums,
+            timeout=0.3,
+        )
+
+
+def test_an_archive_announced_over_the_cap_is_not_fetched(tmp_path, monkeypatch):
+    monkeypatch.setattr(download_mod, "MAX_ARCHIVE_BYTES", 100_000)
+    payload, checksums, _ = make_archive(tmp_path)
+    with ArchiveServer(payload, ranges=False) as server:
+        with pytest.raises(DownloadError, match=f"announces {len(payload):,} bytes"):
+            _fetch(server, tmp_path, checksums)
+    assert len(server.log) == 1  # the probe only: no download was started
+
+
+def test_an_empty_reply_fails_at_once_without_retries(tmp_path, monkeypatch):
+    monkeypatch.setattr(download_mod.time, "sleep", lambda s: None)
+    with ArchiveServer(b"", ranges=False) as server:
+        with pytest.raises(DownloadError, match="data that is not a zip archive"):
+            _fetch(server, tmp_path)
+    assert len(server.log) == 1  # an empty body is an answer, not a broken link
+
+
+def test_a_probe_cut_before_its_body_is_retried_then_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(download_mod.time, "sleep", lambda s: None)
+    payload, checksums, _ = make_archive(tmp_path)
+    server = ArchiveServer(payload, cuts=10**6, cut_at=0, cut_min=10)
+    with server, pytest.raises(DownloadError) as info:
+        _fetch(server, tmp_path, checksums)
+    assert len(server.log) == download_mod._RETRIES + 1
+    assert "(last error: connection closed before the first byte)" in str(info.value)
+
+
+def test_a_reply_without_content_type_fails_showing_its_status(tmp_path):
+    with DropHeader(b'{"error": "quota"}' * 10, "Content-Type") as server:
+        with pytest.raises(DownloadError) as info:
+            _fetch(server, tmp_path)
+    assert (
+        "answered with data that is not a zip archive: HTTP 206, Content-Type "
+        "'(none)'" in str(info.value)
+    )
+
+
+def test_a_206_probe_without_content_range_fails_cleanly(tmp_path):
+    """A broken server: 206 to the probe, but no Content-Range to say the
+    archive's size. The probe's Content-Length (64) is taken as the size of
+    a whole download, which then stops at byte 64 with a DownloadError
+    that says so - not an AttributeError - and writes nothing."""
+    payload, checksums, _ = make_archive(tmp_path)
+    server = DropHeader(payload, "Content-Range", which=lambda rng: rng == "bytes=0-63")
+    with server, pytest.raises(DownloadError, match="sent more than 64 bytes"):
+        _fetch(server, tmp_path, checksums)
+    assert not list((tmp_path / "out").iterdir())
+
+
+def test_a_member_inflating_past_its_declared_size_is_cut_off(tmp_path, monkeypatch):
+    """A member that declares 3 MiB and inflates to 32 MiB, handed over by a zip
+    reader that does not stop it: the copy stops one byte past 3 MiB and
+    writes nothing more."""
+    declared = 3 << 20
+    reads = []
+
+    class Inflating(io.BytesIO):  # what zipfile hands the copy
+        def read(self, n=-1):
+            chunk = super().read(n)
+            reads.append((n, len(chunk)))
+            return chunk
+
+    payload = bomb(MEMBERS[1], local=declared, central=declared)
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: Inflating(bytes(BOMB)))
+    checksums = {MEMBERS[1]: "0" * 64}  # not the official member: no official size
+    before = bytes_written()
+    with ArchiveServer(payload) as server:
+        with pytest.raises(DownloadError, match="inflates past its 3,145,728 bytes"):
+            _fetch(server, tmp_path, checksums, members=MEMBERS[1:])
+    assert sum(got for _, got in reads) == declared + 1
+    assert bytes_written() - before <= declared + SLACK
+    assert not list((tmp_path / "out").iterdir())

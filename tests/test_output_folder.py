@@ -6,11 +6,13 @@ bug here can only ever delete files the test made.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from emnist_estimators.output_folder import (
     OutputFolderError,
     check_output_folder,
     output_folder,
+    prepare_reusable,
     read_manifest,
 )
 
@@ -300,3 +303,173 @@ def test_failed_tune_leaves_nothing(home, capsys):
     )
     assert code == 1, capsys.readouterr().err
     assert os.listdir(home / "work") == []
+
+
+# --- what a refusal says, which manifests are trusted, the swap (issue 16) ---
+def _metrics_output(path: Path, files=("metrics.json",)) -> Path:
+    with output_folder(path, command="test") as tmp:
+        for name in files:
+            (tmp / name).write_text(name)
+    return path
+
+
+def _write_manifest(folder: Path, **fields) -> None:
+    manifest = {"written_by": "emnist-estimators", "files": ["metrics.json"], **fields}
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def _swap_spy(monkeypatch, fail_move_in=None):
+    """Record the renames; optionally fail the one that moves the new output in."""
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        src, dst = Path(src), Path(dst)
+        calls.append((src, dst))
+        if fail_move_in is not None and src.name.startswith(f".{dst.name}.tmp-"):
+            raise fail_move_in
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "target, reason",
+    [
+        (".", "it is the current directory"),
+        ("..", "it is your home folder"),
+        ("../..", "it contains the current directory"),
+        ("/", "it is the root of the file system"),
+    ],
+)
+def test_a_refusal_says_exactly_why(home, target, reason):
+    with pytest.raises(OutputFolderError) as info:
+        check_output_folder(target, overwrite=True)
+    assert f": {reason}. Choose a new --output." in str(info.value)
+
+
+def test_a_folder_holding_the_home_folder_is_refused(tmp_path, monkeypatch):
+    home = tmp_path / "users" / "me"
+    home.mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(OutputFolderError) as info:
+        check_output_folder(tmp_path / "users", overwrite=True)
+    assert ": it contains your home folder. Choose" in str(info.value)
+
+
+def test_a_refusal_says_whether_it_would_replace_or_write_into(home):
+    mine = home / "work" / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("my own work")
+    with pytest.raises(OutputFolderError, match=r"Refusing to replace .*mine: it"):
+        check_output_folder(mine, overwrite=True)
+    with pytest.raises(OutputFolderError, match=r"Refusing to write into .*mine: it"):
+        prepare_reusable(mine, command="tune")
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+@pytest.mark.parametrize(
+    "n, shown",
+    [(5, "(a1, a2, a3, a4, a5)."), (6, "(a1, a2, a3, a4, a5 ...).")],
+)
+def test_a_refusal_names_at_most_five_user_files(home, n, shown):
+    out = _metrics_output(home / "work" / "run")
+    for i in range(n, 0, -1):
+        (out / f"a{i}").write_text("the user's")
+    with pytest.raises(OutputFolderError) as info:
+        check_output_folder(out, overwrite=True)
+    assert f"did not write {shown} Move them out" in str(info.value)
+
+
+def test_a_symlink_the_user_added_counts_as_their_file(home, tmp_path):
+    out = _metrics_output(home / "work" / "run")
+    (tmp_path / "datasets").mkdir()
+    (out / "data").symlink_to(tmp_path / "datasets", target_is_directory=True)
+    with pytest.raises(OutputFolderError, match=r"did not write \(data\)"):
+        check_output_folder(out, overwrite=True)
+    assert (out / "data").is_symlink()
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        [],  # JSON, but not an object
+        {"written_by": "another-tool", "files": ["metrics.json"]},
+        {"written_by": "emnist-estimators", "files": "metrics.json"},
+        {"written_by": "emnist-estimators", "files": ["metrics.json", 3]},
+    ],
+    ids=["list", "other-writer", "files-not-a-list", "file-not-a-string"],
+)
+def test_a_manifest_that_is_not_ours_allows_no_overwrite(home, manifest):
+    out = _metrics_output(home / "work" / "run")
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    assert read_manifest(out) is None
+    with pytest.raises(OutputFolderError, match="not written by emnist-estimators"):
+        check_output_folder(out, overwrite=True)
+    assert (out / "metrics.json").exists()
+
+
+def test_a_symlinked_manifest_is_not_trusted(home, tmp_path):
+    out = _metrics_output(home / "work" / "run")
+    elsewhere = tmp_path / "manifest.json"
+    elsewhere.write_text((out / MANIFEST_NAME).read_text())
+    (out / MANIFEST_NAME).unlink()
+    (out / MANIFEST_NAME).symlink_to(elsewhere)
+    assert read_manifest(out) is None
+    with pytest.raises(OutputFolderError, match="not written by"):
+        check_output_folder(out, overwrite=True)
+
+
+@pytest.mark.parametrize("size, trusted", [(1 << 20, True), ((1 << 20) + 1, False)])
+def test_a_manifest_over_one_mib_is_not_trusted(home, size, trusted):
+    out = _metrics_output(home / "work" / "run")
+    text = json.dumps({"written_by": "emnist-estimators", "files": ["metrics.json"]})
+    (out / MANIFEST_NAME).write_text(text + " " * (size - len(text)))
+    assert (out / MANIFEST_NAME).stat().st_size == size
+    assert (read_manifest(out) is not None) is trusted
+
+
+def test_the_previous_output_is_set_aside_next_to_it(home, monkeypatch):
+    out = _metrics_output(home / "work" / "run")
+    calls = _swap_spy(monkeypatch)
+    with output_folder(out, overwrite=True) as tmp:
+        (tmp / "metrics.json").write_text("second")
+    # a rename within the folder (never a copy to another file system), to
+    # a hidden name that no other output uses
+    aside = next(dst for src, dst in calls if src == out)
+    assert aside.parent == out.parent and aside.name.startswith(".run.old-")
+    assert (out / "metrics.json").read_text() == "second"
+    assert sorted(os.listdir(home / "work")) == ["run"]
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), OSError(errno.EIO, "I/O")])
+def test_a_failed_swap_puts_the_previous_output_back(home, monkeypatch, error):
+    out = _metrics_output(home / "work" / "run")
+    _swap_spy(monkeypatch, fail_move_in=error)
+    with pytest.raises(type(error)):
+        with output_folder(out, overwrite=True) as tmp:
+            (tmp / "metrics.json").write_text("second")
+    assert (out / "metrics.json").read_text() == "metrics.json"
+    assert sorted(os.listdir(home / "work")) == ["run"]
+
+
+def test_an_undeletable_previous_output_does_not_fail_the_command(home, monkeypatch):
+    """NFS keeps a file that is still open as ``.nfsXXXX`` and refuses to
+    delete it: the new output is in place, so the command succeeds."""
+    out = _metrics_output(home / "work" / "run")
+    (out / ".nfs0000000000ab12").write_text("still open elsewhere")
+    _write_manifest(out, files=["metrics.json", ".nfs0000000000ab12"])
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if os.path.basename(path).startswith(".nfs"):
+            raise OSError(errno.EBUSY, "Device or resource busy", path)
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    with output_folder(out, overwrite=True) as tmp:
+        (tmp / "metrics.json").write_text("second")
+    assert (out / "metrics.json").read_text() == "second"
+    assert not (out / ".nfs0000000000ab12").exists()

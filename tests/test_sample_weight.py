@@ -75,3 +75,44 @@ def test_weight_two_matches_repeated_rows():
     assert unweighted == pytest.approx(0.5, abs=0.08)
     assert repeated == pytest.approx(2 / 3, abs=0.08)
     assert weighted == pytest.approx(repeated, abs=0.05)
+
+
+def _small_mlp(**kw):
+    """A two-epoch MLP of 8 units (tiny_mlp trains longer, without validation)."""
+    params = {
+        "hidden_layer_sizes": (8,),
+        "epochs": 2,
+        "batch_size": 32,
+        "random_state": 0,
+    }
+    return EmnistMLP(**{**params, **kw})
+
+
+def test_the_validation_loss_is_weighted_too():
+    """Weights apply to the held-out rows as to the training rows: doubling
+    every weight doubles both losses (Adam's steps do not change), so early
+    stopping watches the same weighted loss that training minimises. And
+    random_state fixes the held-out rows: a weighted fit repeats exactly."""
+    X, y = bar_images(120, 0)
+    plain = _small_mlp(validation_fraction=0.25).fit(X, y).history_
+    weights = np.full(len(y), 2.0)
+    double = _small_mlp(validation_fraction=0.25).fit(X, y, weights).history_
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(double[key], 2 * np.asarray(plain[key]), rtol=1e-3)
+    weights[::7] = 0.5  # rows weigh differently: which rows are held out matters
+    first = _small_mlp(validation_fraction=0.25).fit(X, y, weights).history_
+    again = _small_mlp(validation_fraction=0.25).fit(X, y, weights).history_
+    assert first == again
+
+
+def test_score_weighs_each_sample():
+    X, _ = bar_images(90, 0)
+    y = np.random.default_rng(0).permutation(np.arange(90) % 3)  # unlearnable
+    clf = _small_mlp(epochs=1, validation_fraction=0.0).fit(X, y)
+    right = clf.predict(X) == y
+    assert 0 < right.mean() < 1  # some right, some wrong: weights matter
+    weights = np.where(right, 1.0, 4.0)
+    assert clf.score(X, y, sample_weight=weights) == pytest.approx(
+        np.average(right, weights=weights)
+    )
+    assert clf.score(X, y) == pytest.approx(right.mean())
