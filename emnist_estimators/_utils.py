@@ -7,7 +7,7 @@ import inspect
 import os
 import random
 from collections.abc import Iterator
-from typing import Literal, cast, get_args
+from typing import Literal, TypeGuard, cast, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -359,11 +359,11 @@ def resolve_precision(precision: str) -> str | None:
     return "mixed_bfloat16" if _cpu_has_bf16() else None
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """True for an int that is not a bool (a JSON integer read back)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_real(value: object) -> bool:
+def is_real(value: object) -> TypeGuard[int | float]:
     """True for an int or float that is not a bool (a JSON number read back)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from abc import abstractmethod
 from numbers import Integral, Real
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -60,6 +61,9 @@ from .twin import float32_twin
 
 __all__ = ["BaseEmnistClassifier"]
 
+#: What ``_validate_new`` returns: X (2-D), y encoded, the weights, image shape.
+_NewData = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "tuple[int, int] | None"]
+
 #: Pickles written before scikeras_boundary existed name this function.
 _unpickle = unpickle_estimator
 
@@ -71,7 +75,7 @@ def _seed_or_fresh(seed: int | None) -> int:
     return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
 
 
-def _fitted_attributes(est) -> dict:
+def _fitted_attributes(est: object) -> dict[str, Any]:
     """The fitted attributes of ``est`` (names ending in ``_``), as they are."""
     return {
         k: v for k, v in vars(est).items() if k.endswith("_") and not k.endswith("__")
@@ -120,7 +124,7 @@ NETWORK_PARAMS = (
 )
 
 
-def check_scale(est, X) -> None:
+def check_scale(est: BaseEmnistClassifier, X: np.ndarray) -> None:
     """Refuse X scaled unlike the training X (auto ``rescale`` only).
 
     The network divides by 255 inside when the training X was raw pixels
@@ -163,7 +167,7 @@ def check_scale(est, X) -> None:
             )
 
 
-def _check_network_unchanged(est, how: str) -> None:
+def _check_network_unchanged(est: BaseEmnistClassifier, how: str) -> None:
     """Refuse parameters that would reshape the fitted network."""
     built = getattr(est, "_network_params_", None)
     now = est._network_params()
@@ -178,7 +182,7 @@ def _check_network_unchanged(est, how: str) -> None:
         )
 
 
-def _input_scale(rescale, X) -> float:
+def _input_scale(rescale: float | str, X: np.ndarray) -> float:
     """What the network multiplies pixels by: 1/255 for raw pixels, else 1."""
     if rescale != "auto":
         return float(rescale)
@@ -255,7 +259,7 @@ class BaseEmnistClassifier(SavedStateMixin, ScikerasClassifier):
         return float32_twin(self)
 
     # --- fitting -----------------------------------------------------------
-    def _validate_new(self, X, y, sample_weight, classes):
+    def _validate_new(self, X, y, sample_weight, classes) -> _NewData:
         """Validate data for a new network; set the state it is built from."""
         X, image_shape = check_pixels(self, X, reset=True)
         known = None if classes is None else np.unique(np.asarray(classes))
@@ -323,7 +327,7 @@ class BaseEmnistClassifier(SavedStateMixin, ScikerasClassifier):
             # fitted attributes, and a kept network's weights
             for name in set(_fitted_attributes(self)) - set(before):
                 delattr(self, name)
-            vars(self).update(before)
+            cast(dict, vars(self)).update(before)  # an instance's __dict__
             if warm_weights is not None:
                 restore_variables(before["model_"], warm_weights)
             raise
@@ -533,11 +537,11 @@ class BaseEmnistClassifier(SavedStateMixin, ScikerasClassifier):
         return self
 
     # --- prediction --------------------------------------------------------
-    def _check_scale(self, X) -> None:
+    def _check_scale(self, X: np.ndarray) -> None:
         """Refuse X scaled unlike the training X (auto ``rescale`` only)."""
         check_scale(self, X)
 
-    def _forward(self, X) -> np.ndarray:
+    def _forward(self, X: np.ndarray) -> np.ndarray:
         # Keras keeps model_'s predict function: traced at this network's
         # first call (again once, shape-relaxed, for a new batch size).
         with expected_retracing():

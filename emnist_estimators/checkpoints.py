@@ -38,6 +38,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -108,7 +109,8 @@ def _fingerprint(X: np.ndarray, y_enc: np.ndarray, w: np.ndarray | None) -> str:
     row_bytes = max(1, X.dtype.itemsize * int(np.prod(X.shape[1:], dtype=np.int64)))
     step = max(1, _FINGERPRINT_BLOCK // row_bytes)
     for start in range(0, len(X), step):
-        digest.update(np.ascontiguousarray(X[start : start + step]))
+        # an ndarray is a buffer: numpy declares __buffer__ for Python >= 3.12 only
+        digest.update(np.ascontiguousarray(X[start : start + step]))  # type: ignore[arg-type]
     return _FINGERPRINT_KIND + digest.hexdigest()
 
 
@@ -126,7 +128,12 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         ``keras.callbacks.EarlyStopping``'s arguments.
     """
 
-    def __init__(self, **kwargs) -> None:
+    # Keras' EarlyStopping sets these (declared here for the type checker).
+    wait: int
+    best: float | None
+    best_epoch: int
+
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._resume: dict | None = None
 
@@ -511,7 +518,7 @@ class CheckpointStore:
             "finished": bool(finished),
             "history": history,
         }
-        arrays = {}
+        arrays: dict[str, np.ndarray] = {}
         for group, variables in (
             ("model", model.variables),
             ("optimizer", model.optimizer.variables),
@@ -529,7 +536,8 @@ class CheckpointStore:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+                # by numpy's stub a **dict might also fill savez's allow_pickle (a bool)
+                np.savez(f, **arrays)  # type: ignore[arg-type]
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

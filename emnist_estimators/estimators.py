@@ -25,6 +25,7 @@ from ._utils import Precision
 from .base import BaseEmnistClassifier
 
 if TYPE_CHECKING:
+    import keras
     from keras.callbacks import Callback
 
 __all__ = ["EmnistMLP", "EmnistCNN", "load_model"]
@@ -265,7 +266,14 @@ default='auto'
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build_model(self, n_features, n_classes, image_shape, rescale, seed):
+    def _build_model(
+        self,
+        n_features: int,
+        n_classes: int,
+        image_shape: tuple[int, int] | None,
+        rescale: float,
+        seed: int | None,
+    ) -> keras.Model:
         from .architectures import build_mlp
 
         return build_mlp(
@@ -507,7 +515,14 @@ default='auto'
         self.random_state = random_state
         self.verbose = verbose
 
-    def _build_model(self, n_features, n_classes, image_shape, rescale, seed):
+    def _build_model(
+        self,
+        n_features: int,
+        n_classes: int,
+        image_shape: tuple[int, int] | None,
+        rescale: float,
+        seed: int | None,
+    ) -> keras.Model:
         from .architectures import build_cnn
 
         return build_cnn(

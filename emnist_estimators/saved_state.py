@@ -11,9 +11,12 @@ safe mode, atomic writes - is :mod:`~emnist_estimators.persistence`'s.
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted
 
 from ._utils import DTYPE_POLICIES, is_int, is_real
@@ -28,8 +31,10 @@ __all__ = ["SavedStateMixin"]
 #: stored apart (an int or None only).
 _NOT_SAVED = ("callbacks", "random_state")
 
+_Saved = TypeVar("_Saved", bound="SavedStateMixin")
 
-def _plain(value):
+
+def _plain(value: object) -> object:
     """A numpy scalar label as the Python value JSON writes."""
     return value.item() if isinstance(value, np.generic) else value
 
@@ -42,9 +47,31 @@ class SavedStateMixin:
     """
 
     #: The classes a saved file may name, by name (filled by subclassing).
-    _saved_classes: ClassVar[dict[str, type]] = {}
+    _saved_classes: ClassVar[dict[str, type[SavedStateMixin]]] = {}
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    if TYPE_CHECKING:
+        # What the estimator this is mixed into provides (scikit-learn's
+        # BaseEstimator, the estimator's parameters and its fitted state):
+        # declared for the type checker only, never assigned here.
+        random_state: int | np.random.RandomState | None
+        classes_: np.ndarray
+        n_features_in_: int
+        feature_names_in_: np.ndarray
+        input_scale_: float
+        dtype_policy_: str
+        history_: dict[str, list[float]]
+        n_iter_: int
+        model_: Any  # a keras.Model
+        _network_params_: dict
+
+        def __init__(self, **params: Any) -> None: ...
+        def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+        @classmethod
+        def _get_param_names(cls) -> list[str]: ...
+        def _validate_params(self) -> None: ...
+        def _network_params(self) -> dict: ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             SavedStateMixin._saved_classes[cls.__name__] = cls
@@ -58,7 +85,7 @@ class SavedStateMixin:
         dict
             What ``persistence.write_saved`` stores beside the network.
         """
-        params = {
+        params: dict[str, Any] = {
             k: (list(v) if isinstance(v, tuple) else v)
             for k, v in self.get_params().items()
             if k not in _NOT_SAVED
@@ -88,7 +115,7 @@ class SavedStateMixin:
         }
 
     @classmethod
-    def _from_saved_state(cls, state: dict, network):
+    def _from_saved_state(cls: type[_Saved], state: dict, network: Any) -> _Saved:
         """An estimator of ``cls`` from a saved state and its network.
 
         Parameters
@@ -140,7 +167,7 @@ class SavedStateMixin:
         return est
 
     @classmethod
-    def _estimator_from_params(cls, state: dict):
+    def _estimator_from_params(cls: type[_Saved], state: dict) -> _Saved:
         params, seed = state.get("params"), state.get("random_state")
         allowed = set(cls._get_param_names()) - set(_NOT_SAVED)
         if not isinstance(params, dict) or not set(params) <= allowed:
@@ -186,7 +213,7 @@ class SavedStateMixin:
         write_saved(self.model_, self._saved_state(), path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike):
+    def load(cls: type[_Saved], path: str | os.PathLike) -> _Saved:
         """Load an estimator written by :meth:`save` (Keras safe mode).
 
         Parameters
@@ -218,9 +245,9 @@ class SavedStateMixin:
         *,
         overwrite: bool = False,
         input_shape: str = "flat",
-        check_X=None,
-        class_names=None,
-    ) -> os.PathLike:
+        check_X: ArrayLike | None = None,
+        class_names: Sequence[str] | Mapping | None = None,
+    ) -> Path:
         """Export the fitted network for use outside Python/scikit-learn.
 
         See :func:`emnist_estimators.export.export_model`, which this calls
@@ -259,7 +286,7 @@ class SavedStateMixin:
         )
 
 
-def _network_shape(model) -> tuple[int, int]:
+def _network_shape(model: Any) -> tuple[int, int]:
     try:
         n_outputs = int(model.output_shape[-1])
         n_inputs = int(np.prod(model.input_shape[1:]))
@@ -268,7 +295,7 @@ def _network_shape(model) -> tuple[int, int]:
     return n_outputs, n_inputs
 
 
-def _check_finite_weights(network) -> None:
+def _check_finite_weights(network: Any) -> None:
     """Refuse a network with a NaN or infinite weight (a diverged fit's).
 
     Such a network answers NaN probabilities and the first class for every

@@ -269,7 +269,8 @@ def _write_sidecar(path: Path, meta: dict) -> None:
 
 
 def _payload_sha256(images: np.ndarray) -> str:
-    return hashlib.sha256(memoryview(images).cast("B")).hexdigest()
+    # an ndarray is a buffer: numpy declares __buffer__ for Python >= 3.12 only
+    return hashlib.sha256(memoryview(images).cast("B")).hexdigest()  # type: ignore[arg-type]
 
 
 def _open_cache(cache: Path, source: Path, shape, dtype, source_sha256):
@@ -357,7 +358,8 @@ def _write_npy(tmp: Path, source: Path, shape, dtype, square: bool, raw_hash):
             source, shape, dtype, transpose=square, raw_hash=raw_hash
         )
         for block in blocks:
-            data = memoryview(block).cast("B")
+            # an ndarray is a buffer: numpy declares __buffer__ for Python >= 3.12 only
+            data = memoryview(block).cast("B")  # type: ignore[arg-type]
             payload.update(data)
             fh.write(data)
     return offset, payload.hexdigest()

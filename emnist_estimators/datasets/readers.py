@@ -15,6 +15,7 @@ import os
 import queue
 import struct
 import threading
+import types
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,7 @@ class _Hasher(Protocol):
 
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/); EMNIST only uses 0x08.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -56,6 +57,7 @@ _CHUNK = 1 << 22  # 4 MiB: big enough to be fast, small enough to stay lean
 _MAX_DEFLATE_RATIO = 1032
 
 
+_zlib: types.ModuleType
 try:  # ISA-L inflates gzip ~1.9x faster than zlib (results/bench_data.md)
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - the pure zlib path is tested too
@@ -476,7 +478,8 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(tmp, "wb") as fh:
             fh.write(header)
-            fh.write(memoryview(data.reshape(-1).view(np.uint8)))
+            # an ndarray is a buffer: numpy declares __buffer__ for Python >= 3.12 only
+            fh.write(memoryview(data.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
