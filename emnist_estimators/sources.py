@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
+from sklearn.utils import Bunch
 
 from .datasets import (
     load_emnist,
@@ -141,7 +143,7 @@ def load_source(spec: str, subset: str = "train", *, data_home=None) -> Dataset:
         return Dataset(X, y.astype(str), f"scikit-learn digits as 28x28 ({subset})")
     if spec.startswith("emnist:"):
         split = spec.split(":", 1)[1]
-        bunch = load_emnist(split, subset, data_home=data_home)
+        bunch = cast(Bunch, load_emnist(split, subset, data_home=data_home))
         return Dataset(
             bunch.data,
             _names(bunch.target, bunch.mapping),

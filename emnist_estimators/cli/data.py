@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
+
+from sklearn.utils import Bunch
 
 from ..datasets import (
     clean_cache,
@@ -66,12 +69,15 @@ def _clean(args) -> int:
 
 
 def _download(args) -> int:
-    bunch = load_emnist(
-        args.split,
-        args.subset,
-        data_home=args.data_home,
-        url=args.url,
-        progress=not (args.quiet or args.json),
+    bunch = cast(
+        Bunch,
+        load_emnist(
+            args.split,
+            args.subset,
+            data_home=args.data_home,
+            url=args.url,
+            progress=not (args.quiet or args.json),
+        ),
     )
     folder = Path(bunch.files[0].images).parent
     emit(

@@ -51,6 +51,7 @@ import urllib.request
 import zipfile
 from http.client import HTTPException
 from pathlib import Path
+from typing import IO, cast
 
 from ..exceptions import ChecksumError, DownloadError
 from ._official import OFFICIAL_URL, expected_sha256, member_names, official_size
@@ -135,7 +136,8 @@ def download_timeout(timeout: float | None = None) -> float:
     """
     source = "timeout"
     if timeout is None and os.environ.get(TIMEOUT_ENV, "").strip():
-        timeout, source = os.environ[TIMEOUT_ENV], TIMEOUT_ENV
+        # The environment's text; float() below parses and checks it.
+        timeout, source = os.environ[TIMEOUT_ENV], TIMEOUT_ENV  # type: ignore[assignment]
     if timeout is None:
         return DOWNLOAD_TIMEOUT
     try:
@@ -467,8 +469,9 @@ def _safe_target(folder: Path, member: str) -> Path:
 
 def _local_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int | None]:
     """``(offset of the member's data, size its local header declares or None)``."""
-    zf.fp.seek(info.header_offset)
-    head = zf.fp.read(30)
+    fp = cast(IO[bytes], zf.fp)  # an open ZipFile always has its file
+    fp.seek(info.header_offset)
+    head = fp.read(30)
     if len(head) != 30 or not head.startswith(b"PK\x03\x04"):
         raise DownloadError(
             f"{info.filename}: no local zip header at byte {info.header_offset}; "
@@ -558,10 +561,12 @@ def _extract_verified(zf, info, target: Path, member: str, checksums=None, reade
         tmp.unlink(missing_ok=True)
 
 
-def _find_members(zf: zipfile.ZipFile, wanted: list[str], url: str):
+def _find_members(
+    zf: zipfile.ZipFile, wanted: list[str], url: str
+) -> list[zipfile.ZipInfo]:
     by_base: dict[str, zipfile.ZipInfo] = {}
-    for info in zf.infolist():
-        by_base.setdefault(posixpath.basename(info.filename), info)
+    for entry in zf.infolist():
+        by_base.setdefault(posixpath.basename(entry.filename), entry)
     found = []
     for member in wanted:
         info = zf.NameToInfo.get(member) or by_base.get(posixpath.basename(member))

@@ -10,6 +10,7 @@ import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -397,7 +398,13 @@ def _what_is_missing(split: str, subset: str, home: Path) -> str:
     )
 
 
-def _download(split, subset, data_home, url, progress) -> None:
+def _download(
+    split: str,
+    subset: str,
+    data_home: str | os.PathLike[str] | None,
+    url: str | None,
+    progress: bool,
+) -> None:
     """Download a split's files; a failure names the folder, files and options."""
     from .download import download_split
 
@@ -412,7 +419,16 @@ def _download(split, subset, data_home, url, progress) -> None:
         ) from exc
 
 
-def _load_subset(split, subset, data_home, download, url, verify, progress, cache):
+def _load_subset(
+    split: str,
+    subset: str,
+    data_home: str | os.PathLike[str] | None,
+    download: bool,
+    url: str | None,
+    verify: bool,
+    progress: bool,
+    cache: bool,
+) -> tuple[np.ndarray, np.ndarray, Any, SplitFiles]:
     files = find_split_files(split, subset, data_home)
     if files is None:
         home = get_data_home(data_home)
@@ -436,8 +452,8 @@ def _load_subset(split, subset, data_home, download, url, verify, progress, cach
     mapping = read_mapping(files.mapping) if files.mapping else None
     if files.kind == "idx":
         if verify:
-            verify_file(files.labels)
-        labels = read_idx(files.labels).astype(np.int64)
+            verify_file(cast(Path, files.labels))  # idx files always have labels
+        labels = read_idx(cast(Path, files.labels)).astype(np.int64)
         n_images = _idx_count(files.images)
         if n_images != labels.shape[0]:
             raise DataFormatError(
