@@ -613,8 +613,8 @@ class ThreadShare(_LazyWorkerPlugin):
                 f"None (the worker's share of its machine), got {n!r}."
             )
         self.n = n
-        self.threads = None
-        self.gpu = None
+        self.threads: int | None = None
+        self.gpu: str | None = None
 
     def __reduce__(self):
         # the class Dask sees is made at run time; rebuild it by our name

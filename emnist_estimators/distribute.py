@@ -38,6 +38,7 @@ import re
 import socket
 import threading
 import time
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ _EXAMPLE = (
 
 # TensorFlow allows one multi-worker strategy per process, created before
 # anything else runs collectives: it is made once and reused.
-_multi_worker = {}
+_multi_worker: dict[str, Any] = {}
 _mirrored = {}
 _lock = threading.Lock()
 

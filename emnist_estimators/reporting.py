@@ -14,8 +14,12 @@ import json
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_learning_curves",
@@ -106,7 +110,7 @@ def label_order(classes) -> np.ndarray:
     return classes
 
 
-def plot_learning_curves(history) -> Figure:  # noqa: F821
+def plot_learning_curves(history) -> Figure:
     """Plot training and validation loss and accuracy per epoch.
 
     Parameters

@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -510,7 +511,8 @@ class TrainingRun:
                     f"{self.folder} records no seed of its hold-out split: "
                     "its held-out images cannot be chosen again."
                 )
-            rows = source.split(data.y)[1]
+            # a run with no hold-out was refused above: rows are held out
+            rows = cast(np.ndarray, source.split(data.y)[1])
         description = source.held_out_description(
             data_description(data.description, dataset or source.dataset)
         )

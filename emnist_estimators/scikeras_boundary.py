@@ -95,7 +95,8 @@ class ScikerasClassifier(KerasClassifier):
     docstring lists.
     """
 
-    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+    # the plain function made a classmethod again: its type is sklearn's own
+    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)  # type: ignore[var-annotated]
     __repr__ = BaseEstimator.__repr__
     set_params = BaseEstimator.set_params
 

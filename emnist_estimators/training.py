@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any
+from typing import Any, cast
 
 import keras
 import numpy as np
@@ -406,6 +406,8 @@ def plan_run(run: TrainingRun, model, store: CheckpointStore | None, saved) -> N
     run.store = store
     if saved is None:
         return
+    # saved came from store.read_state(): store is not None here
+    store = cast(CheckpointStore, store)
     run.start_epoch, run.history = store.restore(saved, model, run.early_stopping)
     run.finished = bool(saved.get("finished"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def run_predict(args) -> int:
     proba = clf.predict_proba(X)
     blank = is_blank(X)
     top = np.argsort(-proba, axis=1)[:, : max(1, args.top)]
-    results = [
+    results: list[dict[str, Any]] = [
         {
             "input": name,
             "prediction": str(clf.classes_[order[0]]),

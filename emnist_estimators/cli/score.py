@@ -82,7 +82,8 @@ def run_report(args) -> int:
     if args.subset != HELD_OUT:
         about = data_description(data.description, args.dataset)
     elif dataset is None:
-        dataset = run.source.dataset
+        # a run read for its held-out rows always records its source
+        dataset = run.source.dataset  # type: ignore[union-attr]
     with output_folder(output, overwrite=args.overwrite, command="report") as tmp:
         write_report(
             clf,

@@ -170,7 +170,9 @@ class TrialObjective:
                 callback = None
                 if len(splits) == 1:
                     callback = PruningCallback(
-                        trial, lambda Xv=X_val, yv=y_val: scorer(est, Xv, yv)
+                        trial,
+                        # default arguments bind this fold's data; mypy cannot type them
+                        lambda Xv=X_val, yv=y_val: scorer(est, Xv, yv),  # type: ignore[misc]
                     )
                 _fit_one(est, X[train], y[train], [callback] if callback else None)
                 epochs += (

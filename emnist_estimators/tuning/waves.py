@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import warnings
+from typing import Any
 
 import optuna
 
@@ -166,11 +167,14 @@ def _tell_wave(study, wave, outcomes, errors) -> None:
         if outcome is None:
             _tell_failed(study, trial, error, errors)
         else:
-            _tell_outcome(study, trial, *outcome, errors or [])
+            # outcome is (frozen, error); mypy maps an untyped *args to every slot
+            _tell_outcome(study, trial, *outcome, errors or [])  # type: ignore[call-arg]
 
 
 class _Shipment:
     """Values sent to every worker once, and again if the cluster lost them."""
+
+    _futures: list | None
 
     def __init__(self, client, values: list):
         self.client, self.values, self._futures = client, values, None
@@ -346,7 +350,7 @@ def _heartbeat(trials):
     get theirs from the driver while it waits, so that another process
     marks them FAIL (``fail_stale_trials``) only if this driver died.
     """
-    storage = trials[0].storage if trials else None
+    storage: Any = trials[0].storage if trials else None
     interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
     if not interval:
         return None
