@@ -177,7 +177,7 @@ class _Plan:
         return getattr(self.estimator, "dtype_policy_", "float32") != "float32"
 
 
-def _is_estimator(model) -> bool:
+def _is_estimator(model: Any) -> bool:
     """An EmnistMLP/EmnistCNN: what hands out its float32 twin (duck-typed, so
     that export need not import the estimators, which import it)."""
     return callable(getattr(model, "_float32_network", None)) and hasattr(
@@ -185,7 +185,7 @@ def _is_estimator(model) -> bool:
     )
 
 
-def _unpack(model) -> tuple[list, Any]:
+def _unpack(model: Any) -> tuple[list, Any]:
     """``(scalers, estimator)`` of a supported model; else a clear error."""
     from sklearn.pipeline import Pipeline
 
@@ -219,7 +219,7 @@ _NOT_FITTED = (
 )
 
 
-def _plan(model, input_shape: str) -> _Plan:
+def _plan(model: Any, input_shape: str) -> _Plan:
     scalers, est = _unpack(model)
     first = scalers[0] if scalers else est
     n_features = int(first.n_features_in_)
@@ -233,7 +233,7 @@ def _plan(model, input_shape: str) -> _Plan:
     return _Plan(model, est, scalers, shape, "uint8" if raw else "float32")
 
 
-def _image_size(scalers, est, n_features: int) -> tuple[int, int]:
+def _image_size(scalers: list, est: Any, n_features: int) -> tuple[int, int]:
     """(height, width) of the images the model takes, for input_shape='image'."""
     from .twin import fitted_image_shape  # Keras: imported when an export runs
 
@@ -243,7 +243,7 @@ def _image_size(scalers, est, n_features: int) -> tuple[int, int]:
     return fitted_image_shape(est)
 
 
-def _serving_function(net, plan: _Plan):
+def _serving_function(net: Any, plan: _Plan) -> Any:
     """The exported computation: cast, reshape, fold the scalers, the network."""
     import tensorflow as tf
 
@@ -251,7 +251,7 @@ def _serving_function(net, plan: _Plan):
     spec = tf.TensorSpec(plan.shape, plan.dtype, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec])
-    def serve(pixels):
+    def serve(pixels: Any) -> dict[str, Any]:
         x = tf.reshape(tf.cast(pixels, tf.float32), [-1, n_pixels])
         for scaler in plan.scalers:
             x = _fold_scaler(tf, scaler, x)
@@ -260,7 +260,7 @@ def _serving_function(net, plan: _Plan):
     return serve
 
 
-def _fold_scaler(tf, scaler: PixelScaler, x):
+def _fold_scaler(tf: Any, scaler: PixelScaler, x: Any) -> Any:
     """``PixelScaler.transform`` as graph ops.
 
     Its ``output_shape`` needs no op: 'image' holds the same pixels in the
@@ -301,7 +301,7 @@ def _quiet_converters() -> Iterator[None]:
         logger.setLevel(before)
 
 
-def _write_onnx(serve, net, tmp: Path) -> None:
+def _write_onnx(serve: Any, net: Any, tmp: Path) -> None:
     import tf2onnx
 
     with _quiet_converters():
@@ -313,7 +313,7 @@ def _write_onnx(serve, net, tmp: Path) -> None:
         )
 
 
-def _write_saved_model(serve, net, tmp: Path) -> None:
+def _write_saved_model(serve: Any, net: Any, tmp: Path) -> None:
     import keras
 
     archive = keras.export.ExportArchive()
@@ -322,7 +322,7 @@ def _write_saved_model(serve, net, tmp: Path) -> None:
     archive.write_out(str(tmp), verbose=False)
 
 
-def _write_litert(serve, net, tmp: Path) -> None:
+def _write_litert(serve: Any, net: Any, tmp: Path) -> None:
     """Convert through a SavedModel: its variables are frozen into constants.
 
     ``from_concrete_functions([serve...], net)`` keeps Keras 3's variables as
@@ -392,7 +392,7 @@ def synthetic_images(n: int = 256, seed: int = 0) -> np.ndarray:
     return X
 
 
-def _check_images(plan: _Plan, check_X) -> tuple[np.ndarray, str]:
+def _check_images(plan: _Plan, check_X: Any) -> tuple[np.ndarray, str]:
     """The check's input, in the exported input's shape and dtype."""
     n_pixels = int(np.prod(plan.shape[1:]))
     if check_X is None:
@@ -410,7 +410,7 @@ def _check_images(plan: _Plan, check_X) -> tuple[np.ndarray, str]:
     return as_input(X, plan.shape, plan.dtype), source
 
 
-def _twin_proba(net, plan: _Plan, X: np.ndarray) -> np.ndarray:
+def _twin_proba(net: Any, plan: _Plan, X: np.ndarray) -> np.ndarray:
     """The float32 twin run by Keras, the scalers applied by numpy."""
     for scaler in plan.scalers:
         X = scaler.transform(X)
@@ -438,7 +438,7 @@ def _compare(got: np.ndarray, want: np.ndarray, n_classes: int) -> dict:
     }
 
 
-def _verify(plan: _Plan, net, run, check_X) -> dict:
+def _verify(plan: _Plan, net: Any, run: Any, check_X: Any) -> dict:
     """Run the exported file and compare it with predict_proba; raise if off."""
     X, source = _check_images(plan, check_X)
     got = np.asarray(run(X))
@@ -447,7 +447,7 @@ def _verify(plan: _Plan, net, run, check_X) -> dict:
         warnings.filterwarnings("ignore", message="X does not have valid feature")
         want = plan.model.predict_proba(X)
     n_classes = len(plan.estimator.classes_)
-    report = {
+    report: dict[str, Any] = {
         "images": int(len(X)),
         "source": source,
         # mixed_bfloat16 or mixed_float16 (GPUs): both checked by the reduced-
@@ -478,7 +478,9 @@ def _verify(plan: _Plan, net, run, check_X) -> dict:
     return report
 
 
-def _judge(result: dict, tolerance: float, against: str, *, labels=True) -> None:
+def _judge(
+    result: dict, tolerance: float, against: str, *, labels: bool = True
+) -> None:
     """Raise ExportError unless ``result`` is within ``tolerance`` (and labels)."""
     if not result["shape_ok"]:
         raise ExportError(
@@ -498,7 +500,7 @@ def _judge(result: dict, tolerance: float, against: str, *, labels=True) -> None
 
 
 # --- the sidecar --------------------------------------------------------------------
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         value = list(value)
     try:
@@ -508,7 +510,7 @@ def _jsonable(value):
     return value
 
 
-def _params(step) -> dict:
+def _params(step: Any) -> dict:
     return {
         k: _jsonable(v)
         for k, v in step.get_params(deep=False).items()
@@ -516,7 +518,7 @@ def _params(step) -> dict:
     }
 
 
-def _class_names(classes, class_names) -> list | None:
+def _class_names(classes: np.ndarray, class_names: Any) -> list | None:
     if class_names is None:
         return None
     if isinstance(class_names, Mapping):
@@ -536,7 +538,9 @@ def _class_names(classes, class_names) -> list | None:
     return names
 
 
-def _sidecar(plan: _Plan, path: Path, fmt: str, names, check: dict) -> dict:
+def _sidecar(
+    plan: _Plan, path: Path, fmt: str, names: list | None, check: dict
+) -> dict:
     import keras
     import tensorflow as tf
 
@@ -589,12 +593,12 @@ def _sidecar(plan: _Plan, path: Path, fmt: str, names, check: dict) -> dict:
 
 # --- export_model ---------------------------------------------------------------------
 def export_model(
-    model,
+    model: Any,
     path: str | os.PathLike,
     format: str = "onnx",
     *,
     overwrite: bool = False,
-    check_X=None,
+    check_X: Any = None,
     input_shape: str = "flat",
     class_names: Sequence[str] | Mapping | None = None,
 ) -> Path:
