@@ -21,8 +21,9 @@ Choices that differ from ``optuna_integration.OptunaSearchCV``:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from numbers import Integral, Real
+from typing import Any, cast
 
 import numpy as np
 import optuna
@@ -30,7 +31,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import KFold, StratifiedKFold
-from sklearn.utils import indexable
+from sklearn.utils import Tags, indexable
 from sklearn.utils._param_validation import (
     HasMethods,
     Hidden,
@@ -49,7 +50,9 @@ from .waves import optimize_on_cluster
 __all__ = ["EmnistSearchCV", "make_pruner", "study_summary", "tune"]
 
 
-def make_pruner(pruner, *, max_epochs: int | None = None) -> optuna.pruners.BasePruner:
+def make_pruner(
+    pruner: str | optuna.pruners.BasePruner | None, *, max_epochs: int | None = None
+) -> optuna.pruners.BasePruner:
     """An optuna pruner from its name.
 
     Names: 'median', 'percentile', 'hyperband', 'halving', 'none'.
@@ -243,26 +246,26 @@ default='halving'
 
     def __init__(
         self,
-        estimator,
-        param_distributions=None,
+        estimator: BaseEstimator,
+        param_distributions: Mapping[str, Any] | None = None,
         *,
-        n_trials=20,
-        timeout=None,
-        scoring=None,
-        cv=None,
-        validation_fraction=0.2,
-        pruner="halving",
-        sampler=None,
-        storage=None,
-        study_name=None,
-        load_if_exists=False,
-        refit=True,
-        n_jobs=1,
-        scheduler=None,
-        random_state=None,
-        heartbeat_interval=60,
-        show_progress_bar=False,
-    ):
+        n_trials: int | None = 20,
+        timeout: float | None = None,
+        scoring: str | Callable[..., float] | None = None,
+        cv: int | None = None,
+        validation_fraction: float = 0.2,
+        pruner: str | optuna.pruners.BasePruner | None = "halving",
+        sampler: optuna.samplers.BaseSampler | None = None,
+        storage: str | optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
+        load_if_exists: bool = False,
+        refit: bool = True,
+        n_jobs: int = 1,
+        scheduler: Any = None,
+        random_state: int | None = None,
+        heartbeat_interval: int | None = 60,
+        show_progress_bar: bool = False,
+    ) -> None:
         self.estimator = estimator
         self.param_distributions = param_distributions
         self.n_trials = n_trials
@@ -283,7 +286,7 @@ default='halving'
         self.show_progress_bar = show_progress_bar
 
     # -- set-up -------------------------------------------------------------
-    def _create_study(self):
+    def _create_study(self) -> optuna.Study:
         max_epochs = getattr(final_step(self.estimator)[1], "epochs", None)
         return open_study(
             self.storage,
@@ -295,7 +298,7 @@ default='halving'
             heartbeat_interval=self.heartbeat_interval,
         )
 
-    def _splits(self, X, y):
+    def _splits(self, X: Any, y: Any) -> list[tuple[np.ndarray, np.ndarray]]:
         if self.cv is None:
             train, val = holdout_split(
                 y, test_size=self.validation_fraction, random_state=self.random_state
@@ -307,7 +310,7 @@ default='halving'
             kind(self.cv, shuffle=True, random_state=self.random_state).split(idx, y)
         )
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> EmnistSearchCV:
         """Run the study on ``(X, y)``, then refit the best parameters.
 
         Parameters
@@ -379,7 +382,7 @@ default='halving'
         self.cv_results_ = _cv_results(study)
         _raise_if_none_completed(study, objective.errors)
         best = study.best_trial
-        self.best_score_ = float(best.value)
+        self.best_score_ = float(cast(float, best.value))  # completed: not None
         if callable(space):  # replay the callable to map trial values to params
             self.best_params_ = trial_params(
                 optuna.trial.FixedTrial(best.params, best.number), space
@@ -395,7 +398,7 @@ default='halving'
 
     # -- delegation ---------------------------------------------------------
     @property
-    def n_features_in_(self):  # numpydoc ignore=RT01
+    def n_features_in_(self) -> int:  # numpydoc ignore=RT01
         """Number of features of the refit best estimator (as GridSearchCV)."""
         if not hasattr(self, "best_estimator_"):
             raise AttributeError(
@@ -404,11 +407,11 @@ default='halving'
             )
         return self.best_estimator_.n_features_in_
 
-    def _best(self):
+    def _best(self) -> Any:
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray:
         """Predict with the refit best estimator.
 
         Parameters
@@ -423,7 +426,7 @@ default='halving'
         """
         return self._best().predict(X)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Return class probabilities from the refit best estimator.
 
         Parameters
@@ -438,7 +441,7 @@ default='halving'
         """
         return self._best().predict_proba(X)
 
-    def score(self, X, y):
+    def score(self, X: Any, y: Any) -> float:
         """Score the refit best estimator with the search's scorer.
 
         Parameters
@@ -455,7 +458,7 @@ default='halving'
         """
         return check_scoring(self.estimator, scoring=self.scoring)(self._best(), X, y)
 
-    def trials_dataframe(self):
+    def trials_dataframe(self) -> Any:
         """Return all trials of the study as a pandas DataFrame (optuna's format).
 
         Returns
@@ -469,7 +472,7 @@ default='halving'
     # A distributed.Client holds a live connection: it can be neither deep-
     # copied nor pickled. Clones share it (as they would share an address);
     # a pickle keeps its address, and the unpickled search connects anew.
-    def __sklearn_clone__(self):
+    def __sklearn_clone__(self) -> EmnistSearchCV:
         if self.scheduler is None or isinstance(self.scheduler, str):
             return super().__sklearn_clone__()
         params = self.get_params(deep=False)
@@ -477,13 +480,13 @@ default='halving'
         params = {k: clone(v, safe=False) for k, v in params.items()}
         return type(self)(**params, scheduler=client)
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         if not (self.scheduler is None or isinstance(self.scheduler, str)):
             state = {**state, "scheduler": self.scheduler.scheduler.address}
         return state
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         from sklearn.utils import get_tags
 
         tags = super().__sklearn_tags__()
@@ -494,7 +497,7 @@ default='halving'
         return tags
 
 
-def _indexable(X, y, owner: str):
+def _indexable(X: Any, y: Any, owner: str) -> Any:
     """``X`` and ``y`` as arrays the splits can index, without checking
     their values: that is the estimator's job, and its errors reach the
     caller (see ``EmnistSearchCV.fit``)."""
@@ -507,7 +510,7 @@ def _indexable(X, y, owner: str):
     return indexable(X, np.asarray(y))
 
 
-def _raise_if_none_completed(study, errors: list) -> None:
+def _raise_if_none_completed(study: optuna.Study, errors: list) -> None:
     """Fail a fit whose study has no completed trial.
 
     When this fit's trials all failed, re-raise the first one's error: a
@@ -532,14 +535,14 @@ def _raise_if_none_completed(study, errors: list) -> None:
     )
 
 
-def _duration(trial) -> float:
+def _duration(trial: optuna.trial.FrozenTrial) -> float:
     """Seconds the trial ran: on its Dask worker if it ran on one."""
     if "duration_s" in trial.user_attrs:
         return float(trial.user_attrs["duration_s"])
     return trial.duration.total_seconds() if trial.duration else math.nan
 
 
-def _cv_results(study) -> dict:
+def _cv_results(study: optuna.Study) -> dict:
     trials = study.trials
     names = sorted({k for t in trials for k in t.params})
     results = {
@@ -580,7 +583,7 @@ def study_summary(search: EmnistSearchCV, *, top: int = 5) -> dict:
     check_is_fitted(search, "study_")
     trials = search.study_.trials
     done = [t for t in trials if t.value is not None and t.state.name == "COMPLETE"]
-    best = sorted(done, key=lambda t: -t.value)[:top]
+    best = sorted(done, key=lambda t: -cast(float, t.value))[:top]  # not None
     return {
         "study_name": search.study_.study_name,
         "best_value": search.best_score_,
@@ -597,7 +600,7 @@ def study_summary(search: EmnistSearchCV, *, top: int = 5) -> dict:
     }
 
 
-def tune(estimator, X, y, **kwargs) -> EmnistSearchCV:
+def tune(estimator: BaseEstimator, X: Any, y: Any, **kwargs: Any) -> EmnistSearchCV:
     """Run :class:`EmnistSearchCV` on ``(X, y)`` and return it fitted.
 
     Parameters
