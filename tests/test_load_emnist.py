@@ -224,6 +224,17 @@ def test_missing_files_message_names_the_options(tmp_path):
     assert "emnist-letters-train-labels-idx1-ubyte.gz" in msg
 
 
+def test_missing_files_message_is_a_few_short_lines(tmp_path):
+    """Issue 31, item 5: not a ~900-character paragraph saying the mirror twice."""
+    with pytest.raises(DataNotFoundError) as info:
+        load_emnist("letters", "train", data_home=tmp_path, download=False)
+    lines = str(info.value).splitlines()
+    assert 3 <= len(lines) <= 6, lines
+    assert lines[0] == f"No EMNIST letters/train files in {tmp_path}."
+    assert str(info.value).count("EMNIST_MIRROR_URL") == 1
+    assert sum("data download --split letters" in line for line in lines) == 1
+
+
 def test_failed_download_names_folder_files_and_options(tmp_path, small_mnist):
     """Test-only files, as in a shared folder: the train split cannot be had."""
     from emnist_estimators.exceptions import DownloadError
@@ -241,6 +252,7 @@ def test_failed_download_names_folder_files_and_options(tmp_path, small_mnist):
     assert "Cannot reach http://127.0.0.1:" in msg  # what failed, kept
     assert "data download --split mnist --subset train" in msg
     assert all(option in msg for option in OPTIONS), msg
+    assert msg.count("EMNIST_MIRROR_URL") == 1, msg  # the mirror advice once
 
 
 def test_cli_prints_the_folder_files_and_options(tmp_path, small_mnist, capsys):

@@ -334,7 +334,7 @@ def how_to_get(
     subset: str = "all",
     data_home: str | os.PathLike[str] | None = None,
 ) -> str:
-    """Return one paragraph that says how to get the files of an EMNIST split.
+    """Return a few lines that say how to get the files of an EMNIST split.
 
     It names the command that downloads them, the options for a mirror
     (``--url``, ``url=``, ``$EMNIST_MIRROR_URL``) and for files kept
@@ -352,7 +352,8 @@ def how_to_get(
     Returns
     -------
     str
-        The advice, ending with a full stop.
+        The advice, one line each: the download command, the mirror option,
+        files you already have; ending with a full stop.
 
     Examples
     --------
@@ -360,22 +361,37 @@ def how_to_get(
     >>> "--url" in how_to_get("mnist", "train", "/data")
     True
     """
+    return "\n".join(_advice(split, subset, data_home))
+
+
+def _advice(
+    split: str,
+    subset: str,
+    data_home: str | os.PathLike[str] | None,
+    mirror: bool = True,
+) -> list[str]:
+    """The lines of :func:`how_to_get`; ``mirror=False`` when already said."""
     home = get_data_home(data_home)
-    command = f"emnist-estimators data download --split {split} --subset {subset}"
+    command = f"emnist-estimators data download --split {split}"
+    command += "" if subset == "all" else f" --subset {subset}"
     if _read_only(home):  # the download cannot go there: say so
-        download = f"into a writable folder ({home} is read-only) with `{command} "
-        download += "--data-home DIR`"
+        get = f"Get them into a writable folder ({home} is read-only): `{command} "
+        get += "--data-home DIR`"
         yours = ""
     else:
         option = "" if data_home is None else f" --data-home {home}"
-        download = f"with `{command}{option}`"
+        get = f"Get them: `{command}{option}`"
         yours = f"copy them into {home}, or "
-    return (
-        f"Download the files {download} (Python: load_emnist(..., download=True)); "
-        "from a mirror, add --url URL (url=...) or set EMNIST_MIRROR_URL. Files "
-        f"you already have: {yours}point --data-home (data_home=...) or "
+    if not mirror:  # the error above names the mirror options
+        get = get[:-1] + " [--url URL]`"
+    lines = [f"{get} (Python: load_emnist(..., download=True))."]
+    if mirror:
+        lines.append("From a mirror: add --url URL (url=..., or EMNIST_MIRROR_URL).")
+    lines.append(
+        f"Files you already have: {yours}point --data-home (data_home=...) or "
         "EMNIST_DATA at their folder."
     )
+    return lines
 
 
 def _read_only(folder: Path) -> bool:
@@ -392,10 +408,7 @@ def _what_is_missing(split: str, subset: str, home: Path) -> str:
     images, labels = idx_names(split, subset)
     present = present_idx(split, subset, home)
     found = f"; found only {', '.join(p.name for p in present)}" if present else ""
-    return (
-        f"{images} and {labels}, with or without .gz, in it or its gzip/ "
-        f"subfolder{found}"
-    )
+    return f"{images} and {labels} (.gz or not; or in gzip/){found}"
 
 
 def _download(
@@ -412,11 +425,14 @@ def _download(
     try:
         download_split(split, subset, home, url=url, progress=progress)
     except DownloadError as exc:
-        raise DownloadError(
-            f"EMNIST {split}/{subset} is not in {home} (it needs "
-            f"{_what_is_missing(split, subset, home)}) and downloading it failed: "
-            f"{exc} {how_to_get(split, subset, data_home)}"
-        ) from exc
+        mirror = "EMNIST_MIRROR_URL" not in str(exc)  # else said once already
+        lines = [
+            f"EMNIST {split}/{subset} is not in {home}; it needs "
+            f"{_what_is_missing(split, subset, home)}.",
+            f"Downloading it failed: {exc}",
+            *_advice(split, subset, data_home, mirror),
+        ]
+        raise DownloadError("\n".join(lines)) from exc
 
 
 def _load_subset(
@@ -435,9 +451,9 @@ def _load_subset(
         _refuse_blocking_entries(split, subset, home)
         if not download:
             raise DataNotFoundError(
-                f"No EMNIST {split}/{subset} files in {home} (looked for "
-                f"{_what_is_missing(split, subset, home)}; or "
-                f"emnist-{split}-{subset}.csv; or emnist-{split}.mat). "
+                f"No EMNIST {split}/{subset} files in {home}.\nLooked for "
+                f"{_what_is_missing(split, subset, home)}, or "
+                f"emnist-{split}-{subset}.csv, or emnist-{split}.mat.\n"
                 f"{how_to_get(split, subset, data_home)}"
             )
         _download(split, subset, data_home, url, progress)
