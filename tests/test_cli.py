@@ -305,6 +305,26 @@ def test_help_everywhere(capsys):
         assert "usage: emnist-estimators" in capsys.readouterr().out
 
 
+def test_split_and_subset_options_take_any_case_and_suggest(capsys):
+    """Issue 31, item 5: `--split BYMERGE` is bymerge; a typo gets a suggestion."""
+    from emnist_estimators.cli.parser import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["data", "download", "--split", "BYMERGE", "--subset", "Test"]
+    )
+    assert (args.split, args.subset) == ("bymerge", "test")
+    args = parser.parse_args(
+        ["evaluate", "m.keras", "--dataset", "digits", "--subset", "TEST"]
+    )
+    assert args.subset == "test"
+    with pytest.raises(SystemExit) as info:
+        main(["data", "download", "--split", "balancd"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown EMNIST split 'balancd'; did you mean 'balanced'?" in err
+
+
 def test_console_script_is_installed():
     exe = shutil.which("emnist-estimators") or (
         os.path.join(os.path.dirname(sys.executable), "emnist-estimators")

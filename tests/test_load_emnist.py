@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +118,36 @@ def test_unknown_split_and_subset(tmp_path):
         load_emnist("balance", data_home=tmp_path, download=False)
     with pytest.raises(ValueError, match="Unknown subset 'valid'"):
         load_emnist("mnist", "valid", data_home=tmp_path, download=False)
+
+
+def test_split_and_subset_names_in_any_case(tmp_path, small_mnist, capsys):
+    """Issue 31, item 5: `load_emnist("MNIST", "Test")` and `--split MNIST` work."""
+    from emnist_estimators.cli import main
+
+    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    bunch = load_emnist("MNIST", "Test", data_home=tmp_path, download=False)
+    assert (bunch.split, bunch.subset, len(bunch.target)) == ("mnist", "test", N)
+    assert len(loader.default_mapping("Balanced")) == 47
+    argv = ["data", "download", "--split", "MNIST", "--subset", "TEST", "--json"]
+    assert main([*argv, "--data-home", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["split"], out["subset"], out["n_samples"]) == ("mnist", "test", N)
+
+
+@pytest.mark.parametrize(
+    ("split", "subset", "message"),
+    [
+        ("balance", "all", "Unknown EMNIST split 'balance'. Did you mean 'balanced'?"),
+        ("ByMerg", "all", "Unknown EMNIST split 'ByMerg'. Did you mean 'bymerge'?"),
+        ("mnist", "tets", "Unknown subset 'tets'. Did you mean 'test'?"),
+    ],
+)
+def test_unknown_names_suggest_the_closest(tmp_path, split, subset, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_emnist(split, subset, data_home=tmp_path, download=False)
+    with pytest.raises(ValueError, match="Expected one of") as info:
+        load_emnist("qqq", data_home=tmp_path, download=False)
+    assert "Did you mean" not in str(info.value)  # nothing close: no guess
 
 
 def test_missing_files_without_download(tmp_path):

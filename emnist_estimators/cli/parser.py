@@ -8,9 +8,11 @@ held-out share). Nothing here imports TensorFlow, so ``--help`` is fast.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 
 from .._version import __version__
+from ..datasets import EMNIST_SPLITS
 from ..export import FORMATS
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "port",
     "sample_size",
     "share",
+    "split_name",
 ]
 
 #: The ``--subset`` of evaluate and report that names what a train run held out.
@@ -55,6 +58,35 @@ def port(text: str) -> int:
             f"port must be a number 0..65535 (0: any free port), got {text!r}"
         )
     return value
+
+
+def split_name(text: str) -> str:
+    """Read ``--split``: an EMNIST split name in any case, returned in lower case.
+
+    Parameters
+    ----------
+    text : str
+        The option's value, e.g. ``"Balanced"``.
+
+    Returns
+    -------
+    str
+        The split name, e.g. ``"balanced"``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``text`` names no split; it suggests the closest one.
+    """
+    name = text.lower()
+    if name not in EMNIST_SPLITS:
+        close = difflib.get_close_matches(name, sorted(EMNIST_SPLITS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown EMNIST split {text!r}; {hint}choose from "
+            f"{', '.join(sorted(EMNIST_SPLITS))} (any case)"
+        )
+    return name
 
 
 def sample_size(text: str) -> int:
@@ -164,6 +196,7 @@ def _add_data_source(parser, *, subset="train", held_out=False):
     parser.add_argument("--dataset", required=not held_out, help=dataset_help)
     parser.add_argument(
         "--subset",
+        type=str.lower,
         default=subset,
         choices=["train", "test", HELD_OUT] if held_out else ["train", "test"],
         help="which part of the dataset"
@@ -261,9 +294,18 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "download EMNIST files from NIST",
         ["data download --split balanced", "data download --split mnist --subset test"],
     )
-    dl.add_argument("--split", default="balanced", help="EMNIST split")
     dl.add_argument(
-        "--subset", default="all", choices=["train", "test", "all"], help="which part"
+        "--split",
+        type=split_name,
+        default="balanced",
+        help=f"EMNIST split, any case: {', '.join(sorted(EMNIST_SPLITS))}",
+    )
+    dl.add_argument(
+        "--subset",
+        type=str.lower,
+        default="all",
+        choices=["train", "test", "all"],
+        help="which part",
     )
     _add_data_home(dl)
     dl.add_argument(

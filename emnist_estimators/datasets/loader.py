@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import os
 import re
 import stat
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -104,21 +106,32 @@ def default_mapping(split: str) -> dict[int, str]:
     >>> default_mapping("letters")[1]
     'A'
     """
-    _check_split(split, "train")
+    split, _ = _check_split(split, "train")
     if split == "letters":  # labels 1..26, upper and lower case merged
         return {i + 1: c for i, c in enumerate(string.ascii_uppercase)}
     return dict(enumerate(_DEFAULT_CHARS[split]))
 
 
-def _check_split(split: str, subset: str) -> None:
-    if split not in EMNIST_SPLITS:
+def _check_split(split: str, subset: str) -> tuple[str, str]:
+    """The split and subset names in lower case; unknown ones raise ValueError."""
+    name, part = str(split).lower(), str(subset).lower()
+    if name not in EMNIST_SPLITS:
         raise ValueError(
-            f"Unknown EMNIST split {split!r}. Expected one of {sorted(EMNIST_SPLITS)}."
+            f"Unknown EMNIST split {split!r}. {_did_you_mean(name, EMNIST_SPLITS)}"
+            f"Expected one of {sorted(EMNIST_SPLITS)} (any case)."
         )
-    if subset not in (*SUBSETS, "all"):
+    if part not in (*SUBSETS, "all"):
         raise ValueError(
-            f"Unknown subset {subset!r}. Expected 'train', 'test' or 'all'."
+            f"Unknown subset {subset!r}. {_did_you_mean(part, (*SUBSETS, 'all'))}"
+            "Expected 'train', 'test' or 'all'."
         )
+    return name, part
+
+
+def _did_you_mean(name: str, names: Iterable[str]) -> str:
+    """``"Did you mean 'x'? "`` naming the closest of ``names``, or ``""``."""
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    return f"Did you mean {close[0]!r}? " if close else ""
 
 
 @dataclass
@@ -628,7 +641,7 @@ default='balanced'
     >>> X.shape, X.dtype  # doctest: +SKIP
     ((10000, 784), dtype('uint8'))
     """
-    _check_split(split, subset)
+    split, subset = _check_split(split, subset)
     if orientation not in ("upright", "raw"):
         raise ValueError(
             f"orientation must be 'upright' or 'raw', got {orientation!r}."
