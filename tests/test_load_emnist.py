@@ -370,3 +370,38 @@ def test_data_info_says_how_to_get_data(tmp_path, capsys, monkeypatch):
     assert "mnist    test  missing" in out
     assert "emnist-mnist-test-images-idx3-ubyte.gz" in out
     assert "data download --split balanced" in out and "EMNIST_MIRROR_URL" in out
+
+
+def test_data_info_heading_columns_and_user_cache(
+    tmp_path, small_mnist, capsys, monkeypatch
+):
+    """Issue 31, item 5: the file list comes after its heading, with column
+    names, and a cache in the user cache is never called "no cache yet"."""
+    from emnist_estimators.cli import main
+
+    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "user-cache"))
+    shared, copy = tmp_path / "shared", tmp_path / "copy"
+    for folder in (shared, copy):
+        folder.mkdir()
+        _write_split(folder, glyph_images(N), np.zeros(N, np.uint8))
+    os.chmod(shared, 0o555)  # read-only: the cache goes to the user cache
+    try:
+        load_emnist("mnist", "test", data_home=shared, download=False)
+    finally:
+        os.chmod(shared, 0o755)
+    assert not list(shared.glob("*.npy"))
+
+    def info(folder):
+        assert main(["data", "info", "--data-home", str(folder)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        (row,) = [line for line in lines if line.startswith("  mnist    test")]
+        return lines, row
+
+    lines, row = info(shared)
+    assert lines[0].startswith(f"Files in {shared} and the user cache")
+    assert lines[1].split() == ["bytes", "path", "kind"]
+    assert any(".upright.npy" in line and "cache" in line for line in lines[2:])
+    assert "cache" in row and "MiB" in row and "no cache" not in row
+    assert "split    part  status" in "\n".join(lines)
+    _, row = info(copy)  # same file names, another folder: not its cache
+    assert "no cache of these files yet" in row and "another folder" in row

@@ -14,6 +14,7 @@ from ..datasets import (
     how_to_get,
     load_emnist,
     split_summary,
+    user_cache_dir,
 )
 from ..datasets.summary import data_info
 from .console import EXIT_ERROR, EXIT_OK, emit
@@ -99,31 +100,46 @@ def _split_lines(home, summary) -> list[str]:
     """``data info``'s per-split table: status, then cache size or files needed."""
     where = "" if home.is_dir() else " (the folder does not exist)"
     lines = [f"EMNIST splits in {home}{where}:"]
+    lines.append(f"  {'split':<9}{'part':<6}{'status':<9}cache, or files needed")
     for row in summary:
         if row["missing"]:
             detail = "needs " + ", ".join(row["missing"])
         elif row["cache_bytes"]:
             detail = f"cache {row['cache_bytes'] / 2**20:,.1f} MiB"
+        elif row.get("other_caches"):  # a same-named file's, in another folder
+            detail = "no cache of these files yet (the user cache's is of a copy "
+            detail += "in another folder)"
         else:
             detail = "no cache yet"
         lines.append(f"  {row['split']:<9}{row['subset']:<6}{row['status']:<9}{detail}")
     return lines
 
 
-def _info_text(args, rows) -> str:
-    """``data info``'s text: the files found, the split table, how to get data."""
-    home = get_data_home(args.data_home)
-    summary = split_summary(args.data_home)
-    lines = []
+def _file_lines(home, rows) -> list[str]:
+    """``data info``'s file list: a heading, column names, one line per file."""
+    lines = [f"Files in {home} and the user cache ({user_cache_dir() / 'npy'}):"]
+    if not rows:
+        return [*lines, "  (none)"]
+    width = max(len(row["path"]) for row in rows)
+    checked = "checksum" if any(row["sha256_ok"] is not None for row in rows) else ""
+    lines.append(f"{'bytes':>12}  {'path':<{width}}  {'kind':<7}  {checked}")
     for row in rows:
         check = {True: "sha256 ok", False: "sha256 MISMATCH", None: ""}[
             row["sha256_ok"]
         ]
         lines.append(
-            f"{row['size']:>12,}  {row['path']}  {row['kind']}  {check}".rstrip()
+            f"{row['size']:>12,}  {row['path']:<{width}}  {row['kind']:<7}  {check}"
         )
+    return [line.rstrip() for line in lines]
+
+
+def _info_text(args, rows) -> str:
+    """``data info``'s text: the files found, the split table, how to get data."""
+    home = get_data_home(args.data_home)
+    summary = split_summary(args.data_home)
+    lines = [*_file_lines(home, rows), ""]
     lines += _split_lines(home, summary)
     if not any(row["status"] == "complete" for row in summary):
         hint = how_to_get(data_home=args.data_home)
-        lines.append(f"No complete EMNIST split in {home}. {hint}")
+        lines.append(f"No complete EMNIST split in {home}.\n{hint}")
     return "\n".join(lines)

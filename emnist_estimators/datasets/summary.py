@@ -102,6 +102,22 @@ def _cache_bytes(files: SplitFiles | None) -> int:
     return total
 
 
+def _other_caches(files: SplitFiles | None) -> list[str]:
+    """User-cache caches named like this split's, made from a copy elsewhere.
+
+    The loader serves only the caches of :func:`cache_candidates`; one of the
+    same file name under another folder's hash is another copy's.
+    """
+    if files is None or files.kind != "idx":
+        return []
+    mine = set(cache_candidates(files.images))
+    name = cache_candidates(files.images)[-1].name
+    root = user_cache_dir() / "npy"
+    with contextlib.suppress(OSError):
+        return [str(p) for p in sorted(root.glob(f"*/{name}")) if p not in mine]
+    return []
+
+
 def split_summary(data_home: str | os.PathLike[str] | None = None) -> list[dict]:
     """Say, for every EMNIST split and subset, whether its files are in ``data_home``.
 
@@ -122,7 +138,9 @@ def split_summary(data_home: str | os.PathLike[str] | None = None) -> list[dict]
         .mat; ``"partial"``: one of the images and labels files;
         ``"missing"``: none), ``files`` (paths found), ``missing`` (file names
         still needed) and ``cache_bytes`` (size of its ``.npy`` cache and
-        sidecar, beside the source or in the user cache; 0 if none).
+        sidecar, beside the source or in the user cache; 0 if none) and
+        ``other_caches`` (caches in the user cache of a same-named file in
+        another folder, which this folder's files do not use).
 
     Examples
     --------
@@ -160,4 +178,5 @@ def _summary_row(split: str, subset: str, home: Path) -> dict:
         "files": [str(p) for p in found],
         "missing": missing,
         "cache_bytes": _cache_bytes(files),
+        "other_caches": _other_caches(files),
     }
