@@ -111,7 +111,8 @@ def test_predict_png_files(trained, tmp_path):
         files.append(path)
     proc = cli("predict", work / "model" / "model.keras", *files, "--json", cwd=work)
     predictions = json.loads(proc.stdout)["predictions"]
-    assert [p["input"] for p in predictions] == [f.name for f in files]
+    # each input named by its path as given (issue 31, item 5), not its name only
+    assert [p["input"] for p in predictions] == [str(f) for f in files]
     predicted = [int(p["prediction"]) for p in predictions]
     assert np.mean(np.array(predicted) == y) >= 5 / 6
     # 3 classes, --top 3 by default: the shown probabilities are all of them

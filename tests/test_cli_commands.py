@@ -178,7 +178,7 @@ def test_predict_top_lists_that_many_classes_best_first(trained, pixels):
     result = run_json("predict", out / "model.keras", path, "--top", 2)
     proba = load_model(out / "model.keras").predict_proba(X)
     assert [p["input"] for p in result["predictions"]] == [
-        f"pixels.npy[{i}]" for i in range(6)
+        f"{path}[{i}]" for i in range(6)
     ]
     for p, row in zip(result["predictions"], proba, strict=True):
         top = p["top"]
@@ -192,6 +192,19 @@ def test_predict_top_lists_that_many_classes_best_first(trained, pixels):
     assert accuracy(result, y.astype(str)) >= 5 / 6
 
 
+def test_predict_names_inputs_by_the_path_given(trained, pixels, tmp_path, monkeypatch):
+    """Issue 31, item 5: two files of one name in two folders stay apart."""
+    out, _ = trained
+    path, _, _ = pixels
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copyfile(path, tmp_path / folder / "x.npy")
+    monkeypatch.chdir(tmp_path)
+    result = run_json("predict", out / "model.keras", "a/x.npy", "b/x.npy", "--top", 1)
+    names = [p["input"] for p in result["predictions"]]
+    assert names == [f"{d}/x.npy[{i}]" for d in "ab" for i in range(6)]
+
+
 def test_predict_top_one_and_more_than_the_classes(trained, pixels):
     out, _ = trained
     path, _, _ = pixels
@@ -199,9 +212,9 @@ def test_predict_top_one_and_more_than_the_classes(trained, pixels):
     assert code == 0
     lines = text.splitlines()
     assert len(lines) == 6
-    for i, line in enumerate(lines):  # "pixels.npy[0]: 2  (2 0.987)"
+    for i, line in enumerate(lines):  # "/tmp/.../pixels.npy[0]: 2  (2 0.987)"
         shown = re.fullmatch(
-            rf"pixels\.npy\[{i}\]: (\S+)  \((\S+) (\d\.\d{{3}})\)", line
+            rf"{re.escape(str(path))}\[{i}\]: (\S+)  \((\S+) (\d\.\d{{3}})\)", line
         )
         assert shown, line  # one class with one probability
         assert shown[1] == shown[2]

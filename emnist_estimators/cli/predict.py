@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,7 @@ def run_predict(args) -> int:
         The exit code, 0.
     """
     clf = loading.load_model_file(args)
-    names, X = read_prediction_inputs(args.inputs)
+    names, X = _read_inputs(args.inputs)
     proba = clf.predict_proba(X)
     blank = is_blank(X)
     top = np.argsort(-proba, axis=1)[:, : max(1, args.top)]
@@ -63,3 +65,18 @@ def run_predict(args) -> int:
             len(blank),
         )
     return EXIT_OK
+
+
+def _read_inputs(inputs) -> tuple[list[str], np.ndarray]:
+    """The rows of ``inputs``, each named by its path as given (``a/x.npy[3]``).
+
+    :func:`read_prediction_inputs` names rows by file name only, which two
+    files of the same name in different folders would share.
+    """
+    names, blocks = [], [np.empty((0, 784), np.float32)]
+    for given in inputs:
+        found, rows = read_prediction_inputs([given])
+        short = len(Path(given).name)
+        names += [os.fspath(given) + name[short:] for name in found]
+        blocks.append(rows)
+    return names, np.concatenate(blocks)
