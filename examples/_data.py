@@ -45,10 +45,12 @@ def _load_emnist(split: str, subset: str):
     try:
         return load_emnist(split, subset, return_X_y=True, as_characters=True)
     except (DataNotFoundError, DownloadError):
-        # One line, no traceback: what is missing, where, and how to get it.
+        # One line, no traceback: what is missing, where, and how to get it
+        # (how_to_get's lines joined).
+        how = " ".join(how_to_get(split, subset).splitlines())
         raise SystemExit(
             f"{Path(sys.argv[0]).name}: needs the EMNIST {split} {subset} split, "
             f"which is not in {get_data_home()} and could not be downloaded. "
-            f"{how_to_get(split, subset)} Or run without --emnist: the offline "
+            f"{how} Or run without --emnist: the offline "
             "demo needs no files."
         ) from None
