@@ -411,6 +411,19 @@ class ArchiveServer:
         self.httpd.server_close()
 
 
+def fetch_members(server, tmp_path, checksums=None, members=MEMBERS):
+    """``download_members`` from ``server`` into ``tmp_path / "out"``, quietly."""
+    from emnist_estimators.datasets import download_members
+
+    return download_members(
+        members,
+        tmp_path / "out",
+        url=server.url,
+        progress=False,
+        checksums=checksums,
+    )
+
+
 def make_archive(tmp_path, *, corrupt=None, extra=None, members=None, big=200_000):
     """A zip laid out like NIST's gzip.zip, with generated members.
 

@@ -21,6 +21,7 @@ from helpers import (
     ArchiveServer,
     ProgressCounter,
     ScriptedServer,
+    fetch_members,
     make_archive,
     make_zip,
     member_spans,
@@ -186,17 +187,6 @@ def test_load_emnist_downloads_real_official_members(tmp_path, emnist_dir):
 # --- what goes over the wire (issue 16's Range and resume logic) ---
 
 
-def _fetch(server, tmp_path, checksums=None, members=MEMBERS):
-    """``download_members`` from ``server`` into ``tmp_path / "out"``, quietly."""
-    return download_members(
-        members,
-        tmp_path / "out",
-        url=server.url,
-        progress=False,
-        checksums=checksums,
-    )
-
-
 def test_no_request_reaches_into_a_member_not_asked_for(tmp_path, monkeypatch):
     """Every ranged request stays inside the directory or one wanted member,
     so nothing of a neighbour is fetched, not even a byte."""
@@ -204,7 +194,7 @@ def test_no_request_reaches_into_a_member_not_asked_for(tmp_path, monkeypatch):
     payload, checksums, _ = make_archive(tmp_path)
     spans = member_spans(payload, MEMBERS)
     with ArchiveServer(payload) as server:
-        _fetch(server, tmp_path, checksums)
+        fetch_members(server, tmp_path, checksums)
     for r in server.log[1:]:  # after the 64-byte probe
         assert any(lo <= r.start <= r.end <= hi for lo, hi in spans), (r, spans)
 
@@ -212,7 +202,7 @@ def test_no_request_reaches_into_a_member_not_asked_for(tmp_path, monkeypatch):
 def test_every_request_carries_the_packages_user_agent(tmp_path):
     payload, checksums, _ = make_archive(tmp_path)
     with ArchiveServer(payload) as server:
-        _fetch(server, tmp_path, checksums)
+        fetch_members(server, tmp_path, checksums)
     assert len(server.agents) > 3
     assert set(server.agents) == {download_mod._USER_AGENT}
 
@@ -247,7 +237,7 @@ def test_a_block_that_never_arrives_fails_after_six_attempts(tmp_path, monkeypat
     payload, checksums, _ = make_archive(tmp_path)
     server = ArchiveServer(payload, cuts=10**6, cut_at=0, cut_min=64)
     with server, pytest.raises(DownloadError) as info:
-        _fetch(server, tmp_path, checksums)
+        fetch_members(server, tmp_path, checksums)
     cut = [r for r in server.log if r.cut]
     assert len(cut) == download_mod._RETRIES + 1
     assert len({(r.start, r.end) for r in cut}) == 1  # one block, asked again
@@ -304,7 +294,7 @@ def test_a_broken_block_resumes_without_fetching_a_byte_twice(tmp_path, monkeypa
     monkeypatch.setattr(download_mod, "_BLOCK", 64 * 1024)
     payload, checksums, contents = make_archive(tmp_path)
     with ArchiveServer(payload, cuts=1, cut_at=40_000, cut_min=60_000) as server:
-        paths = _fetch(server, tmp_path, checksums)
+        paths = fetch_members(server, tmp_path, checksums)
     assert paths[0].read_bytes() == contents[MEMBERS[0]]
     i = next(i for i, r in enumerate(server.log) if r.cut)
     cut, retry = server.log[i], server.log[i + 1]
@@ -323,11 +313,11 @@ def test_the_log_says_where_a_broken_download_resumes(tmp_path, monkeypatch, cap
     payload, checksums, _ = make_archive(tmp_path, big=600_000)
     caplog.set_level("INFO", logger=download_mod.__name__)
     with ArchiveServer(payload) as server:  # no cut: nothing to say
-        _fetch(server, tmp_path, checksums)
+        fetch_members(server, tmp_path, checksums)
     assert not [r for r in caplog.records if "resuming" in r.getMessage()]
     (tmp_path / "out" / Path(MEMBERS[0]).name).unlink()
     with ArchiveServer(payload, cuts=1, cut_at=40_000, cut_min=100_000) as server:
-        _fetch(server, tmp_path, checksums, members=MEMBERS[:1])
+        fetch_members(server, tmp_path, checksums, members=MEMBERS[:1])
     (cut,) = [r for r in server.log if r.cut]
     resumed = [r.getMessage() for r in caplog.records if "resuming" in r.getMessage()]
     assert resumed == [f"connection broken; resuming at byte {cut.start + 40_000}"]
@@ -341,7 +331,7 @@ def test_own_checksums_apply_by_the_name_asked_or_stored(tmp_path, key):
     stored = "EMNIST/" + MEMBERS[1]
     name = MEMBERS[1] if key == "asked" else stored
     with ArchiveServer(make_zip({stored: data})) as server:
-        (path,) = _fetch(
+        (path,) = fetch_members(
             server, tmp_path, {name: hashlib.sha256(data).hexdigest()}, MEMBERS[1:]
         )
     assert path.read_bytes() == data
@@ -359,7 +349,7 @@ def test_a_member_without_sizes_in_its_local_header_downloads(tmp_path, layout):
     )
     checksums = {MEMBERS[1]: hashlib.sha256(data).hexdigest()}
     with ArchiveServer(payload) as server:
-        (path,) = _fetch(server, tmp_path, checksums, MEMBERS[1:])
+        (path,) = fetch_members(server, tmp_path, checksums, MEMBERS[1:])
     assert path.read_bytes() == data
 
 
@@ -373,7 +363,7 @@ def test_a_long_extra_field_is_skipped_without_reading_past_the_member(tmp_path)
     )
     spans = member_spans(payload, MEMBERS[1:])
     with ArchiveServer(payload) as server:
-        (path,) = _fetch(
+        (path,) = fetch_members(
             server,
             tmp_path,
             {MEMBERS[1]: hashlib.sha256(data).hexdigest()},
@@ -391,15 +381,15 @@ def test_the_central_directory_cap_admits_exactly_its_size(tmp_path, monkeypatch
     with zipfile.ZipFile(io.BytesIO(payload)) as zf:
         start_dir = zf.start_dir
     with ArchiveServer(payload) as server:
-        _fetch(server, tmp_path, checksums, MEMBERS[1:])
+        fetch_members(server, tmp_path, checksums, MEMBERS[1:])
     needed = sum(r.end - r.start + 1 for r in server.log[1:] if r.start >= start_dir)
     assert needed < 1_000
     monkeypatch.setattr(download_mod, "MAX_DIRECTORY_BYTES", needed)
     (tmp_path / "out" / LABELS_NAME).unlink()
     with ArchiveServer(payload) as server:
-        _fetch(server, tmp_path, checksums, MEMBERS[1:])
+        fetch_members(server, tmp_path, checksums, MEMBERS[1:])
     monkeypatch.setattr(download_mod, "MAX_DIRECTORY_BYTES", needed - 1)
     (tmp_path / "out" / LABELS_NAME).unlink()
     with ArchiveServer(payload) as server:
         with pytest.raises(DownloadError, match="central directory needs more than"):
-            _fetch(server, tmp_path, checksums, MEMBERS[1:])
+            fetch_members(server, tmp_path, checksums, MEMBERS[1:])

@@ -29,6 +29,7 @@ from helpers import (
     RangeLiar,
     bomb,
     bytes_written,
+    fetch_members,
     make_archive,
     make_zip,
     member_spans,
@@ -291,17 +292,6 @@ def test_data_clean_lists_partial_downloads_of_dead_processes(tmp_path, monkeypa
 # --- broken or hostile servers and archives, and the caps (issue 16) ---
 
 
-def _fetch(server, tmp_path, checksums=None, members=MEMBERS):
-    """``download_members`` from ``server`` into ``tmp_path / "out"``, quietly."""
-    return download_members(
-        members,
-        tmp_path / "out",
-        url=server.url,
-        progress=False,
-        checksums=checksums,
-    )
-
-
 def test_a_server_sending_past_the_range_is_read_no_further(tmp_path, monkeypatch):
     bars = []
     monkeypatch.setattr(
@@ -331,7 +321,7 @@ def test_a_server_that_stops_honouring_range_fails_saying_so(tmp_path, lie):
     payload, checksums, _ = make_archive(tmp_path)
     with RangeLiar(payload, content_range) as server:
         with pytest.raises(DownloadError) as info:
-            _fetch(server, tmp_path, checksums)
+            fetch_members(server, tmp_path, checksums)
     first = server.log[1]
     shown = "'bytes 0-" if lie == "start" else "''"
     assert (
@@ -356,7 +346,7 @@ def test_an_official_member_is_checked_under_any_path_or_name(
     before = bytes_written()
     with ArchiveServer(make_zip({stored: data})) as server:
         with pytest.raises(ChecksumError) as info:
-            _fetch(server, tmp_path, members=[asked])
+            fetch_members(server, tmp_path, members=[asked])
     message = str(info.value)
     if content == "corrupt":
         assert "Checksum mismatch" in message
@@ -372,7 +362,7 @@ def test_a_damaged_local_header_fails_naming_the_member(tmp_path):
         offset = zf.getinfo(MEMBERS[1]).header_offset
     broken = payload[:offset] + b"XX" + payload[offset + 2 :]
     with ArchiveServer(broken) as server, pytest.raises(DownloadError) as info:
-        _fetch(server, tmp_path, checksums, MEMBERS[1:])
+        fetch_members(server, tmp_path, checksums, MEMBERS[1:])
     assert str(info.value).startswith(
         f"{MEMBERS[1]}: no local zip header at byte {offset}; the archive is damaged"
     )
@@ -403,7 +393,7 @@ def test_an_archive_announced_over_the_cap_is_not_fetched(tmp_path, monkeypatch)
     payload, checksums, _ = make_archive(tmp_path)
     with ArchiveServer(payload, ranges=False) as server:
         with pytest.raises(DownloadError, match=f"announces {len(payload):,} bytes"):
-            _fetch(server, tmp_path, checksums)
+            fetch_members(server, tmp_path, checksums)
     assert len(server.log) == 1  # the probe only: no download was started
 
 
@@ -411,7 +401,7 @@ def test_an_empty_reply_fails_at_once_without_retries(tmp_path, monkeypatch):
     monkeypatch.setattr(download_mod.time, "sleep", lambda s: None)
     with ArchiveServer(b"", ranges=False) as server:
         with pytest.raises(DownloadError, match="data that is not a zip archive"):
-            _fetch(server, tmp_path)
+            fetch_members(server, tmp_path)
     assert len(server.log) == 1  # an empty body is an answer, not a broken link
 
 
@@ -420,7 +410,7 @@ def test_a_probe_cut_before_its_body_is_retried_then_fails(tmp_path, monkeypatch
     payload, checksums, _ = make_archive(tmp_path)
     server = ArchiveServer(payload, cuts=10**6, cut_at=0, cut_min=10)
     with server, pytest.raises(DownloadError) as info:
-        _fetch(server, tmp_path, checksums)
+        fetch_members(server, tmp_path, checksums)
     assert len(server.log) == download_mod._RETRIES + 1
     assert "(last error: connection closed before the first byte)" in str(info.value)
 
@@ -428,7 +418,7 @@ def test_a_probe_cut_before_its_body_is_retried_then_fails(tmp_path, monkeypatch
 def test_a_reply_without_content_type_fails_showing_its_status(tmp_path):
     with DropHeader(b'{"error": "quota"}' * 10, "Content-Type") as server:
         with pytest.raises(DownloadError) as info:
-            _fetch(server, tmp_path)
+            fetch_members(server, tmp_path)
     assert (
         "answered with data that is not a zip archive: HTTP 206, Content-Type "
         "'(none)'" in str(info.value)
@@ -443,7 +433,7 @@ def test_a_206_probe_without_content_range_fails_cleanly(tmp_path):
     payload, checksums, _ = make_archive(tmp_path)
     server = DropHeader(payload, "Content-Range", which=lambda rng: rng == "bytes=0-63")
     with server, pytest.raises(DownloadError, match="sent more than 64 bytes"):
-        _fetch(server, tmp_path, checksums)
+        fetch_members(server, tmp_path, checksums)
     assert not list((tmp_path / "out").iterdir())
 
 
@@ -466,7 +456,7 @@ def test_a_member_inflating_past_its_declared_size_is_cut_off(tmp_path, monkeypa
     before = bytes_written()
     with ArchiveServer(payload) as server:
         with pytest.raises(DownloadError, match="inflates past its 3,145,728 bytes"):
-            _fetch(server, tmp_path, checksums, members=MEMBERS[1:])
+            fetch_members(server, tmp_path, checksums, members=MEMBERS[1:])
     assert sum(got for _, got in reads) == declared + 1
     assert bytes_written() - before <= declared + SLACK
     assert not list((tmp_path / "out").iterdir())
