@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -633,3 +634,14 @@ def member_spans(payload: bytes, members) -> list[tuple[int, int]]:
                 (info.header_offset, end + len(info.extra) + info.compress_size - 1)
             )
     return spans
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height: no picture data to decode."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")

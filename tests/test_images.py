@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, modules_loaded_by
+from helpers import REPO, modules_loaded_by, png_header_only
 from PIL import Image
 
 from emnist_estimators.exceptions import DataFormatError, DataNotFoundError
@@ -211,19 +211,6 @@ def test_a_16_bit_grey_png_is_scaled_by_its_bit_depth(tmp_path):
     from emnist_estimators.serve import decode_image
 
     np.testing.assert_array_equal(decode_image(path.read_bytes()), grey)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height: no picture data to decode."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 def test_only_our_refusal_shows_for_a_picture_over_pillows_warning_size(tmp_path):

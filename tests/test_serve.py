@@ -15,18 +15,16 @@ import os
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import zlib
 
 import numpy as np
 import pytest
-from helpers import REPO, chromium_driver
+from helpers import REPO, chromium_driver, png_header_only
 from PIL import Image
 
 from emnist_estimators.exceptions import DataFormatError
@@ -140,17 +138,6 @@ def glyph_picture(mode="RGB") -> Image.Image:
         alpha = (np.asarray(img.convert("L")) < 128).astype(np.uint8) * 255
         img = Image.merge("RGBA", (*img.split(), Image.fromarray(alpha)))
     return img.convert(mode)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height: no picture data to decode."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
 def top_of(est, X, k=5):
