@@ -252,11 +252,6 @@ class FiniteLossCheck(keras.callbacks.Callback):
         )
 
 
-def _scope(strategy) -> AbstractContextManager:
-    """``strategy.scope()``, or nothing for None."""
-    return nullcontext() if strategy is None else strategy.scope()
-
-
 def compile_network(est, model, decay_steps: int | None = None) -> None:
     """Compile ``model`` with Adam, ``est``'s schedule and its loss.
 
@@ -465,7 +460,7 @@ def fit_network(est, model, run: TrainingRun, callbacks=None) -> dict:
                 seed=run.seed, history=run.history, early_stopping=run.early_stopping
             )
         )
-    with expected_retracing(), _scope(run.strategy):
+    with expected_retracing(), network_scope(run.strategy):
         if est.distribution == "multi_worker":
             return fit_multi_worker(
                 model,
@@ -553,7 +548,7 @@ def network_scope(strategy) -> AbstractContextManager:
     context manager
         The scope.
     """
-    return _scope(strategy)
+    return nullcontext() if strategy is None else strategy.scope()
 
 
 def global_batch(est, strategy) -> int:
