@@ -129,6 +129,17 @@ def write_idx_folder(folder: Path, n_train: int = 300, n_test: int = 90) -> Path
     return folder
 
 
+def write_emnist_split(folder: Path, upright, labels, *, gz=True, subset="test"):
+    """The official files of the mnist split's ``subset``, images transposed
+    as EMNIST stores them (the small_mnist fixture accepts their count)."""
+    from emnist_estimators.datasets import write_idx
+
+    raw = upright.transpose(0, 2, 1)
+    suffix = ".gz" if gz else ""
+    write_idx(folder / f"emnist-mnist-{subset}-images-idx3-ubyte{suffix}", raw)
+    write_idx(folder / f"emnist-mnist-{subset}-labels-idx1-ubyte{suffix}", labels)
+
+
 #: Flags Chromium needs on a machine without a screen or a network.
 CHROMIUM_FLAGS = [
     "--headless",
