@@ -1,41 +1,64 @@
-"""Mutation check: do the fast tests notice when the guarded features break?
+"""Mutation check: do the fast tests notice when a guarded feature breaks?
 
 mutmut 3 breaks the code on purpose, one small change (a *mutant*) at a time,
 and runs the tests that cover the changed function; a mutant that no test
-notices *survives*. The check is limited to the four features of issue 16:
+notices *survives*. The check covers the areas where a silent bug would cost
+a user (:data:`AREAS`, the functions of each):
 
-- ``download``: the downloader's Range/resume logic (``_RangeReader``; the
-  probe that decides between ranged and whole downloads; the ranged branch of
-  ``download_members``) and the size caps of member extraction;
+- ``download``: the downloader's Range/resume logic and the size caps of
+  member extraction;
 - ``cache``: the cache identity check and what decides a rebuild;
-- ``weights``: sample weighting in the estimators (validated, split with the
-  validation rows, passed to Keras by ``fit`` and ``partial_fit``; ``score``);
-- ``overwrite``: the ``--overwrite`` guard of the output folders.
+- ``weights``: sample weights, validated, capped and multiplied by the class
+  weights;
+- ``class_weights``: ``class_weight`` ("balanced" or a dict) to per-sample
+  weights;
+- ``overwrite``: the ``--overwrite`` guard of the output folders;
+- ``checkpoints``: the data fingerprint, the checks of a checkpoint read
+  back, the resume plan (epoch, history, the run's own seed), the atomic
+  write;
+- ``export``: what an export may overwrite (``export_files.py``) and the
+  check of the exported file against the float32 twin's answers;
+- ``serve``: the server's request validation (``serve_api.py``) and its
+  Host check;
+- ``training``: the training loop (hold-out rows, callbacks, the loss
+  check) and the batches (each epoch's order from the seed);
+- ``tuning``: a trial's candidate and fits, pruning after each epoch;
+- ``dask_waves``: trials on a Dask cluster in waves (ask, run, tell);
+- ``warm_start``: ``warm_start`` and ``partial_fit`` keep the fitted network
+  and its classes, and a failed fit gives its weights back;
+- ``early_stopping``: the callback that restores the best epoch's weights,
+  and its counters across a resumed fit.
 
-Everything happens in a scratch copy (``benchmarks/.work/mutation``); the
+Everything happens in a scratch copy (``tools/.work/mutation``); the
 repository itself is never mutated. Steps:
 
 1. mutmut generates every mutant of the functions in :data:`AREAS`. Not run,
    and counted as such: mutants that only change the wording of an error or
    log message (a string inside ``raise ...`` or a ``logger`` call), and, in
    the functions of :data:`_FEATURE_LINES`, mutants of lines that are not
-   the feature's (for ``fit``: lines that do not name the sample weights).
-2. mutmut runs the others against the suite's own fast tests
-   (:data:`MUTATION_TESTS`).
+   the feature's (for ``_fit``: lines that do not name the kept network).
+   With ``--sample N``, N of the others per area are drawn (seeded by
+   ``--seed``; the same N for the same code and seed) and only those run.
+2. mutmut runs them against the areas' tests (:data:`AREA_TESTS`), each
+   mutant against the tests that reach its function.
 3. Each survivor, and each mutant no test of step 2 reaches, is run against
-   all the tests of its area in :data:`AREA_TESTS` (mutmut picks by coverage
-   in step 2), which names the tests that kill it.
+   all the tests of its area (tests that reach the function in a child
+   process, which mutmut cannot see, run here), which names a test that
+   kills it.
 
 A mutant that survives both must be equivalent (no behaviour a user could see
 changes), with its reason in :data:`EQUIVALENT`; the command exits 1 on any
-other. Results: ``benchmarks/results/mutation_check.{md,json}``.
+other.
 
-Run: ``python -m benchmarks.mutation_check`` (needs ``pip install -e
-".[test,mutation]"``; on 2 shared cores, steps 1-2 took 20 minutes and step 3
-27 to 41 minutes with ``--workers 1``). ``--area``
-checks some areas only and writes no result file; ``--resume`` keeps the
-scratch copy and mutmut's saved results, runs what is not checked yet (after
-an interruption), and redoes step 3 (also after editing the tests).
+Run: ``python -m tools.mutation_check --sample 25`` (needs ``pip install -e
+".[test,mutation]"``); that command, run whole (no ``--area``), writes the
+committed result, ``tools/results/mutation_check.{md,json}`` (which says the
+sample, its seed and each area's population). The result committed before
+issue 29 (commit f49f56b, four areas, every mutant) predates the base/cache
+rewrite and is stale until that command is run again. ``--area`` checks some
+areas only and writes no result file; ``--resume`` keeps the scratch copy and
+mutmut's saved results, runs what is not checked yet (after an interruption),
+and redoes step 3 (also after editing the tests).
 """
 
 from __future__ import annotations
@@ -44,6 +67,8 @@ import argparse
 import ast
 import json
 import os
+import platform
+import random
 import re
 import shutil
 import subprocess
@@ -56,57 +81,83 @@ from pathlib import Path
 
 import tomllib
 
-from benchmarks._harness import REPO, WORK, machine, write_results
+REPO = Path(__file__).resolve().parents[1]
+WORK = Path(os.environ.get("EMNIST_MUTATION_WORK", REPO / "tools" / ".work"))
+RESULTS = REPO / "tools" / "results"
 
-#: The suite's fast tests that cover the four areas (step 2).
-MUTATION_TESTS = [
-    "tests/test_download.py",
-    "tests/test_download_faults.py",
-    "tests/test_cache.py",
-    "tests/test_sample_weight.py",
-    "tests/test_estimators_faults.py::test_negative_sample_weight_is_refused",
-    "tests/test_output_folder.py",
-]
+_T = "tests/"
+#: Each area's tests, fast ones (no real data, no real training beyond a few
+#: hundred generated images): step 2 runs those that reach a mutant's
+#: function, step 3 all of them against each survivor.
+AREA_TESTS = {
+    "download": [
+        f"{_T}test_datasets_download.py",
+        f"{_T}test_datasets_download_faults.py",
+    ],
+    "cache": [f"{_T}test_datasets_cache.py"],
+    "weights": [f"{_T}test_sample_weight.py", f"{_T}test_labels.py"],
+    "class_weights": [
+        f"{_T}test_labels.py",
+        f"{_T}test_sample_weight.py",
+        f"{_T}test_lifecycle.py",
+    ],
+    "overwrite": [f"{_T}test_output_folder.py"],
+    "checkpoints": [f"{_T}test_checkpoints.py", f"{_T}test_lifecycle.py"],
+    "export": [f"{_T}test_export_files.py", f"{_T}test_export.py"],
+    "serve": [f"{_T}test_serve.py"],
+    "training": [f"{_T}test_training.py", f"{_T}test_batches.py"],
+    "tuning": [f"{_T}test_tuning_objective.py", f"{_T}test_callbacks.py"],
+    "dask_waves": [f"{_T}test_tuning_waves.py"],
+    "warm_start": [
+        f"{_T}test_base.py",
+        f"{_T}test_labels.py",
+        f"{_T}test_lifecycle.py",
+    ],
+    "early_stopping": [
+        f"{_T}test_base.py",
+        f"{_T}test_estimators.py::test_early_stopping_and_partial_fit",
+    ],
+}
 #: Tests of those files that check something else and would slow every
 #: mutant down: the cache's SIGKILL tests (crash safety of the cache build,
 #: about 1.7 s each, 8 of them).
-DESELECT = ["tests/test_cache.py::test_sigkill_while_writing_the_cache"]
-#: The tests of each area, run whole against each survivor of step 2 (step 3).
-#: The tests written to kill step 2's survivors (issue 16) live among them.
-AREA_TESTS = {
-    "download": ["tests/test_download.py", "tests/test_download_faults.py"],
-    "cache": ["tests/test_cache.py"],
-    "weights": [
-        "tests/test_sample_weight.py",
-        "tests/test_estimators_faults.py::test_negative_sample_weight_is_refused",
-    ],
-    "overwrite": ["tests/test_output_folder.py"],
-}
+DESELECT = [f"{_T}test_datasets_cache.py::test_sigkill_while_writing_the_cache"]
 #: What the tests import besides the package: copied with them.
-TEST_SUPPORT = ["tests/conftest.py", "tests/helpers.py"]
+TEST_SUPPORT = [f"{_T}conftest.py", f"{_T}helpers.py"]
+
+
+def mutation_tests(areas) -> list[str]:
+    """The tests of ``areas``, each once, in order (step 2's selection)."""
+    return list(dict.fromkeys(t for a in areas for t in AREA_TESTS[a]))
+
+
+def test_files(areas) -> list[str]:
+    """The files of :func:`mutation_tests` and what they import."""
+    tests = [*TEST_SUPPORT, *mutation_tests(areas)]
+    return list(dict.fromkeys(t.split("::")[0] for t in tests))
+
 
 _SEP = "ǁ"  # mutmut's separator between class and method in mutant names
-_DL = "emnist_estimators.datasets.download."
-_CACHE = "emnist_estimators.datasets.cache."
-# The estimators' base class: in estimators.py up to commit f49f56b, in base.py
-# since the split of 13f4e72 (which moved the set-up that checks the weights
-# into _prepare and _initialize). Both layouts are listed, so the check runs
-# on either.
-_EST = f"emnist_estimators.estimators.x{_SEP}_EmnistClassifier{_SEP}"
-_BASE = f"emnist_estimators.base.x{_SEP}_EmnistClassifier{_SEP}"
-_WEIGHT_METHODS = [
-    "_check_weights",
-    "_split_validation",
-    "fit",
-    "partial_fit",
-    "score",
-    "_prepare",
-    "_initialize",
-]
-_OUT = "emnist_estimators.output_folder."
+_PKG = "emnist_estimators."
+_DL = f"{_PKG}datasets.download."
+_CACHE = f"{_PKG}datasets.cache."
+_OUT = f"{_PKG}output_folder."
+_BASE = f"{_PKG}base.x{_SEP}BaseEmnistClassifier{_SEP}"
+
+
+def _fn(module: str, *names: str) -> list[str]:
+    """mutmut's names of module-level functions ``names`` of ``module``."""
+    return [f"{_PKG}{module}.x_{n}" for n in names]
+
+
+def _cls(module: str, cls: str, *methods: str) -> list[str]:
+    """mutmut's names of ``cls``'s ``methods`` (none: every method, ``*``)."""
+    return [f"{_PKG}{module}.x{_SEP}{cls}{_SEP}{m}" for m in methods or ("*",)]
+
 
 #: Area -> the functions whose mutants are checked (mutmut's mangled names;
-#: a trailing ``*``: every method of the class).
+#: a trailing ``*``: every method of the class). A function belongs to one
+#: area: the first that names it.
 AREAS = {
     "download": [
         f"{_DL}x{_SEP}_RangeReader{_SEP}*",
@@ -125,9 +176,10 @@ AREAS = {
         f"{_CACHE}x_load_cached_images",
     ],
     "weights": [
-        *(f"{_EST}{m}" for m in _WEIGHT_METHODS[:5]),
-        *(f"{_BASE}{m}" for m in _WEIGHT_METHODS),
+        *_fn("labels", "validate_sample_weight", "_check_largest", "combine_weights"),
+        f"{_BASE}_validate_new",
     ],
+    "class_weights": _fn("labels", "class_sample_weights"),
     "overwrite": [
         f"{_OUT}x_check_output_folder",
         f"{_OUT}x__protected",
@@ -136,18 +188,85 @@ AREAS = {
         f"{_OUT}x_output_folder",
         f"{_OUT}x__swap_in",
     ],
+    "checkpoints": [
+        *_fn("checkpoints", "_fingerprint"),
+        *_cls("checkpoints", "CheckpointStore"),
+        *_cls("checkpoints", "_EpochCheckpoint"),
+        *_fn("training", "plan_run"),
+        *_fn("base", "_seed_or_fresh"),
+    ],
+    "export": [
+        *_fn(
+            "export_files",
+            "_kind",
+            "_is_our_sidecar",
+            "check_destination",
+            "remove_stale_exports",
+            "temporaries",
+            "move_into_place",
+        ),
+        *_fn("export", "_check_images", "_twin_proba", "_compare", "_verify", "_judge"),
+    ],
+    "serve": [
+        *_fn(
+            "serve_api",
+            "decode_image",
+            "_image_pixels",
+            "_array_pixels",
+            "_request_pixels",
+            "declared_length",
+            "body_length",
+            "parse_request",
+        ),
+        *_cls("serve_api", "Predictor", "predict"),
+        *_fn("serve", "_hostname"),
+        *_cls("serve", "_Guard", "_allows"),
+    ],
+    "training": [
+        *_fn("training", "validation_rows", "fit_network"),
+        *_cls("training", "FiniteLossCheck"),
+        *_fn("batches", "epoch_order"),
+        *_cls("batches", "IndexBatches"),
+        *_cls("batches", "_OrderEachEpoch"),
+    ],
+    "tuning": [
+        *_fn("tuning.objective", "candidate", "_fit_one"),
+        *_cls("tuning.objective", "TrialObjective"),
+        *_cls("callbacks", "PruningCallback"),
+    ],
+    "dask_waves": _fn(
+        "tuning.waves",
+        "optimize_on_cluster",
+        "_ask_wave",
+        "_run_wave",
+        "_tell_wave",
+        "_spread",
+        "_remote_task",
+        "_run_remote_trial",
+        "_tell_outcome",
+    ),
+    "warm_start": [
+        f"{_BASE}_fit",
+        f"{_BASE}_fit_and_set",
+        f"{_BASE}_fit_one_epoch",
+        f"{_BASE}_record",
+        f"{_BASE}_validate_more",
+        *_fn("labels", "same_classes"),
+        *_fn("training", "variables_snapshot", "restore_variables"),
+    ],
+    "early_stopping": [
+        *_fn("training", "early_stopping_for"),
+        *_cls("checkpoints", "ResumableEarlyStopping"),
+    ],
 }
 #: Functions that do more than the feature: only mutants of their lines that
-#: match the pattern are checked (the lines that name the weights; the ranged
-#: branch of ``download_members``).
-_WEIGHT_LINES = re.compile(r"\b(?:sample_weight|w|w_tr|w_val)\b")
+#: match the pattern are checked (the lines of the kept network in the fit
+#: path, of the weights in the validation of new data; the ranged branch of
+#: ``download_members``).
 _FEATURE_LINES = {
-    **{
-        f"{prefix}{m}": _WEIGHT_LINES
-        for prefix in (_EST, _BASE)
-        for m in _WEIGHT_METHODS
-        if m not in ("_check_weights", "score")
-    },
+    f"{_BASE}_validate_new": re.compile(r"\b(?:sample_weight|w)\b"),
+    f"{_BASE}_fit": re.compile(r"\b(?:keep|before|warm_weights)\b"),
+    f"{_BASE}_fit_and_set": re.compile(r"\b(?:keep|warm_weights)\b"),
     f"{_DL}x_download_members": re.compile(r"\b(?:ranged|reader|budget)\b"),
 }
 _MESSAGE_CALLERS = {"logger", "logging", "warnings"}
@@ -351,39 +470,6 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("cache._read_sidecar", 'with open(path, encoding="UTF-8") as fh:'): (
         "codec names are case-insensitive: 'UTF-8' is 'utf-8'"
     ),
-    (
-        "estimators._EmnistClassifier._check_weights",
-        "sample_weight, X, dtype=None, ensure_non_negative=True",
-    ): (
-        "Keras casts the weights to float32 before use: the same values reach "
-        "the loss, from a float64 array"
-    ),
-    (
-        "estimators._EmnistClassifier._check_weights",
-        "sample_weight, X, ensure_non_negative=True",
-    ): (
-        "Keras casts the weights to float32 before use: the same values reach "
-        "the loss, from a float64 array"
-    ),
-    (
-        "estimators._EmnistClassifier._split_validation",
-        "val_data = (X[val], y[val]) if (w is None) and False "
-        "else (X[val], y[val], w_val)",
-    ): (
-        "without weights w_val is None, and Keras unpacks validation_data "
-        "(X, y, None) as (X, y): the same unweighted validation loss "
-        "(bit-identical histories, MLP and CNN)"
-    ),
-    (
-        "estimators._EmnistClassifier.fit",
-        "X_tr, y_tr, w_tr, val = self._split_validation(X, y_enc, w, None)",
-    ): (
-        "fit splits inside seeded(seed), which seeds NumPy's global generator "
-        "with the same seed, and nothing draws from it before the split: "
-        "train_test_split(random_state=None) picks the same rows as with "
-        "random_state=seed (bit-identical histories, MLP and CNN, with and "
-        "without weights); without a seed both are random"
-    ),
 }
 
 _STATUS = {  # mutmut's exit codes (mutmut.stats.status_by_exit_code)
@@ -407,13 +493,13 @@ _STATUS = {  # mutmut's exit codes (mutmut.stats.status_by_exit_code)
 
 
 # --- scratch copy ---------------------------------------------------------------------
-def mutmut_config() -> str:
-    """The ``[tool.mutmut]`` table of the scratch copy."""
+def mutmut_config(areas) -> str:
+    """The ``[tool.mutmut]`` table of the scratch copy, for ``areas``."""
     only = sorted(
         {
             p.split(".x")[0].replace(".", "/") + ".py"
-            for patterns in AREAS.values()
-            for p in patterns
+            for area in areas
+            for p in AREAS[area]
         }
     )
     return "\n".join(
@@ -422,11 +508,8 @@ def mutmut_config() -> str:
             "[tool.mutmut]",
             'source_paths = ["emnist_estimators"]',
             f"only_mutate = {json.dumps(only)}",
-            f"pytest_add_cli_args_test_selection = {json.dumps(MUTATION_TESTS)}",
-            "pytest_add_cli_args = "
-            + json.dumps(
-                ["-p", "no:cacheprovider"] + [f"--deselect={t}" for t in DESELECT]
-            ),
+            "pytest_add_cli_args_test_selection = " + json.dumps(mutation_tests(areas)),
+            "pytest_add_cli_args = " + json.dumps(_PYTEST_ARGS),
             # TensorFlow is not fork-safe once it has run: mutants are forked from
             # a server that has only collected the tests, never run them.
             'process_isolation = "forkserver"',
@@ -437,24 +520,39 @@ def mutmut_config() -> str:
     )
 
 
+#: pytest's options in steps 2 and 3: one process (pyproject's addopts asks
+#: for two, which mutmut's in-process coverage of the tests cannot see), the
+#: default suite's tests only.
+_PYTEST_ARGS = [
+    "-p",
+    "no:cacheprovider",
+    "-o",
+    "addopts=",
+    "-m",
+    "not slow",
+    *(f"--deselect={t}" for t in DESELECT),
+]
+
+
 def _without_mutmut_table(text: str) -> str:
     """``pyproject.toml`` less any ``[tool.mutmut]`` table (ours replaces it)."""
     return re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", text)
 
 
-def make_scratch(scratch: Path) -> None:
-    """A fresh copy of the package, the tests and pyproject.toml in ``scratch``."""
+def make_scratch(scratch: Path, areas: list[str]) -> None:
+    """A fresh copy of the package, the tests of ``areas`` and pyproject.toml
+    in ``scratch``."""
     if scratch.exists():
         shutil.rmtree(scratch)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.npy", "*.json.tmp")
     shutil.copytree(
         REPO / "emnist_estimators", scratch / "emnist_estimators", ignore=ignore
     )
-    record_source(scratch)
+    record_source(scratch, areas)
     (scratch / "tests").mkdir(parents=True)
-    copy_tests(scratch)
+    copy_tests(scratch, areas)
     text = _without_mutmut_table((REPO / "pyproject.toml").read_text())
-    (scratch / "pyproject.toml").write_text(text + mutmut_config())
+    (scratch / "pyproject.toml").write_text(text + mutmut_config(areas))
     tomllib.loads((scratch / "pyproject.toml").read_text())  # fail early if broken
 
 
@@ -464,13 +562,17 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
-def record_source(scratch: Path) -> None:
-    """Note which commit the scratch copy was taken from, and which of the copied
-    files differed from it, in ``source.json``."""
+def record_source(scratch: Path, areas: list[str]) -> None:
+    """Note which commit the scratch copy was taken from, which of the copied
+    files differed from it, and the areas it is for, in ``source.json``."""
     paths = ["emnist_estimators", *TEST_SUPPORT, "pyproject.toml"]
-    paths += sorted({t.split("::")[0] for t in MUTATION_TESTS})
+    paths += test_files(areas)
     dirty = _git("status", "--porcelain", "--", *paths).splitlines()
-    source = {"commit": _git("rev-parse", "HEAD"), "dirty": [d[3:] for d in dirty]}
+    source = {
+        "commit": _git("rev-parse", "HEAD"),
+        "dirty": [d[3:] for d in dirty],
+        "areas": areas,
+    }
     (scratch / "source.json").write_text(json.dumps(source, indent=2) + "\n")
 
 
@@ -482,14 +584,24 @@ def scratch_source(scratch: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def copy_tests(scratch: Path) -> None:
-    """Put the areas' tests, as they are now, in the scratch copy and its mutants
-    folder (where there is one)."""
-    names = {t.split("::")[0] for t in MUTATION_TESTS}
-    names |= {t.split("::")[0] for targets in AREA_TESTS.values() for t in targets}
+def check_tests_exist(areas: list[str]) -> None:
+    """Exit, naming them, if test files of ``areas`` are missing (renamed)."""
+    wanted = [*test_files(areas), *(t.split("::")[0] for t in DESELECT)]
+    missing = sorted({t for t in wanted if not (REPO / t).is_file()})
+    if missing:
+        sys.exit(
+            f"test files missing: {', '.join(missing)}. Update AREA_TESTS, "
+            f"DESELECT or TEST_SUPPORT in {Path(__file__).relative_to(REPO)} to "
+            "the tests' current names."
+        )
+
+
+def copy_tests(scratch: Path, areas: list[str]) -> None:
+    """Put the tests of ``areas``, as they are now, in the scratch copy and its
+    mutants folder (where there is one)."""
     for folder in (scratch, scratch / "mutants"):
         if (folder / "tests").is_dir():
-            for name in [*TEST_SUPPORT, *sorted(names)]:
+            for name in test_files(areas):
                 shutil.copy2(REPO / name, folder / name)
 
 
@@ -685,9 +797,8 @@ def killing_tests(scratch: Path, name: str, area: str) -> list[str]:
     """The first test of ``area`` that fails with mutant ``name`` active (``-x``:
     one is enough, and it keeps step 3 short)."""
     target = " ".join(AREA_TESTS[area])
-    pytest_args = ["-x", "-q", "-rfE", "--tb=no", "-p", "no:cacheprovider"]
-    pytest_args += ["-p", "no:randomly", "-o", "addopts=", "-o", "timeout=120"]
-    pytest_args += [f"--deselect={t}" for t in DESELECT]
+    pytest_args = ["-x", "-q", "-rfE", "--tb=no", "-p", "no:randomly"]
+    pytest_args += ["-o", "timeout=300", *_PYTEST_ARGS]
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *AREA_TESTS[area], *pytest_args],
         cwd=scratch / "mutants",
@@ -714,11 +825,7 @@ def resolve(scratch: Path, catalogue: dict, status: dict, workers: int):
         killers = killing_tests(scratch, name, area) if has_tests else []
         removed, added = changed_lines(catalogue[name]["diff"])
         function = function_of(name)
-        # the base class's methods are keyed by their first home, estimators.py
-        key = function
-        if key.startswith("base._EmnistClassifier."):
-            key = "estimators." + key.removeprefix("base.")
-        why = EQUIVALENT.get((key, " / ".join(added)))
+        why = EQUIVALENT.get((function, " / ".join(added)))
         if killers:
             resolution = "killed by " + ", ".join(killers)
         elif why:
@@ -760,6 +867,15 @@ def main(argv=None) -> int:
         help="only these areas (default: all); writes no result file",
     )
     parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="run N mutants per area, drawn with --seed (default: every mutant)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the draw's seed (default: 0)"
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the scratch copy and the results mutmut saved; run the mutants "
@@ -767,31 +883,46 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--work", type=Path, default=WORK / "mutation")
     args = parser.parse_args(argv)
+    if args.sample is not None and args.sample < 1:
+        parser.error(f"--sample must be at least 1, not {args.sample}")
     areas = args.area or list(AREAS)
     scratch = args.work.resolve()
     timing = scratch / "minutes.json"  # time spent, over resumed sessions too
     started = time.time()
 
     if args.resume:
+        source = scratch_source(scratch)
+        made_for = source.get("areas", list(AREAS))
+        if not set(areas) <= set(made_for):
+            sys.exit(
+                f"the scratch copy {scratch} was made for the areas "
+                f"{', '.join(made_for)}: run without --resume for others"
+            )
+        check_tests_exist(made_for)
         catalogue = json.loads((scratch / "mutants" / "catalogue.json").read_text())
         spent = json.loads(timing.read_text()) if timing.exists() else {"steps 1-2": 0}
-        copy_tests(scratch)
+        copy_tests(scratch, made_for)
     else:
-        make_scratch(scratch)
+        check_tests_exist(areas)
+        make_scratch(scratch, areas)
         catalogue = generate(scratch, args.max_children)
         spent = {"steps 1-2": 0}
-    source = scratch_source(scratch)
+        source = scratch_source(scratch)
     given = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python -m benchmarks.mutation_check", *given])
+    command = " ".join(["python -m tools.mutation_check", *given])
     spent.setdefault("commands", []).append(command)  # every session, in order
     catalogue = {n: e for n, e in catalogue.items() if area_of(n) in areas}
+    check_areas_found(catalogue, areas)
     skipped = {n: r for n, e in catalogue.items() if (r := skip_reason(n, e))}
-    to_run = sorted(set(catalogue) - set(skipped))
+    runnable = sorted(set(catalogue) - set(skipped))
+    sample = draw(runnable, args.sample, args.seed)
+    to_run = sorted(sample["chosen"])
     results = read_results(scratch)
     pending = [n for n in to_run if results.get(n, "not checked") == "not checked"]
     print(
         f"{len(catalogue)} mutants in scope, {len(skipped)} not run "
-        f"({dict(Counter(skipped.values()))}), {len(to_run)} to run, "
+        f"({dict(Counter(skipped.values()))}), {len(runnable)} runnable, "
+        f"{len(to_run)} to run (sample: {args.sample or 'all'}, seed {args.seed}), "
         f"{len(pending)} of them not checked yet",
         flush=True,
     )
@@ -811,9 +942,59 @@ def main(argv=None) -> int:
         print(row, flush=True)
     spent["step 3"] = (time.time() - step3_started) / 60
     spent["step 3 workers"] = args.max_children
+    timing.write_text(json.dumps(spent))
+    print(
+        f"steps 1-2: {spent['steps 1-2']:.1f} min, step 3: {spent['step 3']:.1f} min",
+        flush=True,
+    )
+    sample_info = {
+        "size": args.sample,
+        "seed": args.seed,
+        "population": sample["population"],
+    }
     if args.area is None:
-        write_report(rows, survivors, skipped, catalogue, spent, source, command)
+        write_report(
+            rows, survivors, skipped, catalogue, spent, source, command, sample_info
+        )
     return 1 if rows[-1]["unresolved"] or rows[-1]["other"] else 0
+
+
+def check_areas_found(catalogue: dict, areas: list[str]) -> None:
+    """Exit, naming them, if a function of :data:`AREAS` has no mutant (it was
+    renamed or moved, or a typo): the check would pass without checking it."""
+    found = {n.partition("__mutmut_")[0] for n in catalogue}
+    missing = [
+        pattern
+        for area in areas
+        for pattern in AREAS[area]
+        if not any(
+            f.startswith(pattern[:-1]) if pattern.endswith("*") else f == pattern
+            for f in found
+        )
+    ]
+    if missing:
+        sys.exit(
+            "no mutants of: " + ", ".join(missing) + ". Update AREAS to the "
+            "functions' current names."
+        )
+
+
+def draw(runnable: list[str], size: int | None, seed: int) -> dict:
+    """``size`` mutants of each area of ``runnable`` (all where it has fewer),
+    drawn with ``seed``: the same mutants for the same code, size and seed.
+
+    Returns ``chosen`` (the names) and ``population`` (area -> how many
+    there were to draw from)."""
+    by_area: dict[str, list[str]] = {}
+    for name in sorted(runnable):
+        by_area.setdefault(area_of(name) or "", []).append(name)
+    chosen = []
+    for area, names in by_area.items():
+        if size is None or size >= len(names):
+            chosen += names
+        else:  # a str seed is hashed with sha512: the same draw in any process
+            chosen += random.Random(f"{seed}:{area}").sample(names, size)
+    return {"chosen": chosen, "population": {a: len(n) for a, n in by_area.items()}}
 
 
 def _row(area, catalogue, skipped, status, survivors) -> dict:
@@ -827,18 +1008,21 @@ def _row(area, catalogue, skipped, status, survivors) -> dict:
     resolved = Counter(
         s["resolution"].split(" ")[0] for s in survivors if mine(s["mutant"])
     )
+    mutants = sum(1 for n in catalogue if mine(n))
+    run = sum(counts.values())
     return {
         "area": area,
-        "mutants": sum(1 for n in catalogue if mine(n)),
+        "mutants": mutants,
         "not run: message wording": skip["message wording"],
         "not run: other line": skip["other line"],
-        "run": sum(counts.values()),
+        "not sampled": mutants - sum(skip.values()) - run,
+        "run": run,
         "killed": counts["killed"],
         "timeout": counts["timeout"],
         "survived": counts["survived"],
         "no tests": counts["no tests"],
         "crashed": counts["crashed"],
-        "then killed by new tests": resolved["killed"],
+        "then killed (step 3)": resolved["killed"],
         "equivalent": resolved["equivalent:"],
         "unresolved": resolved["UNRESOLVED"],
         "other": sum(
@@ -855,10 +1039,22 @@ def _code(text: str) -> str:
     )
 
 
-def write_report(rows, survivors, skipped, catalogue, spent, source, command) -> None:
+def write_report(
+    rows, survivors, skipped, catalogue, spent, source, command, sample
+) -> None:
     import mutmut
 
     workers = spent.get("step 2 workers", "(not recorded)")  # older scratch copies
+    if sample["size"] is None:
+        drawn = "Every mutant that is not skipped (below) ran."
+    else:
+        drawn = (
+            f"Sample: {sample['size']} mutants per area (all where an area has "
+            f"fewer), drawn with seed {sample['seed']} from each area's runnable "
+            "mutants (population: "
+            + ", ".join(f"{a} {n}" for a, n in sample["population"].items())
+            + "); the others are counted as not sampled."
+        )
     notes = [
         f"Source: commit {source['commit']}"
         + (
@@ -869,12 +1065,13 @@ def write_report(rows, survivors, skipped, catalogue, spent, source, command) ->
         + ". "
         + source.get("note", ""),
         "",
+        drawn,
+        "",
         f"Step 2: mutmut {mutmut.__version__} (forkserver isolation, workers: "
-        f"{workers}) ran each "
-        f"mutant against the tests of {', '.join(MUTATION_TESTS)} that reach its "
-        f"function, less {', '.join(DESELECT)}. Step 3: each survivor, and "
-        "each mutant no test reached, ran against all the tests of its area "
-        "(`AREA_TESTS`). Steps 1-2 took {spent['steps 1-2']:.0f} min, step 3 "
+        f"{workers}) ran each mutant against the tests of its area (`AREA_TESTS`) "
+        f"that reach its function, less {', '.join(DESELECT)}. Step 3: each "
+        "survivor, and each mutant no test reached, ran against all the tests "
+        f"of its area. Steps 1-2 took {spent['steps 1-2']:.0f} min, step 3 "
         f"{spent['step 3']:.0f} min ({spent['step 3 workers']} worker(s)). "
         "Sessions of this scratch copy, in order: "
         + "; ".join(f"`{c}`" for c in spent["commands"])
@@ -885,14 +1082,16 @@ def write_report(rows, survivors, skipped, catalogue, spent, source, command) ->
         "past mutmut's hard CPU limit); both count as killed. *Not run*: mutants "
         "that change only the wording of an error or log message (a string "
         "inside `raise ...` or a `logger` call), and mutants of lines that are "
-        "not the feature's in `fit`, `partial_fit`, `_split_validation` (lines "
-        "that do not name the weights) and `download_members` (lines outside its "
-        "ranged branch); both "
-        "lists are in the JSON file.",
+        "not the feature's in "
+        + ", ".join(f"`{function_of(f)}`" for f in _FEATURE_LINES)
+        + "; both lists are in the JSON file.",
         "",
-        "Functions mutated, per area:",
+        "Tests per area:",
         "",
     ]
+    for area in AREAS:
+        notes.append(f"- {area}: " + ", ".join(f"`{t}`" for t in AREA_TESTS[area]))
+    notes += ["", "Functions mutated, per area:", ""]
     for area in AREAS:  # those that had mutants, as module.function
         names = sorted({function_of(n) for n in catalogue if area_of(n) == area})
         notes.append(f"- {area}: " + ", ".join(f"`{n}`" for n in names))
@@ -912,28 +1111,72 @@ def write_report(rows, survivors, skipped, catalogue, spent, source, command) ->
             f"- {s['file']} `{s['function'].split('.', 1)[1]}` ({s['suite']}): "
             f"{_code(s['removed'])} -> {_code(s['added'])} - {s['resolution']}"
         )
-    write_results(
-        "mutation_check",
-        rows,
-        command=command,
-        notes="\n".join(notes),
-        meta={**machine(), "commit": source["commit"]},
-    )
-    path = REPO / "benchmarks" / "results" / "mutation_check.json"
-    payload = json.loads(path.read_text())
-    payload["source"] = source
-    payload["minutes"] = spent
-    payload["survivors"] = survivors
-    payload["not_run"] = [
-        {
-            "mutant": n,
-            "reason": r,
-            "function": function_of(n),
-            "added": " / ".join(changed_lines(catalogue[n]["diff"])[1]),
-        }
-        for n, r in sorted(skipped.items())
+    payload = {
+        "benchmark": "mutation_check",
+        "command": command,
+        "machine": {**machine(), "commit": source["commit"]},
+        "rows": rows,
+        "notes": "\n".join(notes),
+        "source": source,
+        "sample": sample,
+        "minutes": spent,
+        "survivors": survivors,
+        "not_run": [
+            {
+                "mutant": n,
+                "reason": r,
+                "function": function_of(n),
+                "added": " / ".join(changed_lines(catalogue[n]["diff"])[1]),
+            }
+            for n, r in sorted(skipped.items())
+        ],
+    }
+    columns = list(rows[0])
+    lines = [
+        "# mutation_check",
+        "",
+        f"Command: `{command}`  ",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in payload["machine"].items()),
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows),
+        "",
+        payload["notes"],
     ]
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for path, text in (
+        (RESULTS / "mutation_check.json", json.dumps(payload, indent=2) + "\n"),
+        (RESULTS / "mutation_check.md", "\n".join(lines) + "\n"),
+    ):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    print("\n".join(lines))
+
+
+def machine() -> dict:
+    """Where and with what the check ran: date, Python, CPU, library versions."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "date": time.strftime("%Y-%m-%d"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+    }
+    for mod in ("numpy", "tensorflow", "keras", "sklearn", "optuna", "mutmut"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - say what is there
+            pass
+    return info
 
 
 if __name__ == "__main__":
