@@ -1,4 +1,4 @@
-"""One process of tests/test_tf_distribute.py (TensorFlow's devices and
+"""One process of tests/test_distribute.py (TensorFlow's devices and
 TF_CONFIG must be set before TensorFlow starts, so each case is a process).
 
 Usage: ``python distribute_child.py mirrored EMNIST_DIR OUT.json``,
