@@ -1,13 +1,14 @@
-"""Private helpers: input validation shared by the estimators, and seeding."""
+"""Private helpers: input validation, seeding, precision, parameters as JSON."""
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import os
 import random
-from collections.abc import Iterator
-from typing import Literal, TypeGuard, cast, get_args
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal, TypeGuard, cast, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -27,6 +28,8 @@ __all__ = [
     "resolve_precision",
     "is_int",
     "is_real",
+    "jsonable",
+    "jsonable_params",
     "PRECISIONS",
     "DTYPE_POLICIES",
     "Precision",
@@ -367,3 +370,80 @@ def is_int(value: object) -> TypeGuard[int]:
 def is_real(value: object) -> TypeGuard[int | float]:
     """True for an int or float that is not a bool (a JSON number read back)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def jsonable(value: Any) -> Any:
+    """A parameter's value as JSON-ready Python values.
+
+    The one rule for every file that records parameters (a checkpoint's
+    identity, an export's sidecar, a run's ``params.json``, a search's
+    summary): None, bools, ints, floats and strings as they are; numpy
+    scalars as the Python number; tuples and lists as lists and dicts as
+    dicts with string keys (``json.dumps``' text for a non-string key), their
+    items converted alike; paths as their string; a numpy random generator
+    by its class name (its repr names an address that differs each run);
+    anything else by its ``repr``.
+
+    Parameters
+    ----------
+    value : object
+        A parameter's value.
+
+    Returns
+    -------
+    object
+        ``value`` as values ``json.dumps`` writes.
+
+    Examples
+    --------
+    >>> jsonable((64, np.int64(32)))
+    [64, 32]
+    >>> jsonable({0: np.float32(2.0), "a": None})
+    {'0': 2.0, 'a': None}
+    >>> jsonable(np.random.RandomState(0))
+    'RandomState'
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {_json_key(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return type(value).__name__
+    return repr(value)
+
+
+def _json_key(key: Any) -> str:
+    key = jsonable(key)
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+def jsonable_params(
+    params: Mapping[str, Any], exclude: Iterable[str] = ("callbacks",)
+) -> dict[str, Any]:
+    """An estimator's parameters as JSON-ready values, by :func:`jsonable`.
+
+    Parameters
+    ----------
+    params : mapping
+        Parameter names and values, as ``get_params`` gives them.
+    exclude : iterable of str, default=("callbacks",)
+        Names left out (Keras callbacks are objects, not settings).
+
+    Returns
+    -------
+    dict
+        The other parameters, their values converted.
+
+    Examples
+    --------
+    >>> jsonable_params({"hidden_layer_sizes": (64,), "callbacks": None})
+    {'hidden_layer_sizes': [64]}
+    """
+    skip = set(exclude)
+    return {k: jsonable(v) for k, v in params.items() if k not in skip}

@@ -43,7 +43,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._utils import is_int, is_real
+from ._utils import is_int, is_real, jsonable, jsonable_params
 from .exceptions import DataFormatError, EmnistEstimatorsError, OutputFolderError
 from .keras_io import variables_as_numpy
 
@@ -77,19 +77,18 @@ class CheckpointMismatchError(EmnistEstimatorsError, ValueError):
     """The checkpoint in ``checkpoint_dir`` is not of this fit."""
 
 
-def _jsonable(value):
-    """Parameters as JSON: tuples as lists, anything else by its repr."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return sorted([repr(k), _jsonable(v)] for k, v in value.items())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.random.RandomState, np.random.Generator)):
-        return type(value).__name__  # its repr names its address
-    return repr(value)
+def _pairs_of_dicts(params: dict) -> dict:
+    """``params`` as checkpoints written before :func:`jsonable` recorded it.
+
+    Those wrote a dict (``class_weight``) as sorted ``[repr(key), value]``
+    pairs; every other value as :func:`jsonable` does.
+    """
+    return {
+        k: sorted([repr(key), jsonable(v)] for key, v in value.items())
+        if isinstance(value, dict)
+        else jsonable(value)
+        for k, value in params.items()
+    }
 
 
 def _fingerprint(X: np.ndarray, y_enc: np.ndarray, w: np.ndarray | None) -> str:
@@ -215,15 +214,17 @@ class CheckpointStore:
         params = estimator.get_params(deep=False)
         self.identity = {
             "class": type(estimator).__name__,
-            "params": {
-                k: _jsonable(v) for k, v in params.items() if k not in _FREE_PARAMS
-            },
-            "classes": _jsonable(list(estimator.classes_)),
+            "params": jsonable_params(params, exclude=_FREE_PARAMS),
+            "classes": jsonable(list(estimator.classes_)),
             "n_features": int(X.shape[1]),
             "data": _fingerprint(X, y_enc, w),
             # a warm-started fit continues from these weights, not new ones
             "start": "new" if start is None else start,
         }
+        # how checkpoints written before jsonable_params recorded them
+        self._old_params = _pairs_of_dicts(
+            {k: v for k, v in params.items() if k not in _FREE_PARAMS}
+        )
         self.epochs = int(params["epochs"])
         self._check_writable()
 
@@ -381,7 +382,7 @@ class CheckpointStore:
         problems = []
         if saved.get("class") != mine["class"]:
             problems.append(f"it is of a {saved.get('class')}, not a {mine['class']}")
-        elif saved.get("params") != mine["params"]:
+        elif saved.get("params") not in (mine["params"], self._old_params):
             theirs = saved.get("params") or {}
             names = sorted(
                 k

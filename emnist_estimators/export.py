@@ -102,6 +102,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._utils import jsonable_params
 from .exceptions import EmnistEstimatorsError, ExportError
 from .export_files import (
     check_destination,
@@ -500,24 +501,6 @@ def _judge(
 
 
 # --- the sidecar --------------------------------------------------------------------
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        value = list(value)
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
-
-
-def _params(step: Any) -> dict:
-    return {
-        k: _jsonable(v)
-        for k, v in step.get_params(deep=False).items()
-        if k != "callbacks"
-    }
-
-
 def _class_names(classes: np.ndarray, class_names: Any) -> list | None:
     if class_names is None:
         return None
@@ -567,13 +550,17 @@ def _sidecar(
         },
         "estimator": {
             "class": type(est).__name__,
-            "params": _params(est),
+            "params": jsonable_params(est.get_params(deep=False)),
             "trained_precision": getattr(est, "dtype_policy_", "float32"),
             "exported_precision": "float32",
             "input_scale": est.input_scale_,
         },
         "pipeline_steps": [
-            {"class": type(s).__name__, "params": _params(s)} for s in plan.scalers
+            {
+                "class": type(s).__name__,
+                "params": jsonable_params(s.get_params(deep=False)),
+            }
+            for s in plan.scalers
         ],
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "check": check,

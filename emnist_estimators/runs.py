@@ -19,6 +19,7 @@ from typing import cast
 import numpy as np
 
 from ._splits import holdout_split
+from ._utils import jsonable_params
 from .sources import Dataset, load_source
 
 __all__ = [
@@ -639,8 +640,8 @@ def write_run(
     """
     folder = Path(folder)
     estimator.save(folder / "model.keras")
-    params = {k: v for k, v in estimator.get_params().items() if k != "callbacks"}
-    (folder / "params.json").write_text(json.dumps(params, indent=2, default=str))
+    params = jsonable_params(estimator.get_params())
+    (folder / "params.json").write_text(json.dumps(params, indent=2))
     (folder / "history.json").write_text(json.dumps(estimator.history_, indent=2))
     if held_out_rows is not None:
         if data is None:

@@ -114,6 +114,25 @@ def test_a_checkpoint_of_the_old_fingerprint_is_refused_saying_why(bars, tmp_pat
     assert "delete the file to train from scratch" in str(info.value)
 
 
+def test_a_checkpoint_with_class_weight_pairs_still_resumes(bars, tmp_path):
+    # checkpoints written before jsonable_params recorded a dict parameter as
+    # sorted [repr(key), value] pairs: the same fit still takes them up
+    X, y = bars
+    weights = {0: 2.0, 1: 1.0, 2: 0.5}
+    first = _mlp(checkpoint_dir=tmp_path, class_weight=weights).fit(X, y)
+    path = tmp_path / CHECKPOINT_NAME
+    state = json.loads(_read(path, "state").tobytes())
+    assert state["identity"]["params"]["class_weight"] == {"0": 2.0, "1": 1.0, "2": 0.5}
+    state["identity"]["params"]["class_weight"] = [["0", 2.0], ["1", 1.0], ["2", 0.5]]
+    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
+    write_members(path, {**zip_members(path), "state.npy": _npy(raw)})
+    again = _mlp(checkpoint_dir=tmp_path, class_weight=weights).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
+    other = {0: 1.0, 1: 1.0, 2: 0.5}  # another weight is still another fit
+    with pytest.raises(CheckpointMismatchError, match="class_weight="):
+        _mlp(checkpoint_dir=tmp_path, class_weight=other).fit(X, y)
+
+
 def test_an_empty_checkpoint_dir_is_refused(bars, tmp_path, monkeypatch):
     # Path("") is the current directory: the checkpoint was written there
     X, y = bars

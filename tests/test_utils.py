@@ -6,8 +6,10 @@ pinned where it lives, without training anything.
 
 from __future__ import annotations
 
+import json
 import random
 from numbers import Integral
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -21,6 +23,8 @@ from emnist_estimators._utils import (
     check_elements,
     check_labels,
     check_pixels,
+    jsonable,
+    jsonable_params,
     resolve_precision,
     resolve_seed,
     seeded,
@@ -229,3 +233,50 @@ def test_cpu_bf16_switch_decides_what_auto_picks_on_a_cpu(monkeypatch, value, po
     monkeypatch.setenv(_utils.CPU_BF16_ENV, "no")
     with pytest.raises(ValueError, match="EMNIST_ESTIMATORS_CPU_BF16='no'.* 0 "):
         resolve_precision("auto")
+
+
+# --- jsonable ---------------------------------------------------------------------
+def test_jsonable_turns_parameters_into_plain_json_values():
+    def square(x):
+        return x * x
+
+    params = {
+        "hidden_layer_sizes": (64, np.int64(32)),
+        "dropout": np.float32(0.5),
+        "batch_norm": np.bool_(True),
+        "block_dropout": None,
+        "activation": "relu",
+        "class_weight": {np.int64(0): 2.0, 1: np.float64(1.5), "A": 1},
+        "checkpoint_dir": Path("runs") / "ckpt",
+        "random_state": np.random.RandomState(0),
+        "rng": np.random.default_rng(0),
+        "loss": square,
+        "callbacks": [object()],
+    }
+    got = jsonable_params(params)
+    assert got == {
+        "hidden_layer_sizes": [64, 32],
+        "dropout": 0.5,
+        "batch_norm": True,
+        "block_dropout": None,
+        "activation": "relu",
+        "class_weight": {"0": 2.0, "1": 1.5, "A": 1},
+        "checkpoint_dir": str(Path("runs") / "ckpt"),
+        "random_state": "RandomState",  # its repr names an address
+        "rng": "Generator",
+        "loss": repr(square),
+    }
+    # Python types only: numpy's scalars are gone, the result is valid JSON
+    assert type(got["hidden_layer_sizes"][1]) is int
+    assert type(got["dropout"]) is float and type(got["batch_norm"]) is bool
+    assert json.loads(json.dumps(got)) == got
+
+
+def test_jsonable_params_leaves_out_the_names_given():
+    params = {"epochs": 3, "verbose": 1, "callbacks": None}
+    assert jsonable_params(params) == {"epochs": 3, "verbose": 1}
+    assert jsonable_params(params, exclude=("verbose",)) == {
+        "epochs": 3,
+        "callbacks": None,
+    }
+    assert jsonable([(1, 2), [np.int8(3)]]) == [[1, 2], [3]]

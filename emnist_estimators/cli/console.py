@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
+from .._utils import jsonable
 from ..exceptions import EmnistEstimatorsError
 
 __all__ = [
@@ -48,7 +49,7 @@ def emit(args, result: dict, text: str) -> None:
         The result for a person.
     """
     if getattr(args, "json", False):
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(jsonable(result), indent=2))
     else:
         print(text)
 

@@ -14,6 +14,7 @@ import logging
 import shlex
 from pathlib import Path
 
+from .._utils import jsonable
 from ..cluster import ThreadShare, connected, share_threads
 from ..output_folder import (
     check_output_folder,
@@ -138,7 +139,7 @@ def _tune(args, clf, data, output: Path, client=None):
         "train_command": train_command(args, summary["best_params"], output),
     }
     summary_file = output / f"{study.study_name}-summary.json"
-    summary_file.write_text(json.dumps(result, indent=2, default=str))
+    summary_file.write_text(json.dumps(jsonable(result), indent=2))
     written = [f.name for f in (*figures, summary_file)]
     if args.storage is None:
         written.append("study.db")
