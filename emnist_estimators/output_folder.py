@@ -37,12 +37,13 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .datasets._tempfiles import host, writer_is_dead
+from .datasets._tempfiles import host, stale_files
 from .exceptions import OutputFolderError
 
 __all__ = [
@@ -320,11 +321,11 @@ def _remove_stale_siblings(real: Path) -> None:
 def remove_stale(folder: str | os.PathLike[str], pattern: re.Pattern) -> list[Path]:
     """Remove the temporaries in ``folder`` whose writer died on this machine.
 
-    The rule of the data layer (``datasets._tempfiles``), for folders as well
-    as files: an entry is removed only when ``pattern`` matches its whole
-    name and no process of the recorded pid runs on the recorded host (this
-    one). A symbolic link, a live writer's temporary and another host's are
-    left alone.
+    The data layer's rule and scan (``datasets._tempfiles.stale_files``),
+    for folders as well as files: an entry is removed only when ``pattern``
+    matches its whole name and no process of the recorded pid runs on the
+    recorded host (this one). A symbolic link, a live writer's temporary and
+    another host's are left alone.
 
     Parameters
     ----------
@@ -340,24 +341,15 @@ def remove_stale(folder: str | os.PathLike[str], pattern: re.Pattern) -> list[Pa
     list of Path
         What was removed.
     """
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return []
     removed = []
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        if match is None or not writer_is_dead(int(match["pid"]), match["host"]):
-            continue
+    for path in stale_files(folder, pattern, whole_name=True, folders=True):
         with contextlib.suppress(OSError):  # e.g. removed meanwhile by another run
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            elif entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
             else:
-                continue
-            removed.append(Path(entry.path))
-    return sorted(removed)
+                os.unlink(path)
+            removed.append(path)
+    return removed
 
 
 def _make_parents(folder: Path) -> list[Path]:

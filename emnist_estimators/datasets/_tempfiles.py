@@ -51,23 +51,41 @@ def writer_is_dead(pid: int, writer_host: str | None) -> bool:
     return pid != os.getpid() and not pid_alive(pid)
 
 
-def stale_files(folder, pattern: re.Pattern) -> list[Path]:
+def stale_files(
+    folder, pattern: re.Pattern, *, whole_name: bool = False, folders: bool = False
+) -> list[Path]:
     """Plain files in ``folder`` named by ``pattern`` whose writer is dead.
 
     ``pattern`` must have the named groups ``pid`` and ``host`` (which may
-    match nothing, for names from before the host was recorded).
+    match nothing, for names from before the host was recorded). It matches
+    a name's start (``re.match``), or with ``whole_name`` the whole name
+    (``re.fullmatch``). With ``folders``, folders so named are found too. A
+    symbolic link is never found, whatever it points to. The one scan behind
+    every ``remove_stale*`` of the package (cache, download, output folders,
+    exports).
     """
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return []
+    match_name = pattern.fullmatch if whole_name else pattern.match
     found = []
     for entry in entries:
-        match = pattern.match(entry.name)
+        match = match_name(entry.name)
         if (
             match is not None
             and writer_is_dead(int(match["pid"]), match["host"])
-            and entry.is_file(follow_symlinks=False)
+            and _is_wanted(entry, folders)
         ):
             found.append(Path(entry.path))
     return sorted(found)
+
+
+def _is_wanted(entry: os.DirEntry[str], folders: bool) -> bool:
+    """A plain file, or (``folders``) a folder; never a link. In doubt: no."""
+    try:
+        return entry.is_file(follow_symlinks=False) or (
+            folders and entry.is_dir(follow_symlinks=False)
+        )
+    except OSError:  # e.g. no permission to look: not ours to remove
+        return False
