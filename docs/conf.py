@@ -4,7 +4,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, os.path.abspath("_ext"))  # the CLI page, gallery figures
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from gallery_figures import scrape_figures  # noqa: E402
 
 import emnist_estimators  # noqa: E402
 
@@ -18,6 +21,8 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.viewcode",
     "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "cli_reference",
 ]
 autosummary_generate = True
 autodoc_default_options = {
@@ -31,7 +36,31 @@ autodoc_default_options = {
 }
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
-html_theme = "alabaster"
-html_theme_options = {"description": "Keras classifiers for handwritten characters"}
-exclude_patterns = ["_build"]
+html_theme = "pydata_sphinx_theme"
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+}
+html_title = f"emnist-estimators {release}"
+html_static_path = ["_static"]
+# code blocks wrap instead of scrolling sideways (tests/test_docs.py, 1366 px)
+html_css_files = ["wrap.css"]
+exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py"]
+
+# examples/ -> docs/auto_examples/: each script run once, in its quick mode
+# (offline digits, a few epochs: seconds each), its printed output and
+# figures shown, the script and a notebook to download. --emnist (real data)
+# is never passed: the docs build needs no data files.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/[^_][^/]*\.py$",  # run every example ...
+    "ignore_pattern": r"(^|[/\\])_[^/\\]*\.py$",  # ... not _data.py, a helper
+    "reset_argv": lambda gallery_conf, script_vars: ["--quick"],
+    # the package's figures (which pyplot does not track), and pyplot's
+    "image_scrapers": (scrape_figures, "matplotlib"),
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "within_subsection_order": "FileNameSortKey",
+}
 suppress_warnings = ["config.cache"]

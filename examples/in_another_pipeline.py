@@ -1,8 +1,11 @@
-"""Use the estimators inside another project's scikit-learn code.
+"""Use the estimators inside another project's scikit-learn code
+=============================================================
 
 A ColumnTransformer picks the 784 pixel columns out of a wider DataFrame and
 a VotingClassifier combines EmnistMLP and EmnistCNN with a plain
 LogisticRegression (soft voting needs predict_proba from each).
+
+.. code-block:: bash
 
     python examples/in_another_pipeline.py [--emnist]
 """
@@ -18,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from emnist_estimators import EmnistCNN, EmnistMLP, PixelScaler
 
-args = example_args(__doc__.splitlines()[0])
+args = example_args("Use the estimators inside another project's scikit-learn code")
 X_train, X_test, y_train, y_test = load_example_data(args)
 epochs = 2 if args.quick else 15
 

@@ -1,4 +1,7 @@
-"""Tune an EmnistCNN with optuna: pruning, a persistent study, resuming.
+"""Tune an EmnistCNN with optuna: pruning, a persistent study, resuming
+====================================================================
+
+.. code-block:: bash
 
     python examples/optuna_tuning.py [--emnist]
 
@@ -17,7 +20,9 @@ from _data import example_args, load_example_data
 from emnist_estimators import EmnistCNN
 from emnist_estimators.tuning import EmnistSearchCV
 
-args = example_args(__doc__.splitlines()[0])
+args = example_args(
+    "Tune an EmnistCNN with optuna: pruning, a persistent study, resuming"
+)
 X_train, X_test, y_train, y_test = load_example_data(args)
 storage = f"sqlite:///{Path(tempfile.gettempdir()) / 'emnist-example-study.db'}"
 

@@ -1,6 +1,9 @@
-"""Quickstart: a Pipeline of PixelScaler and EmnistCNN.
+"""Quickstart: a Pipeline of PixelScaler and EmnistCNN
+===================================================
 
 Train, score, look at probabilities, save and load again.
+
+.. code-block:: bash
 
     python examples/quickstart_pipeline.py            # offline digits demo
     python examples/quickstart_pipeline.py --emnist   # EMNIST balanced
@@ -15,7 +18,7 @@ from sklearn.pipeline import Pipeline
 
 from emnist_estimators import EmnistCNN, PixelScaler, load_model
 
-args = example_args(__doc__.splitlines()[0])
+args = example_args("Quickstart: a Pipeline of PixelScaler and EmnistCNN")
 X_train, X_test, y_train, y_test = load_example_data(args)
 
 # %%
@@ -33,6 +36,14 @@ pipe.fit(X_train, y_train)
 print(f"test accuracy: {pipe.score(X_test, y_test):.4f}")
 print("first predictions:", pipe.predict(X_test[:8]), "truth:", y_test[:8])
 print("probabilities of the first image:", pipe.predict_proba(X_test[:1]).round(3))
+
+# %%
+# The first test images with the class predicted for each and its
+# probability; a wrong prediction is red and names the true class too.
+from emnist_estimators.reporting import plot_sample_predictions
+
+proba = pipe.predict_proba(X_test[:20]).max(axis=1)
+fig = plot_sample_predictions(X_test, y_test, pipe.predict(X_test), n=20, proba=proba)
 
 # %%
 # The estimator alone saves in Keras' native format (loaded in safe mode).

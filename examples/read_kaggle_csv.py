@@ -1,9 +1,12 @@
-"""Read EMNIST in the common CSV export (the Kaggle "crawford/emnist" files).
+"""Read EMNIST in the common CSV export (the Kaggle "crawford/emnist" files)
+=========================================================================
 
 Each row is ``label,p0,...,p783`` without a header, images transposed like
 NIST's IDX files. ``read_emnist_csv`` parses straight to uint8 (no float64
 frame of the whole split) and ``PixelScaler(fix_orientation=True)`` turns the
 images upright inside the Pipeline.
+
+.. code-block:: bash
 
     python examples/read_kaggle_csv.py [--csv emnist-balanced-train.csv]
 
@@ -24,7 +27,9 @@ from emnist_estimators import EmnistMLP, PixelScaler
 from emnist_estimators.datasets import read_emnist_csv
 from emnist_estimators.datasets.digits import load_digits_28
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(
+    description="Read EMNIST in the common CSV export (Kaggle's crawford/emnist)"
+)
 parser.add_argument("--csv", type=Path, help="an EMNIST CSV export")
 parser.add_argument("--quick", action="store_true")
 args = parser.parse_args()
