@@ -1,28 +1,6 @@
 """Checkpoints that let an interrupted ``fit`` resume from its last epoch.
 
-With ``checkpoint_dir`` set, ``fit`` writes ``emnist-checkpoint.npz`` in that
-folder after every epoch: the network's variables (weights and the random
-generators' states of dropout and augmentation), the optimizer's variables
-(Adam's moments and step count, which the learning-rate schedule reads), the
-early-stopping counters and best weights, the history, the shuffling seed and
-the number of epochs done. A ``fit`` that finds the file resumes after that
-epoch; since each epoch's batch order is a function of the seed and the epoch
-alone (:mod:`~emnist_estimators.batches`), the resumed fit ends with the same
-weights as one never interrupted (on CPU, where the kernels are
-deterministic).
-
-The file is written to a temporary name and renamed, so a kill at any moment
-leaves either the previous epoch's checkpoint or this one. It is a numpy
-``.npz`` read with ``allow_pickle=False``; each member is checked against the
-size and shape the new network expects before it is read, and the JSON state
-is capped, so a hostile file cannot run code or exhaust memory.
-
-A checkpoint belongs to one estimator class, one set of parameters, one class
-set and one training set (a sha256 of the labels, the weights and every
-pixel); a ``fit`` with anything else is refused with the differences named.
-A finished fit's checkpoint stays: running the same script again loads the
-trained network instead of training again. Delete the file (or use another
-folder) to train from scratch.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 
 Examples
 --------

@@ -1,20 +1,9 @@
 """Dask clusters: connect to a scheduler, share each machine's cores, wait safely.
 
-:class:`~emnist_estimators.tuning.EmnistSearchCV` runs its trials on a Dask
-cluster when given ``scheduler=`` (and ``emnist-estimators tune
---dask-scheduler``); this module holds the Dask side of that:
+The Dask side of :class:`~emnist_estimators.tuning.EmnistSearchCV`'s
+``scheduler=`` (and ``emnist-estimators tune --dask-scheduler``).
 
-- :func:`connect`: a ``distributed.Client`` for a scheduler address, with a
-  clear error (and how to start a scheduler) when none answers in time;
-- :class:`ThreadShare` and :func:`share_threads`: each worker sizes
-  TensorFlow's thread pools to its share of its machine's cores, so that
-  several workers on one machine do not oversubscribe it;
-- :func:`wait_for_workers` and :func:`wait_for_futures`: waiting that ends
-  with an error, never a hang, when every worker is gone.
-
-dask and distributed are imported inside the functions, never when this
-module is imported: they are an optional dependency (the ``distributed``
-extra), and importing the package must stay fast.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 
 Examples
 --------

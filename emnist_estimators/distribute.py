@@ -2,20 +2,7 @@
 
 The estimators' ``distribution`` parameter chooses the strategy:
 
-- ``"mirrored"``: :class:`tf.distribute.MirroredStrategy` over this machine's
-  GPUs, or over its logical CPU devices where it has no GPU. Keras' own
-  ``fit`` runs under it, with ``validation_data`` (Keras'
-  ``validation_split`` fails under the strategy; the estimators never use it).
-- ``"multi_worker"``: :class:`tf.distribute.MultiWorkerMirroredStrategy`, one
-  process per worker, configured by the ``TF_CONFIG`` environment variable.
-  Keras 3's ``fit`` fails under it (keras-team/keras#20585,
-  tensorflow/tensorflow#72388), so :func:`fit_multi_worker` trains with a
-  step of its own run through ``strategy.run``; callbacks, validation,
-  history and early stopping work through it.
-
-Either way ``batch_size`` is the batch of one replica: each step trains on
-``batch_size * replicas`` rows (the global batch), and the learning rate is
-used as given (see :func:`global_batch_size`).
+How it works and why: the design notes in the docs (``docs/design.rst``).
 
 Examples
 --------

@@ -1,81 +1,10 @@
 """Export a fitted ``EmnistMLP``/``EmnistCNN`` (or its Pipeline) for other runtimes.
 
-:func:`export_model` writes one of three formats:
+:func:`export_model` writes ONNX, a TensorFlow SavedModel or LiteRT, with a
+JSON sidecar, once the exported model agrees with ``predict_proba``;
+:func:`load_exported` runs one back.
 
-``"onnx"``
-    An ONNX file (tf2onnx), run with onnxruntime or any ONNX runtime.
-``"tf_saved_model"``
-    A TensorFlow SavedModel folder, run with ``tf.saved_model.load`` (TF
-    Serving, TensorFlow.js and TensorFlow in any language read it too).
-``"litert"``
-    A LiteRT (TensorFlow Lite) flatbuffer, run with ``ai_edge_litert``'s
-    ``Interpreter`` on phones and small devices.
-
-Every exported model has one input, ``pixels``, and one output,
-``probabilities``. The input is what the fitted estimator (or Pipeline) takes:
-raw ``uint8`` pixels 0..255 when it was fitted on raw pixels or starts with a
-``PixelScaler`` (``max_value=255``), else ``float32`` in the range it was
-fitted on; of shape ``(n, n_pixels)`` or, with ``input_shape="image"``,
-``(n, height, width)``. The output is ``float32`` of shape ``(n, n_classes)``,
-in the order of ``classes_``. Casting, scaling and the Pipeline's
-``PixelScaler`` steps (``/ max_value``, ``fix_orientation``'s transpose) are
-part of the exported graph. The exported graph does not validate its input
-as ``predict`` does: values outside the range, or images of another shape,
-give meaningless probabilities instead of an error.
-
-Beside the model, ``<path>.json`` (e.g. ``model.onnx.json``, or
-``saved_model.json`` for a folder ``saved_model``) records the format, the
-classes (and ``class_names``, the characters, when given), the input and
-output names, shapes and dtypes, the package version, the estimator's class
-and parameters, and the result of the check below.
-
-What is exported is not ``model_`` itself but an inference-only float32
-twin of it: the same architecture built with ``precision="float32"``,
-``dropout=0`` and ``augment=False``, holding ``model_``'s weights. Measured
-with TensorFlow 2.21, Keras 3.15, tf2onnx 1.17 and onnxruntime 1.32, the
-network as trained fails otherwise:
-
-- trained with ``precision="mixed_bfloat16"`` (what ``"auto"`` picks on CPUs
-  with native bfloat16), it converts to an ONNX graph that onnxruntime
-  refuses (a bfloat16 ``Mul``) and to no LiteRT model at all (bfloat16 ops
-  are not LiteRT builtins);
-- with ``augment=True``, the random-augmentation layers stay in the traced
-  graph: the ONNX graph is invalid and the SavedModel's outputs change from
-  call to call.
-
-Mixed-bfloat16 networks keep float32 weights, so they copy as they are.
-
-Before the model is moved to ``path`` it is run with its own runtime, in this
-process, on ``check_X`` (by default 256 synthetic images: blank, noise,
-strokes) and compared with the estimator's ``predict_proba``:
-
-- float32-trained estimators: every label equal and every probability within
-  ``FLOAT32_TOLERANCE`` (1e-4). Measured on 1,000 real EMNIST images: at most
-  1.1e-6 (the same float32 arithmetic in another order; LiteRT's kernels
-  differ most).
-- bfloat16-trained estimators: the export computes in float32 what
-  ``predict`` approximates in bfloat16 (8 significant bits), so the two
-  differ by more than rounding, and labels can differ where two classes are
-  nearly tied. Measured on 1,000 real EMNIST images, for MLPs and CNNs (with
-  and without augmentation) trained 1 to 8 epochs: probabilities differ by at
-  most 0.0085, and 0 to 5 labels in 1,000 differ. So the check is two-fold:
-  the export against the float32 twin run by Keras - every label equal,
-  within ``FLOAT32_TOLERANCE``: the conversion is faithful - and against
-  ``predict_proba`` within ``BFLOAT16_TOLERANCE`` (0.05, six times the
-  largest difference measured; a wrong weight or layer moves confident
-  probabilities by about their size). Within that tolerance a label can
-  only differ where ``predict_proba``'s two most likely classes are within
-  0.1 of each other: such near-ties are counted in the sidecar, not refused.
-
-Reading an exported model back and running it (:func:`load_exported`,
-:class:`ExportedModel`) lives in :mod:`emnist_estimators.exported`; its
-public names are importable from here too.
-
-A failed check raises :class:`ExportError` and leaves no file behind; so does
-any other failure. What ``overwrite`` may replace, the temporary names and
-their removal after a killed export are in
-:mod:`emnist_estimators.export_files`. The optional dependencies are the
-``export`` extra: ``pip install "emnist-estimators[export]"``.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 
 Examples
 --------
@@ -102,7 +31,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._utils import jsonable_params
+from ._utils import capturing_native_stderr, jsonable_params
 from .exceptions import EmnistEstimatorsError, ExportError
 from .export_files import (
     check_destination,
@@ -579,6 +508,7 @@ def _sidecar(
 
 
 # --- export_model ---------------------------------------------------------------------
+@capturing_native_stderr  # tf2onnx's graph optimiser logs from C++
 def export_model(
     model: Any,
     path: str | os.PathLike,

@@ -1,21 +1,6 @@
 """Where an export is written: what it may replace, its temporaries, its errors.
 
-The rules of :mod:`emnist_estimators.output_folder`, for the files and
-folders :func:`~emnist_estimators.export.export_model` writes:
-
-- ``overwrite`` replaces a regular file (ONNX, LiteRT) or a SavedModel folder
-  this package wrote, nothing else. A folder gets a manifest
-  (``.emnist-estimators.json``) listing every file of the export, and is
-  replaced only while every file in it is one the manifest lists; the
-  sidecar ``<path>.json`` is replaced only when it is an export's sidecar. A
-  FIFO, a device, a socket, a symbolic link, a folder of the user's or one
-  where the user added a file is refused, naming what was found, before any
-  work starts.
-- The model and sidecar are written under temporary names beside ``path``,
-  ``.export.<pid>@<host>.<tag>[.json].tmp``; those of an export killed on
-  this machine are removed by the next export into the same folder
-  (:func:`remove_stale_exports`).
-- A failed write (full disk, file too large) names the destination.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 
 Examples
 --------

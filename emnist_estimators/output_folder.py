@@ -1,19 +1,6 @@
 """Output folders that commands write, and the only folders they ever delete.
 
-Every folder a command writes (``train``, ``report``, ``demo``, ``tune``)
-holds a manifest, ``.emnist-estimators.json``, listing the files the package
-wrote there. ``--overwrite`` replaces a folder only when that manifest is
-present and lists everything in the folder; anything else - a folder of the
-user's, one where the user added files, the current directory, a parent of
-it, the home folder, a file, a symlink - is refused before any training
-starts, and nothing is deleted.
-
-A new output is built in a hidden temporary sibling and swapped in only when
-it is complete, so a failed or interrupted command leaves the previous output
-as it was and no half-written folder behind. The sibling's name carries the
-writer's pid and host (``.<name>.tmp-<pid>@<host>.XXXXXXXX``): one left by a
-writer killed on this machine is removed by the next command writing there
-(:func:`remove_stale`).
+How it works and why: the design notes in the docs (``docs/design.rst``).
 
 Examples
 --------

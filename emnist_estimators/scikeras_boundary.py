@@ -6,47 +6,7 @@ scikit-learn contract itself. Replacing scikeras (a fork, or Keras' own
 scikit-learn wrapper) is a change to this module; ``tests/
 test_scikeras_boundary.py`` pins what it takes and what it overrides.
 
-Taken from scikeras' ``KerasClassifier`` (inherited unchanged)
-    - the class identity (``isinstance(est, KerasClassifier)``) and
-      ``initialized_`` (True once a network exists);
-    - ``scorer`` (accuracy, what :meth:`~ScikerasClassifier.score` computes);
-    - the import of scikeras, which registers ``__reduce__`` on Keras models
-      so that ``model_`` pickles with the estimator.
-
-Overridden, and why
-    - ``__init__`` (in the estimators): each lists its hyper-parameters and
-      only stores them (scikit-learn's rule); scikeras' ``**kwargs`` routing
-      and its ``model``/``build_fn`` arguments are not used.
-    - ``_get_param_names``, ``__repr__``, ``set_params``: scikit-learn's
-      ``BaseEstimator`` versions; scikeras' add routed ``fit__``/``model__``
-      parameters that these estimators do not have.
-    - Tags (:meth:`~ScikerasClassifier.__sklearn_tags__`): scikeras lists
-      ``BaseEstimator`` before ``ClassifierMixin``, so scikit-learn would not
-      see a classifier (``GridSearchCV(cv=5)`` would not stratify); its
-      ``_more_tags`` is the pre-1.6 API.
-    - ``__sklearn_is_fitted__``: fitted means a network (``model_``) exists.
-    - ``score``: scikit-learn's ``ClassifierMixin.score`` (with
-      ``sample_weight``).
-    - ``target_encoder``, ``feature_encoder``: not used (the estimators
-      encode labels into ``classes_`` and validate pixels themselves), so
-      reading them raises ``AttributeError``.
-    - ``current_epoch``: ``n_iter_`` (scikeras reads ``history_["loss"]``,
-      absent after ``initialize``).
-    - Pickling: ``__reduce_ex__`` sizes TensorFlow's thread pools before the
-      network is unpickled; ``__getstate__`` serializes the network in
-      scikeras' format with numpy's copy-keyword warning silenced;
-      ``__copy__`` shares the network instead of unpacking it.
-    - ``fit``, ``partial_fit``, ``initialize``, ``predict``,
-      ``predict_proba``: the estimators' own (``base.py``), on one fit path;
-      ``_validate_params`` there adds the sequences' elements to
-      scikit-learn's constraints.
-
-Same names as scikeras', own meaning: ``warm_start`` (scikit-learn's) and
-``class_weight`` (scikit-learn's "balanced" formula, multiplied into
-``sample_weight``). Not set, although scikeras reads them in code these
-estimators never run: ``model``, ``build_fn``, ``optimizer``, ``loss``,
-``metrics``, ``validation_batch_size``, ``validation_split``, ``shuffle``,
-``run_eagerly``.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 """
 
 from __future__ import annotations

@@ -1,52 +1,9 @@
 """A local draw-and-predict web page, and a JSON endpoint, for a fitted model.
 
-``emnist-estimators serve MODEL`` (or :func:`serve`) starts it. Three paths:
+``emnist-estimators serve MODEL`` (or :func:`serve`) starts it;
+:func:`create_app` gives the ASGI application for any ASGI server.
 
-``GET /``
-    The page (``serve_page.html``, shipped with the package): a canvas to draw
-    one character on with a mouse, pen or finger, and the model's top 5
-    classes with their probabilities, updated while drawing.
-``GET /info``
-    JSON: the model's class name, its classes, and the request limits.
-``POST /predict``
-    JSON in, JSON out (``Content-Type: application/json``). The body is an
-    object with exactly one of
-
-    - ``"image"``: a picture file (PNG, JPEG, BMP, GIF or WebP) in base64,
-      optionally as a ``data:`` URL - the page sends its canvas this way;
-    - ``"pixels"``: 784 numbers 0..255, flat or as 28 rows of 28, already in
-      EMNIST's format (white character on black, upright, centred);
-
-    and optionally ``"top"`` (classes to return, default 5). The answer holds
-    ``prediction``, ``top`` (``class``, ``probability``; most likely first),
-    ``blank`` (the picture holds no character, so the label is a forced guess)
-    and ``pixels``, the 28x28 grey image the model was given.
-
-A picture goes through the same conversion as ``emnist-estimators predict``
-gives picture files (:func:`~emnist_estimators.images.to_emnist`: grey,
-inverted if dark ink on light paper, cropped to the character, centred in a
-square with a 2-pixel margin, resized to 28x28, stretched to 0..255), so the
-page, a program posting a PNG, and ``predict my_letter.png`` give one answer
-for one picture. Pixel arrays are used as they are. The JSON API itself -
-parsing, conversion, the model called one request at a time - is
-:mod:`emnist_estimators.serve_api`.
-
-Bad requests get a 4xx answer with a one-line JSON reason,
-``{"error": "..."}``, and the server keeps serving: a body without
-``Content-Length`` (411), over :data:`MAX_BODY_BYTES` (413, refused from the
-header before any of it is read), not JSON (415 for another content type, 400
-for a body that does not parse), missing or unknown fields, the wrong number
-of pixels, values outside 0..255, a picture that does not decode or whose
-header claims more than :data:`MAX_UPLOAD_PIXELS` pixels (400), an unknown
-path (404) or method (405), a ``Host`` this server does not answer to (400)
-or a ``POST`` from another site's page (``Origin``, 403), headers or a body
-slower than the timeouts (408), more requests at once than the cap (503).
-
-The HTTP stack is Starlette run by uvicorn (the ``serve`` extra:
-``pip install "emnist-estimators[serve]"``): :func:`create_app` is the ASGI
-application, which any ASGI server can run with several worker processes;
-:func:`make_server` and :func:`serve` run it in one process with uvicorn and
-the limits above. It listens on 127.0.0.1 unless told otherwise.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 """
 
 from __future__ import annotations

@@ -1,30 +1,6 @@
 """Process-wide runtime settings: TensorFlow's thread pools, set at first use.
 
-Importing ``emnist_estimators`` (or any of its modules) changes nothing in
-the process: no environment variable (TensorFlow's log level,
-``TF_CPP_MIN_LOG_LEVEL``, stays the user's; only the command line sets it)
-and no TensorFlow setting. TensorFlow's thread pools are the one setting the
-estimators make, and only when first used: the first ``fit``,
-``partial_fit``, ``initialize`` or ``predict``, ``load_model``, or
-unpickling a fitted estimator calls :func:`configure_at_first_use` before
-TensorFlow's runtime starts.
-
-Why: TensorFlow sizes its pools from the CPUs it can schedule on
-(``sched_getaffinity``) and ignores a container's CPU quota, so in a
-container limited to 2 CPUs on a 64-core host it starts 64 threads per pool
-and they fight over 2 cores. Each pool is sized from the first of:
-
-1. :func:`set_num_threads`, else ``EMNIST_ESTIMATORS_THREADS`` - an explicit
-   request to this package, applied even over the two below;
-2. what TensorFlow was already told: its ``TF_NUM_INTRAOP_THREADS`` /
-   ``TF_NUM_INTEROP_THREADS`` variables, or a pool the program sized with
-   ``tf.config.threading.set_*_parallelism_threads`` - left as they are;
-3. :func:`available_cpus`: affinity mask and cgroup CPU quota.
-
-The pools can only be sized once per process: TensorFlow fixes them when its
-runtime starts. To size them differently, call :func:`set_num_threads` (or
-``tf.config.threading``) before the first fit or TensorFlow op.
-``benchmarks/bench_threads.py`` measures the effect.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 
 Examples
 --------

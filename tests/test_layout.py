@@ -180,6 +180,23 @@ def test_modules_and_classes_stay_small(path):
     assert big == []
 
 
+#: A module docstring says what the module is for in a few lines; how it
+#: works and why go to the docs (docs/design.rst). Its examples do not count.
+MAX_DOCSTRING_LINES = 15
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_module_docstrings_stay_short(path):
+    lines = (ast.get_docstring(ast.parse(path.read_text())) or "").splitlines()
+    prose = next(
+        (i for i, s in enumerate(lines) if s.strip() == "Examples"), len(lines)
+    )
+    assert prose <= MAX_DOCSTRING_LINES, (
+        f"{module_name(path)}'s docstring has {prose} lines before its examples; "
+        "move how it works and why to docs/design.rst"
+    )
+
+
 def _layout_block(doc: str) -> str:
     text = (REPO / doc).read_text()
     start = text.index("```\nemnist_estimators/\n")

@@ -1,27 +1,6 @@
 """Compact on-disk cache: uint8 ``.npy`` files that later loads memory-map.
 
-The first load of an IDX file converts its images to an upright uint8 ``.npy``
-next to the source; when that folder is read-only the cache goes to the user
-cache instead (logged once, at INFO level, with the path). Later loads
-memory-map it: no parsing, no decompression, and pages are read only when
-touched. One cache per source: a valid cache is served wherever it is, beside
-the source or in the user cache, so a read-only folder that already holds one
-(built while it was writable, or shipped with the data) never gets a second
-copy in the user cache.
-
-A cache is never trusted blindly. Next to each ``.npy`` a small JSON sidecar
-records what it was built from: the cache version, the source's size,
-``st_mtime_ns`` and sha256 (of the bytes actually read), the array's shape and
-dtype, and the ``.npy``'s own size, ``st_mtime_ns`` and payload sha256. A
-cache is served only when all of it still holds; otherwise it is rebuilt. With
-``verify_source`` (``load_emnist(verify=True)``) the source is hashed again and
-the payload's sha256 checked, so the arrays returned are the verified bytes.
-
-Writes are crash-safe: the ``.npy`` is written under a temporary name that
-carries the writer's pid and host, renamed into place, and only then is its
-sidecar written (atomically too). A writer killed at any point leaves at worst
-a cache without a sidecar (rebuilt by the next load) and a temporary file that
-the next load removes once its writer is dead.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 """
 
 from __future__ import annotations

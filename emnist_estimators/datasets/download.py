@@ -1,35 +1,6 @@
 """Download EMNIST members from NIST's official ``gzip.zip``.
 
-The archive is about 536 MB, while one split needs a few of its members (the
-balanced split about 33 MB). When the server honours HTTP Range requests the
-zip's central directory is read from the end of the file and only the needed
-members are fetched, each in ranged blocks that never reach past the member's
-end; a broken connection resumes at the first byte not yet received. When the
-server ignores Range, the whole archive is downloaded once (to a temporary
-file, with a progress bar) and the members are extracted from it.
-
-Every member is verified against the official sha256 table shipped in
-:mod:`emnist_estimators.datasets._official` while it is written to a
-temporary file (``.<name>.<pid>@<host>.part``); only a verified file is
-renamed into place, so a failed download never leaves a partial file behind,
-and the partial files of a killed process are removed by the next download
-(:func:`remove_stale_parts`).
-
-Limits, so that a broken or hostile server cannot exhaust the machine:
-
-- A member is written up to the smallest of its official size and the sizes
-  declared in the zip's local header and central directory; a member that
-  declares another size than the official one, or inflates past its declared
-  size (a zip bomb), is refused and nothing of it is kept.
-- A download without Range support stops at :data:`MAX_ARCHIVE_BYTES`.
-- Every network read waits at most :data:`DOWNLOAD_TIMEOUT` seconds (override
-  with ``timeout=`` or ``$EMNIST_DOWNLOAD_TIMEOUT``). A server that sends
-  nothing for that long is stalled: after one fresh connection that stalls
-  too, the download fails, so a stalled server fails within about twice the
-  timeout per block.
-- A broken connection is retried as long as each attempt brings new bytes;
-  five attempts in a row without a new byte make it fail. Without Range an
-  attempt starts over, so there six attempts in all are allowed.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 """
 
 from __future__ import annotations

@@ -4,18 +4,7 @@
 a Pipeline ending in one) and behaves like scikit-learn's search estimators;
 :func:`tune` is the one-call form for scripts.
 
-Choices that differ from ``optuna_integration.OptunaSearchCV``:
-
-- the evaluation split (hold-out or k folds) is fixed once per study, so all
-  trials are compared on the same data (OptunaSearchCV re-splits when
-  pruning, optuna-integration #317);
-- each ``fit`` starts a new study unless ``load_if_exists=True`` asks to resume
-  a named one (a second ``fit`` of OptunaSearchCV silently continues, #118);
-- pruning is a small Keras callback that scores the model on the hold-out
-  set after every epoch and stops the fit when the pruner says so;
-- with ``scheduler=`` the trials run on a Dask cluster in waves of
-  ``n_jobs``, and the study's results depend only on ``random_state`` and
-  ``n_jobs``, never on the number of workers or their timing.
+How it works and why: the design notes in the docs (``docs/design.rst``).
 """
 
 from __future__ import annotations
