@@ -24,6 +24,7 @@ from helpers import HTTP_400, REPO, loopback_server, skip_unless_ci
 from emnist_estimators import EmnistMLP
 from emnist_estimators import cluster as cluster_mod
 from emnist_estimators.cli import main
+from emnist_estimators.cluster import ThreadShare
 from emnist_estimators.exceptions import ClusterConfigError, ClusterError
 from emnist_estimators.tuning import EmnistSearchCV
 
@@ -194,3 +195,101 @@ def test_the_command_line_names_the_failure_in_process(monkeypatch, tmp_path, ca
                      "--output", str(tmp_path / "out")])  # fmt: skip
     assert code == 1
     assert "HTTP/1.1 400" in capsys.readouterr().err
+
+
+def test_thread_share_pickles_as_a_dask_worker_plugin():
+    import pickle
+
+    import distributed
+
+    plugin = pickle.loads(pickle.dumps(ThreadShare(n=3)))
+    assert isinstance(plugin, distributed.WorkerPlugin)
+    assert plugin.n == 3
+    with pytest.raises(ValueError, match="positive whole number"):
+        ThreadShare(n=0)
+
+
+class _FakeGPU:
+    def __init__(self, i: int) -> None:
+        self.name = f"/physical_device:GPU:{i}"
+
+
+@pytest.mark.parametrize("slot, kept", [(0, 0), (1, 1), (3, 1)])
+def test_each_worker_is_pinned_to_one_gpu(monkeypatch, slot, kept):
+    """Worker k of a machine with 2 GPUs sees GPU k mod 2 only, memory growing
+    (the device query is mocked: no GPU here)."""
+    import tensorflow as tf
+
+    from emnist_estimators.cluster import pin_one_gpu
+
+    gpus = [_FakeGPU(0), _FakeGPU(1)]
+    visible, growth = [], []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: gpus)
+    monkeypatch.setattr(
+        tf.config, "set_visible_devices", lambda devs, kind: visible.append(devs)
+    )
+    monkeypatch.setattr(
+        tf.config.experimental,
+        "set_memory_growth",
+        lambda dev, on: growth.append((dev, on)),
+    )
+    assert pin_one_gpu(slot) == gpus[kept].name
+    assert visible == [[gpus[kept]]]
+    assert growth == [(gpus[kept], True)]
+
+
+def test_without_gpus_nothing_is_pinned(monkeypatch):
+    import tensorflow as tf
+
+    from emnist_estimators.cluster import pin_one_gpu
+
+    calls = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(tf.config, "set_visible_devices", lambda *a: calls.append(a))
+    assert pin_one_gpu(0) is None
+    assert calls == []
+
+
+class _FakeScheduler:
+    """The scheduler calls _slot_of makes: identity and its metadata store."""
+
+    def __init__(self, workers):
+        self.workers, self.metadata = workers, {}
+
+    async def identity(self):
+        return {"workers": {a: {"host": a[6:14]} for a in self.workers}}
+
+    async def get_metadata(self, keys, default=None):
+        return self.metadata.get(tuple(keys[:2]), default)
+
+    async def set_metadata(self, keys, value):
+        self.metadata.setdefault(tuple(keys[:2]), {})[keys[2]] = value
+
+
+def _slot(name, address, scheduler):
+    import asyncio
+    import types
+
+    from emnist_estimators.cluster import _slot_of
+
+    worker = types.SimpleNamespace(name=name, address=address, scheduler=scheduler)
+    return asyncio.run(_slot_of(worker))
+
+
+def test_a_workers_slot_comes_from_the_name_its_launcher_numbered():
+    scheduler = _FakeScheduler(["tcp://10.0.0.1:4000"])
+    assert _slot(0, "tcp://10.0.0.1:4000", scheduler) == 0  # LocalCluster
+    assert _slot("w-1", "tcp://10.0.0.1:4000", scheduler) == 1  # --name w
+
+
+def test_unnamed_workers_take_the_smallest_free_slot_of_their_machine():
+    """A worker restarted with a new port must not take a live worker's GPU."""
+    a, b, b2 = "tcp://10.0.0.1:4000", "tcp://10.0.0.1:4001", "tcp://10.0.0.1:3999"
+    other_host = "tcp://10.0.0.2:4000"
+    scheduler = _FakeScheduler([a, other_host])
+    assert _slot(a, a, scheduler) == 0
+    assert _slot(other_host, other_host, scheduler) == 0  # its own machine
+    scheduler.workers.append(b)
+    assert _slot(b, b, scheduler) == 1
+    scheduler.workers[scheduler.workers.index(b)] = b2  # b died, b2 replaces it
+    assert _slot(b2, b2, scheduler) == 1  # a keeps slot 0

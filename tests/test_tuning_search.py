@@ -480,31 +480,6 @@ def test_resumed_study_continues_instead_of_replaying(data, tmp_path):
     assert run(tmp_path / "b") == first  # still reproducible
 
 
-def test_storage_with_heartbeats_warns_nothing(tmp_path):
-    """Issue 13.1: optuna's ExperimentalWarning for heartbeats on every tune."""
-    import warnings
-
-    from emnist_estimators.tuning import make_storage
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}")
-    assert storage.heartbeat_interval == 60 and storage.grace_period == 120
-    # scoped: the caller's own optuna calls still warn as optuna wants
-    with pytest.warns(optuna.exceptions.ExperimentalWarning, match="heartbeat"):
-        optuna.storages.RDBStorage(
-            f"sqlite:///{tmp_path / 'other.db'}", heartbeat_interval=5
-        )
-
-
-def test_hide_password_masks_only_the_password():
-    from emnist_estimators.tuning import hide_password
-
-    url = "postgresql://me:s3cret@db.example:5432/optuna"
-    assert hide_password(url) == "postgresql://me:***@db.example:5432/optuna"
-    assert hide_password("journal:study.log") == "journal:study.log"
-
-
 def test_study_summary_and_stored_trial_count(data, tmp_path):
     from emnist_estimators.tuning import count_trials, study_summary
 

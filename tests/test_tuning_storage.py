@@ -172,3 +172,28 @@ def test_two_workers_share_one_study(postgres_url, tmp_path):
     assert sorted(numbers) == list(range(8))  # exact count, none lost or doubled
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
     assert len({t._trial_id for t in study.trials}) == 8
+
+
+def test_storage_with_heartbeats_warns_nothing(tmp_path):
+    """Issue 13.1: optuna's ExperimentalWarning for heartbeats on every tune."""
+    import warnings
+
+    from emnist_estimators.tuning import make_storage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert storage.heartbeat_interval == 60 and storage.grace_period == 120
+    # scoped: the caller's own optuna calls still warn as optuna wants
+    with pytest.warns(optuna.exceptions.ExperimentalWarning, match="heartbeat"):
+        optuna.storages.RDBStorage(
+            f"sqlite:///{tmp_path / 'other.db'}", heartbeat_interval=5
+        )
+
+
+def test_hide_password_masks_only_the_password():
+    from emnist_estimators.tuning import hide_password
+
+    url = "postgresql://me:s3cret@db.example:5432/optuna"
+    assert hide_password(url) == "postgresql://me:***@db.example:5432/optuna"
+    assert hide_password("journal:study.log") == "journal:study.log"
