@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import EMNIST_DIR, FASHION_DIR, SMALL_MNIST_N, require_dir, slow_workload
+from helpers import (
+    CLI_MLP,
+    EMNIST_DIR,
+    FASHION_DIR,
+    SMALL_MNIST_N,
+    bar_images,
+    require_dir,
+    run_cli_json,
+    slow_workload,
+    write_idx_folder,
+)
 
 
 def pytest_report_header(config):
@@ -51,3 +62,33 @@ def small_mnist(monkeypatch):
     sizes["mnist"] = (SMALL_MNIST_N, SMALL_MNIST_N, 10)
     monkeypatch.setattr(loader, "EMNIST_SPLITS", sizes)
     monkeypatch.setattr(loader, "expected_sha256", lambda member: None)
+
+
+@pytest.fixture(scope="module")
+def cli_work(tmp_path_factory) -> Path:
+    """A folder the command-line tests of one file share."""
+    return tmp_path_factory.mktemp("cli-commands")
+
+
+@pytest.fixture(scope="module")
+def bar_folder(cli_work) -> Path:
+    """An IDX folder of upright bar images (labels 0, 1, 2), train and test."""
+    return write_idx_folder(cli_work / "bars", n_train=300, n_test=90)
+
+
+@pytest.fixture(scope="module")
+def cli_trained(cli_work, bar_folder):
+    """``train --report`` of a small MLP: (output folder, printed JSON)."""
+    out = cli_work / "model"
+    metrics = run_cli_json("train", *CLI_MLP, "--dataset", bar_folder, "--epochs", 5,
+                           "--output", out, "--report")  # fmt: skip
+    return out, metrics
+
+
+@pytest.fixture
+def pixels_file(tmp_path):
+    """Six upright bar images saved as a .npy file: (path, pixels, labels)."""
+    X, y = bar_images(6, rng=5)
+    path = tmp_path / "pixels.npy"
+    np.save(path, X.reshape(6, 784))
+    return path, X.reshape(6, 784), y

@@ -656,3 +656,62 @@ def png_header_only(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+# --- the command line run in this process (tests/test_cli_*.py) -----------------
+#: The figures ``train --report`` draws.
+REPORT_FIGURES = {
+    "learning_curves.png",
+    "confusion_matrix.png",
+    "misclassified.png",
+    "sample_predictions.png",
+    "confused_pairs.png",
+}
+#: A small MLP that learns the three bar classes in a few epochs.
+CLI_MLP = [
+    *("--model", "mlp", "--batch-size", "16"),
+    *("--param", "hidden_layer_sizes=(32,)", "--param", "lr_schedule=constant"),
+]
+
+
+def run_cli(*args) -> tuple[int, str]:
+    """``main(args)`` with stdout captured: (exit code, stdout)."""
+    from emnist_estimators.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main([str(a) for a in args])
+    return code, out.getvalue()
+
+
+def run_cli_json(*args) -> dict:
+    """``main([*args, "--json"])``, which must succeed: its printed JSON."""
+    code, out = run_cli(*args, "--json")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def assert_real_png(path, size=None) -> None:
+    """A PNG file that decodes, of ``size`` pixels if given, and not blank."""
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        if size is not None:
+            assert image.size == size, path
+        low, high = image.convert("L").getextrema()
+        assert high - low > 100, f"{path} is blank"
+
+
+def write_csv(path, X, y) -> None:
+    """The EMNIST CSV export layout: ``label,p0,...,p783``, no header."""
+    rows = np.column_stack([y, X.reshape(len(X), -1)]).astype(int)
+    np.savetxt(path, rows, fmt="%d", delimiter=",")
+
+
+def prediction_accuracy(result: dict, y) -> float:
+    """The share of ``predict --json``'s predictions equal to ``y``."""
+    predicted = [p["prediction"] for p in result["predictions"]]
+    return float(np.mean(np.array(predicted) == np.asarray(y)))

@@ -12,9 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from helpers import REPO, bar_images, modules_loaded_by, write_idx_folder
-
-from emnist_estimators.cli import main
+from helpers import REPO, bar_images, write_idx_folder
 
 
 def cli(*args, cwd, check=True):
@@ -282,50 +280,6 @@ def test_demo_command_writes_its_report_once(tmp_path):
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
 
 
-def test_failed_training_leaves_no_output_folder(tmp_path, capsys):
-    code = main(
-        [
-            "train",
-            "--dataset",
-            "digits",
-            "--output",
-            str(tmp_path / "o"),
-            "--param",
-            "dropout=2.0",
-        ]
-    )
-    assert code == 2 and "dropout" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_help_everywhere(capsys):
-    for command in ("data", "demo", "train", "evaluate", "predict", "report", "tune"):
-        with pytest.raises(SystemExit) as info:
-            main([command, "--help"])
-        assert info.value.code == 0
-        assert "usage: emnist-estimators" in capsys.readouterr().out
-
-
-def test_split_and_subset_options_take_any_case_and_suggest(capsys):
-    """Issue 31, item 5: `--split BYMERGE` is bymerge; a typo gets a suggestion."""
-    from emnist_estimators.cli.parser import build_parser
-
-    parser = build_parser()
-    args = parser.parse_args(
-        ["data", "download", "--split", "BYMERGE", "--subset", "Test"]
-    )
-    assert (args.split, args.subset) == ("bymerge", "test")
-    args = parser.parse_args(
-        ["evaluate", "m.keras", "--dataset", "digits", "--subset", "TEST"]
-    )
-    assert args.subset == "test"
-    with pytest.raises(SystemExit) as info:
-        main(["data", "download", "--split", "balancd"])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert "unknown EMNIST split 'balancd'; did you mean 'balanced'?" in err
-
-
 def test_console_script_is_installed():
     exe = shutil.which("emnist-estimators") or (
         os.path.join(os.path.dirname(sys.executable), "emnist-estimators")
@@ -336,136 +290,8 @@ def test_console_script_is_installed():
     assert proc.returncode == 0 and re.match(r"\d+\.\d+", proc.stdout)
 
 
-def test_data_info_json(tmp_path, capsys, monkeypatch):
-    # its own empty user cache: other tests' caches must not show up here
-    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "cache"))
-    assert main(["data", "info", "--data-home", str(tmp_path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == []
-
-
 def test_saved_model_is_a_keras_archive(trained):
     work, _, _ = trained
     with zipfile.ZipFile(work / "model" / "model.keras") as zf:
         names = set(zf.namelist())
     assert {"config.json", "model.weights.h5", "emnist_estimators.json"} <= names
-
-
-def test_data_clean_removes_caches_and_stale_temps_only(tmp_path, capsys, monkeypatch):
-    """Issue 11.3: caches and temps of killed writers can be listed and removed."""
-    # data clean also empties the user cache: give it one that only this test
-    # fills (the session's is shared with tests that cache real data)
-    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "user-cache"))
-    from emnist_estimators.datasets.cache import load_cached_images
-
-    data = write_idx_folder(tmp_path / "bars", n_train=30, n_test=9)
-    load_cached_images(data / "train-images-idx3-ubyte.gz")
-    caches = sorted(p.name for p in data.iterdir() if ".upright." in p.name)
-    assert caches  # the .npy and its sidecar
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    stale = data / f".{caches[0]}.{dead}.tmp"  # a writer killed mid-write
-    stale.write_bytes(b"\0" * 1000)
-    originals = sorted(p.name for p in data.iterdir() if p.name.endswith("ubyte.gz"))
-    assert main(["data", "clean", "--data-home", str(data), "--dry-run", "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)["would_remove"]
-    assert sorted(os.path.basename(p) for p in listed) == sorted([*caches, stale.name])
-    assert stale.exists()  # dry run removes nothing
-    assert main(["data", "clean", "--data-home", str(data)]) == 0
-    assert "removed 3 file(s)" in capsys.readouterr().out
-    assert sorted(p.name for p in data.iterdir()) == originals
-
-
-# --- quiet by default (issue 13.1) ------------------------------------------------
-NATIVE_LOG = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl)")
-
-
-def test_train_quiet_prints_only_the_result_line(tmp_path):
-    """Issue 13.1: TensorFlow's C++ lines (E0000 remapper, I0000 oneDNN) and
-    progress bars appeared even with --quiet, for users with no
-    TF_CPP_MIN_LOG_LEVEL set."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env.update(PYTHONPATH=str(REPO), MPLBACKEND="Agg")
-    args = ["train", "--model", "cnn", "--dataset", "digits", "--epochs", "1"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "emnist_estimators", *args, "--output", "m", "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert not [ln for ln in proc.stderr.splitlines() if NATIVE_LOG.match(ln)]
-    assert proc.stderr == ""  # no progress bar, no warning either
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("EmnistCNN trained on 1,347 images")
-    assert str(tmp_path / "m" / "model.keras") in lines[0]
-
-
-def test_tensorflow_log_level_is_set_by_the_cli_unless_verbose(tmp_path, monkeypatch):
-    info = ["data", "info", "--data-home", str(tmp_path), "--json"]
-    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    assert main(["-v", *info]) == 0
-    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ  # -v: TensorFlow's own log
-    assert main([*info, "--verbose"]) == 0  # after the command, too
-    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-    assert main(info) == 0
-    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
-    assert main(info) == 0
-    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"  # the user's choice wins
-
-
-def test_cli_module_imports_no_tensorflow():
-    """main() sets TensorFlow's log level: nothing may import it before."""
-    loaded = modules_loaded_by(
-        "from emnist_estimators.cli import build_parser\n"
-        "build_parser().parse_args(['train', '--dataset', 'digits', '--output', 'o'])",
-        ("tensorflow", "keras"),
-    )
-    assert loaded == []
-
-
-# --- help texts (issue 13.4) ------------------------------------------------------
-def _commands(parser, path=()):
-    """``(command path, parser)`` for every command and sub-command."""
-    import argparse
-
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield (*path, name), sub
-                yield from _commands(sub, (*path, name))
-
-
-def test_every_option_has_help_with_its_default_and_every_command_examples():
-    """Issue 13.4: --model, --epochs, --subset, --overwrite had no help."""
-    import argparse
-
-    from emnist_estimators.cli import build_parser
-
-    parser = build_parser()
-    commands = dict(_commands(parser))
-    assert {("train",), ("tune",), ("data",), ("data", "clean")} <= set(commands)
-    for path, sub in [((), parser), *commands.items()]:
-        formatter = sub._get_formatter()
-        where = " ".join(path) or "emnist-estimators"
-        if path:
-            assert "Examples:\n  emnist-estimators " + " ".join(path) in (
-                sub.epilog or ""
-            ), where
-            assert "Examples:" in sub.format_help(), where
-        for action in sub._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
-                continue
-            if isinstance(action, argparse._SubParsersAction):
-                continue
-            name = "/".join(action.option_strings) or action.dest
-            assert action.help and action.help.strip(), f"{where} {name}: no help"
-            if action.option_strings and not action.required:
-                shown = formatter._get_help_string(action) % {"default": action.default}
-                assert "default" in shown, f"{where} {name}: no default in {shown!r}"
-                assert "(default: None)" not in shown, f"{where} {name}"

@@ -445,35 +445,6 @@ def test_cli_export_writes_the_model_and_says_where(mlp, bars, tmp_path, capsys)
     assert result["check"]["vs_predict_proba"]["labels_differ"] == 0
 
 
-def test_cli_train_passes_checkpoint_dir_to_the_estimator(tmp_path, monkeypatch):
-    from emnist_estimators import cli
-    from emnist_estimators.cli import loading
-
-    seen = {}
-
-    def capture(args, params):
-        seen.update(params)
-        raise cli.UsageError("stop here")
-
-    monkeypatch.setattr(loading, "make_estimator", capture)
-    argv = ["train", "--dataset", "digits", "--output", str(tmp_path / "run")]
-    assert main([*argv, "--checkpoint-dir", str(tmp_path / "ckpt")]) == 2
-    assert seen["checkpoint_dir"] == str(tmp_path / "ckpt")
-    seen.clear()
-    assert main(argv) == 2
-    assert "checkpoint_dir" not in seen
-
-
-@pytest.mark.parametrize("inside", ["run", "run/ckpt"])
-def test_cli_train_refuses_a_checkpoint_dir_inside_the_output(tmp_path, capsys, inside):
-    # the output folder is written whole at the end: checkpoints in it would
-    # be lost with a finished training
-    argv = ["train", "--dataset", "digits", "--output", str(tmp_path / "run")]
-    assert main([*argv, "--checkpoint-dir", str(tmp_path / inside)]) == 2
-    assert "is inside --output" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
-
-
 # --- real EMNIST images ---------------------------------------------------------------
 #: What each variant is trained with: briefly, on 3,000 real images.
 FIT = {
