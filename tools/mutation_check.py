@@ -50,8 +50,8 @@ A mutant that survives both must be equivalent (no behaviour a user could see
 changes), with its reason in :data:`EQUIVALENT`; the command exits 1 on any
 other.
 
-Run: ``python -m tools.mutation_check --sample 25`` (needs ``pip install -e
-".[test,mutation]"``); that command, run whole (no ``--area``), writes the
+Run: ``python -m tools.mutation_check --sample 8 --workers 1`` (needs
+``pip install -e ".[test,mutation]"``); that command, run whole (no ``--area``), writes the
 committed result, ``tools/results/mutation_check.{md,json}`` (which says the
 sample, its seed and each area's population). The result committed before
 issue 29 (commit f49f56b, four areas, every mutant) predates the base/cache
