@@ -16,6 +16,7 @@ from ._version import __version__
 from .datasets import load_emnist
 from .preprocessing import PixelScaler
 from .threads import set_num_threads
+from .pretrained import load_pretrained
 
 if TYPE_CHECKING:  # for type checkers; loaded on first use by __getattr__ below
     from .estimators import EmnistCNN, EmnistMLP, load_model
@@ -33,6 +34,7 @@ __all__ = [
     "load_emnist",
     "load_model",
     "set_num_threads",
+    "load_pretrained",
     "__version__",
 ]
 

@@ -59,6 +59,7 @@ LAYERS = [
     "saved_state",
     "base",
     "estimators",
+    "pretrained",
     "runs",
     "reporting",
     "tuning.space",

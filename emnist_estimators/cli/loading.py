@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from ..pretrained import load_pretrained, pretrained_name
 from ..runs import read_run, sample
 from ..sources import Dataset, load_source
 from .console import UsageError, import_tensorflow
@@ -91,7 +92,8 @@ def load_model_file(args):
     Parameters
     ----------
     args : argparse.Namespace
-        The parsed command line (``model_file``, ``verbose``).
+        The parsed command line (``model_file``: a file, or
+        ``pretrained:NAME`` for a model shipped with the package; ``verbose``).
 
     Returns
     -------
@@ -101,12 +103,19 @@ def load_model_file(args):
     Raises
     ------
     UsageError
-        If the file does not exist (said before TensorFlow is imported).
+        If the file does not exist, or no bundled model has that name (said
+        before TensorFlow is imported).
     """
     path = args.model_file
-    if not Path(path).exists():  # before importing TensorFlow: fail fast
+    try:
+        name = pretrained_name(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if name is None and not Path(path).exists():  # before TensorFlow: fail fast
         raise UsageError(f"Model file {path} does not exist.")
     import_tensorflow(args)
+    if name is not None:
+        return load_pretrained(name)
     from ..estimators import load_model  # imports TensorFlow
 
     return load_model(path)

@@ -14,6 +14,7 @@ import math
 from .._version import __version__
 from ..datasets import EMNIST_SPLITS
 from ..export import FORMATS
+from ..pretrained import DEFAULT_PRETRAINED, PRETRAINED, PRETRAINED_PREFIX
 
 __all__ = [
     "COMMANDS",
@@ -231,7 +232,24 @@ def _add_data_home(parser):
 
 
 def _add_model_file(parser):
-    parser.add_argument("model_file", help="model.keras written by train")
+    parser.add_argument(
+        "model_file",
+        help=f"model.keras written by train, or {PRETRAINED_PREFIX}NAME for a model "
+        f"shipped with the package ({', '.join(PRETRAINED)})",
+    )
+
+
+def _add_model_option(parser):
+    # predict and serve work without a model file: the bundled default
+    parser.add_argument(
+        "--model",
+        dest="model_file",
+        default=None,
+        metavar="MODEL",
+        help=f"model.keras written by train, or {PRETRAINED_PREFIX}NAME "
+        f"(default: {PRETRAINED_PREFIX}{DEFAULT_PRETRAINED}, shipped with the "
+        "package; see its model card)",
+    )
 
 
 def _add_model_choice(parser, default):
@@ -412,11 +430,14 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_file(parser)
+    _add_model_option(parser)
     parser.add_argument(
         "inputs",
         nargs="+",
-        help="image files (PNG, JPEG...), or .npy / .csv files of 784-pixel rows",
+        metavar="[MODEL.keras] INPUT",
+        help="image files (PNG, JPEG...), or .npy / .csv files of 784-pixel rows; "
+        "a first argument ending in .keras (or pretrained:NAME) is the model, "
+        "as --model",
     )
     parser.add_argument(
         "--top", type=int, default=3, help="classes to show per input, best first"
@@ -542,7 +563,14 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_file(parser)
+    parser.add_argument(
+        "model_path",
+        nargs="?",
+        default=None,
+        metavar="MODEL",
+        help="model.keras written by train, or pretrained:NAME; as --model",
+    )
+    _add_model_option(parser)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -598,6 +626,7 @@ COMMANDS = {
     "predict": (
         "classify image files or pixel arrays",
         [
+            "predict my_letter.png scan2.jpg",
             "predict runs/cnn/model.keras my_letter.png scan2.jpg",
             "predict runs/cnn/model.keras pixels.npy --top 5 --json",
         ],
@@ -633,6 +662,7 @@ COMMANDS = {
         "draw characters on a local web page and see the model's top 5; "
         "JSON endpoint POST /predict",
         [
+            "serve",
             "serve runs/cnn/model.keras",
             "serve runs/cnn/model.keras --port 0",
         ],
@@ -689,3 +719,28 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> None:
             f"{args.command}: the following arguments are required: --dataset "
             f"(unless --subset {HELD_OUT})"
         )
+    if args.command in ("predict", "serve"):
+        _pick_model(parser, args)
+
+
+def _pick_model(parser: argparse.ArgumentParser, args) -> None:
+    """Set ``args.model_file`` for ``predict`` and ``serve``, which default to one.
+
+    The model is ``--model``, else a first positional ``*.keras`` or
+    ``pretrained:NAME`` (the form these commands had before ``--model``),
+    else the bundled default.
+    """
+    given = getattr(args, "model_path", None)
+    if args.command == "predict" and args.inputs:
+        first = args.inputs[0]
+        if first.endswith(".keras") or first.startswith(PRETRAINED_PREFIX):
+            given = first
+            args.inputs = args.inputs[1:]
+            if not args.inputs:
+                parser.error(f"predict: no input to classify after the model {first}")
+    if given is not None and args.model_file is not None:
+        parser.error(
+            f"{args.command}: two models given ({given} and --model "
+            f"{args.model_file}); name one"
+        )
+    args.model_file = args.model_file or given or PRETRAINED_PREFIX + DEFAULT_PRETRAINED
