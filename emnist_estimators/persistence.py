@@ -25,6 +25,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Collection
@@ -51,7 +52,9 @@ SAVE_FORMAT = 1
 STATE_ENTRY = "emnist_estimators.json"
 
 
-def write_saved(network: Any, state: dict, path: str | os.PathLike) -> None:
+def write_saved(
+    network: Any, state: dict, path: str | os.PathLike, *, include_optimizer=True
+) -> None:
     """Write ``network`` and the estimator ``state`` as one ``.keras`` file.
 
     The network is saved by Keras, then ``state`` (with the format version
@@ -67,6 +70,11 @@ def write_saved(network: Any, state: dict, path: str | os.PathLike) -> None:
         The estimator's JSON-able class name, parameters and fitted state.
     path : str or path-like
         Destination, conventionally ending in ``.keras``.
+    include_optimizer : bool, default=True
+        False: leave out the optimizer's variables (Adam's two moments make
+        the file three times the weights' size) and deflate the weights, for
+        a file that is shared to predict; a warm start from it begins the
+        optimizer afresh.
 
     Raises
     ------
@@ -76,15 +84,43 @@ def write_saved(network: Any, state: dict, path: str | os.PathLike) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.keras")
     state = {"format": SAVE_FORMAT, "package_version": __version__, **state}
+    if not include_optimizer:
+        state["optimizer_saved"] = False
     try:
         with keras_saving_quietly():
             network.save(tmp)
+        if not include_optimizer:
+            _drop_optimizer(tmp)
         with zipfile.ZipFile(tmp, "a") as zf:
             zf.writestr(STATE_ENTRY, json.dumps(state))
             _check_loadable(zf, tmp)  # never write a file read_saved refuses
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _drop_optimizer(archive: Path) -> None:
+    """Rewrite the Keras ``archive`` without the optimizer's variables."""
+    import h5py  # a Keras dependency
+
+    with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
+        weights = Path(tmp) / "weights.h5"
+        kept = Path(tmp) / "kept.h5"
+        smaller = Path(tmp) / "smaller.keras"
+        with zipfile.ZipFile(archive) as src:
+            weights.write_bytes(src.read(_WEIGHTS_ENTRY))
+            with h5py.File(weights, "r") as h5, h5py.File(kept, "w") as out:
+                out.attrs.update(h5.attrs)
+                for group in h5:
+                    if group != "optimizer":
+                        h5.copy(group, out)
+            with zipfile.ZipFile(smaller, "w", zipfile.ZIP_DEFLATED) as dst:
+                for item in src.infolist():
+                    if item.filename == _WEIGHTS_ENTRY:
+                        dst.write(kept, _WEIGHTS_ENTRY)
+                    else:
+                        dst.writestr(item.filename, src.read(item))
+        os.replace(smaller, archive)
 
 
 def read_saved(path: str | os.PathLike, classes: Collection[str]) -> tuple[dict, Any]:
@@ -141,7 +177,9 @@ def read_saved(path: str | os.PathLike, classes: Collection[str]) -> tuple[dict,
         # Keras reads a copy holding only its own members, each size-capped.
         model_path = Path(tmp) / "model.keras"
         _copy_network(zf, path, model_path)
-        network = _load_network(model_path, path)
+        network = _load_network(
+            model_path, path, optimizer_saved=state.get("optimizer_saved", True)
+        )
     return state, network
 
 
@@ -271,7 +309,7 @@ def _copy_network(zf, path, model_path: Path) -> None:
                 _copy_member(zf, path, name, out)
 
 
-def _load_network(model_path: Path, path):
+def _load_network(model_path: Path, path, *, optimizer_saved: bool = True):
     import keras
 
     # Registers the custom layers (FusableLeakyReLU) and loss
@@ -280,6 +318,11 @@ def _load_network(model_path: Path, path):
     from . import architectures, losses  # noqa: F401
 
     try:
-        return keras.saving.load_model(model_path, safe_mode=True)
+        with warnings.catch_warnings():
+            if not optimizer_saved:  # saved so on purpose: not worth a warning
+                warnings.filterwarnings(
+                    "ignore", "Skipping variable loading for optimizer"
+                )
+            return keras.saving.load_model(model_path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for bad archives
         raise corrupt_file(path, f"its Keras network cannot be loaded ({exc})") from exc

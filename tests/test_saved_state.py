@@ -40,3 +40,22 @@ def test_load_accepts_finite_weights(fitted, tmp_path):
     np.testing.assert_array_equal(
         load_model(tmp_path / "ok.keras").predict_proba(X), fitted.predict_proba(X)
     )
+
+
+def test_a_file_saved_without_the_optimizer_is_smaller_and_predicts_the_same(
+    tmp_path, recwarn
+):
+    X, y = bar_images(60, rng=0)
+    clf = EmnistMLP(hidden_layer_sizes=(64,), epochs=1, random_state=0).fit(X, y)
+    clf.save(tmp_path / "full.keras")
+    clf.save(tmp_path / "small.keras", include_optimizer=False)
+    # Adam keeps two moments per weight: the file without them is a third
+    full, small = ((tmp_path / n).stat().st_size for n in ("full.keras", "small.keras"))
+    assert small < 0.45 * full
+    loaded = load_model(tmp_path / "small.keras")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    # left out on purpose: Keras' "Skipping variable loading" is not shown
+    assert not [w for w in recwarn if "optimizer" in str(w.message)]
+    # and it still trains on: a warm start begins the optimizer afresh
+    loaded.set_params(warm_start=True, epochs=1).fit(X, y)
+    assert np.isfinite(loaded.predict_proba(X)).all()
