@@ -9,27 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SMALL_MNIST_N, glyph_images
+from helpers import SMALL_MNIST_N, glyph_images, write_emnist_split
 
 from emnist_estimators import load_emnist
-from emnist_estimators.datasets import _official, loader, summary, write_idx
+from emnist_estimators.datasets import _official, loader, write_idx
 from emnist_estimators.exceptions import DataFormatError, DataNotFoundError
 
 N = SMALL_MNIST_N  # images in the small_mnist fixture's split
-
-
-def _write_split(folder, upright, labels, *, gz=True, subset="test"):
-    raw = upright.transpose(0, 2, 1)  # EMNIST stores images transposed
-    suffix = ".gz" if gz else ""
-    write_idx(folder / f"emnist-mnist-{subset}-images-idx3-ubyte{suffix}", raw)
-    write_idx(folder / f"emnist-mnist-{subset}-labels-idx1-ubyte{suffix}", labels)
 
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_glyph_comes_out_upright(tmp_path, small_mnist, gz):
     upright = glyph_images(N, rng=0)
     labels = (np.arange(N) % 10).astype(np.uint8)
-    _write_split(tmp_path, upright, labels, gz=gz)
+    write_emnist_split(tmp_path, upright, labels, gz=gz)
     bunch = load_emnist("mnist", "test", data_home=tmp_path, download=False)
     assert bunch.data.dtype == np.uint8 and bunch.data.shape == (N, 784)
     np.testing.assert_array_equal(bunch.images, upright)
@@ -43,7 +36,7 @@ def test_glyph_comes_out_upright(tmp_path, small_mnist, gz):
 
 
 def test_cache_is_written_once_then_memory_mapped(tmp_path, small_mnist):
-    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    write_emnist_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
     first = load_emnist("mnist", "test", data_home=tmp_path, download=False)
     caches = list(tmp_path.glob("*.npy"))
     assert len(caches) == 1
@@ -61,7 +54,7 @@ def test_read_only_folder_caches_in_user_cache(tmp_path, small_mnist, monkeypatc
     monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(user_cache))
     data = tmp_path / "ro"
     data.mkdir()
-    _write_split(data, glyph_images(N), np.zeros(N, np.uint8))
+    write_emnist_split(data, glyph_images(N), np.zeros(N, np.uint8))
     os.chmod(data, 0o555)  # even root must leave a write-protected folder alone
     try:
         bunch = load_emnist("mnist", "test", data_home=data, download=False)
@@ -80,7 +73,7 @@ def test_read_only_folder_caches_in_user_cache(tmp_path, small_mnist, monkeypatc
 
 def test_as_characters(tmp_path, small_mnist):
     labels = (np.arange(N) % 10).astype(np.uint8)
-    _write_split(tmp_path, glyph_images(N), labels)
+    write_emnist_split(tmp_path, glyph_images(N), labels)
     (tmp_path / "emnist-mnist-mapping.txt").write_text(
         "".join(f"{i} {48 + i}\n" for i in range(10))
     )
@@ -97,8 +90,8 @@ def test_as_characters(tmp_path, small_mnist):
 
 
 def test_all_concatenates_train_and_test(tmp_path, small_mnist):
-    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8), subset="train")
-    _write_split(tmp_path, glyph_images(N), np.ones(N, np.uint8), subset="test")
+    write_emnist_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8), subset="train")
+    write_emnist_split(tmp_path, glyph_images(N), np.ones(N, np.uint8), subset="test")
     bunch = load_emnist("mnist", "all", data_home=tmp_path, download=False)
     assert bunch.data.shape == (2 * N, 784)
     assert bunch.target[:N].sum() == 0 and bunch.target[N:].sum() == N
@@ -124,7 +117,7 @@ def test_split_and_subset_names_in_any_case(tmp_path, small_mnist, capsys):
     """Issue 31, item 5: `load_emnist("MNIST", "Test")` and `--split MNIST` work."""
     from emnist_estimators.cli import main
 
-    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    write_emnist_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
     bunch = load_emnist("MNIST", "Test", data_home=tmp_path, download=False)
     assert (bunch.split, bunch.subset, len(bunch.target)) == ("mnist", "test", N)
     assert len(loader.default_mapping("Balanced")) == 47
@@ -160,28 +153,28 @@ def test_missing_files_without_download(tmp_path):
 
 
 def test_count_mismatch_between_images_and_labels(tmp_path, small_mnist):
-    _write_split(tmp_path, glyph_images(N), np.zeros(N - 1, np.uint8))
+    write_emnist_split(tmp_path, glyph_images(N), np.zeros(N - 1, np.uint8))
     with pytest.raises(DataFormatError, match="do not belong together"):
         load_emnist("mnist", "test", data_home=tmp_path, download=False)
 
 
 def test_count_against_official_size(tmp_path, monkeypatch):
     monkeypatch.setattr(loader, "expected_sha256", lambda member: None)
-    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    write_emnist_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
     with pytest.raises(DataFormatError, match="official EMNIST mnist/test has 10,000"):
         load_emnist("mnist", "test", data_home=tmp_path, download=False)
 
 
 def test_checksum_mismatch_on_official_name(tmp_path, small_mnist, monkeypatch):
     monkeypatch.setattr(loader, "expected_sha256", _official.expected_sha256)
-    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    write_emnist_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
     with pytest.raises(OSError, match="differs from the official"):
         load_emnist("mnist", "test", data_home=tmp_path, download=False)
     assert not list(tmp_path.glob("*.npy"))
 
 
 def test_env_var_data_home(tmp_path, small_mnist, monkeypatch):
-    _write_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
+    write_emnist_split(tmp_path, glyph_images(N), np.zeros(N, np.uint8))
     monkeypatch.setenv("EMNIST_DATA", str(tmp_path))
     assert load_emnist("mnist", "test", download=False).data.shape == (N, 784)
 
@@ -299,53 +292,6 @@ def test_cli_prints_the_folder_files_and_options(tmp_path, small_mnist, capsys):
     assert all(option in err for option in OPTIONS), err
 
 
-# --- data info: a per-split summary (issue 13, item 2) -------------------------------
-def _summary(folder) -> dict:
-    return {(r["split"], r["subset"]): r for r in summary.split_summary(folder)}
-
-
-@pytest.mark.parametrize("exists", [True, False])
-def test_summary_of_an_empty_or_missing_folder(tmp_path, exists):
-    folder = tmp_path / "data"
-    if exists:
-        folder.mkdir()
-    rows = _summary(folder)
-    assert len(rows) == 2 * len(_official.EMNIST_SPLITS)
-    assert {r["status"] for r in rows.values()} == {"missing"}
-    assert rows["bymerge", "train"]["missing"] == [
-        "emnist-bymerge-train-images-idx3-ubyte.gz",
-        "emnist-bymerge-train-labels-idx1-ubyte.gz",
-    ]
-    assert {r["cache_bytes"] for r in rows.values()} == {0}
-    assert folder.exists() == exists  # looking creates nothing
-    hint = loader.how_to_get("bymerge", "all", folder)
-    assert "--data-home" in hint and "EMNIST_DATA" in hint and str(folder) in hint
-
-
-def test_summary_of_partial_and_complete_splits(tmp_path, small_mnist, monkeypatch):
-    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "user-cache"))
-    data = tmp_path / "data"
-    data.mkdir()
-    _write_split(data, glyph_images(N), np.zeros(N, np.uint8), subset="test")
-    write_idx(data / "emnist-mnist-train-labels-idx1-ubyte", np.zeros(N, np.uint8))
-    rows = _summary(data)
-    test, train = rows["mnist", "test"], rows["mnist", "train"]
-    assert test["status"] == "complete" and test["missing"] == []
-    assert [Path(p).name for p in test["files"]] == [
-        "emnist-mnist-test-images-idx3-ubyte.gz",
-        "emnist-mnist-test-labels-idx1-ubyte.gz",
-    ]
-    assert test["cache_bytes"] == 0  # not loaded yet
-    assert train["status"] == "partial"
-    assert train["missing"] == ["emnist-mnist-train-images-idx3-ubyte.gz"]
-    assert rows["letters", "test"]["status"] == "missing"
-    load_emnist("mnist", "test", data_home=data, download=False)
-    cache_files = [*data.glob("*.upright.npy"), *data.glob("*.upright.json")]
-    assert len(cache_files) == 2
-    want = sum(p.stat().st_size for p in cache_files)
-    assert _summary(data)["mnist", "test"]["cache_bytes"] == want
-
-
 def test_hint_for_a_read_only_folder_names_another_folder(tmp_path):
     folder = tmp_path / "shared"
     folder.mkdir()
@@ -356,52 +302,3 @@ def test_hint_for_a_read_only_folder_names_another_folder(tmp_path):
         os.chmod(folder, 0o755)
     assert f"({folder} is read-only)" in hint and "--data-home DIR" in hint
     assert "copy them into" not in hint
-
-
-def test_data_info_says_how_to_get_data(tmp_path, capsys, monkeypatch):
-    """`data info` on a missing folder lists every split as missing, the files
-    each needs, and how to get them."""
-    from emnist_estimators.cli import main
-
-    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "cache"))
-    assert main(["data", "info", "--data-home", str(tmp_path / "none")]) == 0
-    out = capsys.readouterr().out
-    assert "(the folder does not exist)" in out
-    assert "mnist    test  missing" in out
-    assert "emnist-mnist-test-images-idx3-ubyte.gz" in out
-    assert "data download --split balanced" in out and "EMNIST_MIRROR_URL" in out
-
-
-def test_data_info_heading_columns_and_user_cache(
-    tmp_path, small_mnist, capsys, monkeypatch
-):
-    """Issue 31, item 5: the file list comes after its heading, with column
-    names, and a cache in the user cache is never called "no cache yet"."""
-    from emnist_estimators.cli import main
-
-    monkeypatch.setenv("EMNIST_ESTIMATORS_CACHE", str(tmp_path / "user-cache"))
-    shared, copy = tmp_path / "shared", tmp_path / "copy"
-    for folder in (shared, copy):
-        folder.mkdir()
-        _write_split(folder, glyph_images(N), np.zeros(N, np.uint8))
-    os.chmod(shared, 0o555)  # read-only: the cache goes to the user cache
-    try:
-        load_emnist("mnist", "test", data_home=shared, download=False)
-    finally:
-        os.chmod(shared, 0o755)
-    assert not list(shared.glob("*.npy"))
-
-    def info(folder):
-        assert main(["data", "info", "--data-home", str(folder)]) == 0
-        lines = capsys.readouterr().out.splitlines()
-        (row,) = [line for line in lines if line.startswith("  mnist    test")]
-        return lines, row
-
-    lines, row = info(shared)
-    assert lines[0].startswith(f"Files in {shared} and the user cache")
-    assert lines[1].split() == ["bytes", "path", "kind"]
-    assert any(".upright.npy" in line and "cache" in line for line in lines[2:])
-    assert "cache" in row and "MiB" in row and "no cache" not in row
-    assert "split    part  status" in "\n".join(lines)
-    _, row = info(copy)  # same file names, another folder: not its cache
-    assert "no cache of these files yet" in row and "another folder" in row
