@@ -130,28 +130,3 @@ def test_cross_validation_logs_no_retracing_warning(name, data, tf_warnings):
     assert not caught, _shown(caught)
     retracing = [m for m in tf_warnings if RETRACING in m]
     assert not retracing, retracing[0]
-
-
-def test_the_keras_saving_warning_is_silenced_only_in_keras_inside_the_block():
-    """Scoped, never process-wide: other code and later calls still warn.
-
-    A user's own ``np.array(tf.Variable(...))`` keeps its warning, inside the
-    block as after it, and so does Keras' conversion once the block is left.
-    """
-    import keras
-    import tensorflow as tf
-
-    from emnist_estimators.persistence import keras_saving_quietly
-
-    variable = tf.Variable([1.0, 2.0])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with keras_saving_quietly():
-            keras.ops.convert_to_numpy(variable)  # what Keras' saving calls
-            np.array(variable)  # not Keras: still warns
-        keras.ops.convert_to_numpy(variable)  # after the block: warns
-    modules = [w.filename.replace("\\", "/") for w in caught]
-    assert [w.category for w in caught] == [DeprecationWarning] * 2, modules
-    assert all("copy keyword" in str(w.message) for w in caught)
-    assert modules[0].endswith("tests/test_warnings.py")
-    assert "/keras/" in modules[1]
