@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,8 +31,9 @@ _WITH_KERAS_BASE: dict[type, type] = {}
 class _LazyKerasCallback:
     """Base that adds :class:`keras.callbacks.Callback` at the first instance."""
 
-    # Set by Keras (Callback.set_model) on the subclass made at first use.
+    # Set by Keras (set_model, set_params) on the subclass made at first use.
     model: Any
+    params: dict[str, Any]
 
     def __new__(cls, *args, **kwargs):
         import keras
@@ -53,7 +55,11 @@ class _LazyKerasCallback:
 
 
 class EpochProgressBar(_LazyKerasCallback):
-    """Keras callback: one tqdm bar over the epochs, with the epoch's metrics.
+    """Keras callback: a tqdm bar over the epochs, and one over each epoch's batches.
+
+    The epoch bar shows each finished epoch's metrics. The batch bar (done /
+    total, rate, time left in the epoch) is drawn only on a terminal: piped
+    output and log files get the epoch bar alone.
 
     Parameters
     ----------
@@ -62,8 +68,18 @@ class EpochProgressBar(_LazyKerasCallback):
     enabled : bool, default=True
         False draws nothing (the command line's ``--quiet`` and ``--json``).
     file : file-like, default=None
-        Where the bar is drawn; None: ``sys.stderr`` at the start of training,
-        so results on stdout stay clean.
+        Where the bars are drawn; None: ``sys.stderr`` at the start of
+        training, so results on stdout stay clean.
+    batches : bool, default=None
+        Whether to draw the batch bar; None: only if ``file`` is a terminal.
+
+    Notes
+    -----
+    Keras calls ``on_train_batch_end`` after every step. This callback is
+    ``async_safe``, so Keras keeps running batch callbacks on its worker
+    threads and the training step never waits for them; per batch it only
+    advances a counter, and tqdm redraws at most every ``mininterval``
+    seconds.
 
     Examples
     --------
@@ -73,13 +89,27 @@ class EpochProgressBar(_LazyKerasCallback):
     >>> callbacks = [EpochProgressBar(clf.epochs)]  # clf.fit(X, y, callbacks=...)
     """
 
-    def __init__(self, epochs: int, *, enabled: bool = True, file=None):
+    # Keras may run batch hooks on its executor threads (no wait for the step)
+    async_safe = True
+
+    def __init__(
+        self,
+        epochs: int,
+        *,
+        enabled: bool = True,
+        file=None,
+        batches: bool | None = None,
+    ):
         super().__init__()
         self.epochs, self.enabled, self.file = epochs, enabled, file
+        self.batches = batches
         self.bar: Any = None  # a tqdm bar once training begins
+        self.batch_bar: Any = None  # the epoch's batches, on a terminal
+        self._show_batches = False
+        self._lock = threading.Lock()  # batch hooks may run on several threads
 
     def on_train_begin(self, logs=None):
-        """Open the bar.
+        """Open the bars.
 
         Parameters
         ----------
@@ -88,13 +118,63 @@ class EpochProgressBar(_LazyKerasCallback):
         """
         from tqdm.auto import tqdm
 
+        file = self.file or sys.stderr
         self.bar = tqdm(
             total=self.epochs,
             desc="training",
             unit="epoch",
             disable=not self.enabled,
-            file=self.file or sys.stderr,
+            file=file,
         )
+        show = self.batches
+        if show is None:
+            show = _is_terminal(file)
+        self._show_batches = self.enabled and show
+        self.batch_bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Start the batch bar over for this epoch (open it at the first).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch that begins, from 0.
+        logs : dict, default=None
+            Unused; Keras passes it.
+        """
+        if not self._show_batches:
+            return
+        steps = (self.params or {}).get("steps")
+        desc = f"epoch {epoch + 1}/{self.epochs}"
+        if self.batch_bar is None:
+            from tqdm.auto import tqdm
+
+            self.batch_bar = tqdm(
+                total=steps,
+                desc=desc,
+                unit="batch",
+                file=self.file or sys.stderr,
+                leave=False,
+                position=1,
+                mininterval=0.2,
+            )
+        else:
+            self.batch_bar.reset(total=steps)
+            self.batch_bar.set_description(desc, refresh=False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Count one more batch done (tqdm redraws when ``mininterval`` passed).
+
+        Parameters
+        ----------
+        batch : int
+            The batch that ended, from 0 within the epoch.
+        logs : dict, default=None
+            Unused: the batch bar shows counts, the epoch bar the metrics.
+        """
+        if self.batch_bar is not None:
+            with self._lock:
+                self.batch_bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
         """Advance the bar by one epoch and show that epoch's metrics.
@@ -111,14 +191,25 @@ class EpochProgressBar(_LazyKerasCallback):
         self.bar.update(1)
 
     def on_train_end(self, logs=None):
-        """Close the bar.
+        """Close the bars.
 
         Parameters
         ----------
         logs : dict, default=None
             Unused; Keras passes it.
         """
+        if self.batch_bar is not None:
+            self.batch_bar.close()
+            self.batch_bar = None
         self.bar.close()
+
+
+def _is_terminal(file) -> bool:
+    """Whether ``file`` is a terminal (False for pipes, files, ``StringIO``)."""
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
 
 
 class PruningCallback(_LazyKerasCallback):

@@ -25,6 +25,7 @@ def run_demo(
     output: str | os.PathLike[str] = "emnist-demo-output",
     random_state: int = 0,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Train ``Pipeline(PixelScaler, EmnistCNN|EmnistMLP)`` on the digits demo.
 
@@ -41,6 +42,10 @@ def run_demo(
     overwrite : bool, default=False
         Replace ``output`` if it exists - only a folder this package wrote
         (see :mod:`emnist_estimators.output_folder`); anything else is refused.
+    progress : bool, default=False
+        Draw the training's progress on stderr: epochs, and on a terminal
+        each epoch's batches (see
+        :class:`~emnist_estimators.callbacks.EpochProgressBar`).
 
     Returns
     -------
@@ -50,6 +55,7 @@ def run_demo(
     """
     from sklearn.pipeline import Pipeline
 
+    from .callbacks import EpochProgressBar
     from .estimators import EmnistCNN, EmnistMLP
     from .output_folder import check_output_folder, output_folder
     from .preprocessing import PixelScaler
@@ -67,7 +73,8 @@ def run_demo(
         raise ValueError(f"model must be 'cnn' or 'mlp', got {model!r}.")
     pipe = Pipeline([("scale", PixelScaler()), ("clf", clf)])
     start = time.perf_counter()
-    pipe.fit(X_train, y_train)
+    bar = EpochProgressBar(clf.epochs, enabled=progress)
+    pipe.fit(X_train, y_train, clf__callbacks=[bar])
     fit_seconds = time.perf_counter() - start
     accuracy = float(pipe.score(X_test, y_test))
     result = {

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
 
 import keras
 import numpy as np
 import optuna
-from helpers import bar_images, modules_loaded_by
+import pytest
+from helpers import REPO, bar_images, modules_loaded_by
 
 from emnist_estimators import EmnistMLP
 from emnist_estimators.callbacks import EpochProgressBar, PruningCallback
@@ -78,3 +87,89 @@ def test_pruning_callback_reports_every_epoch_and_stops_when_pruned():
     callback = PruningCallback(pruning.ask(), lambda: clf.score(X, y))
     clf.fit(X, y, callbacks=[callback])
     assert callback.pruned and callback.epochs_run == 1 == clf.n_iter_
+
+
+# --- progress within an epoch (issue 31.3) -----------------------------------------
+# tqdm's batch bar: "epoch 1/2:  40%|####      | 135/337 [00:01<00:01, ...batch/s]"
+BATCH_COUNT = re.compile(r"epoch (\d+)/(\d+):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+) \[")
+TRAIN = ["train", "--model", "mlp", "--dataset", "digits", "--epochs", "2",
+         "--batch-size", "4", "--param", "hidden_layer_sizes=(16,)"]  # fmt: skip
+
+
+def run_cli_in_terminal(args, cwd) -> tuple[int, str]:
+    """Run the command line with stdout and stderr on a pseudo-terminal."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    leader, follower = pty.openpty()
+    # a terminal 120 columns wide (a new pseudo-terminal has 0: tqdm draws nothing)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emnist_estimators", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return proc.wait(timeout=600), b"".join(chunks).decode(errors="replace")
+
+
+def in_epoch_counts(text: str) -> list[tuple[int, int]]:
+    """(batches done, batches in the epoch) of each batch-bar draw mid-epoch."""
+    screens = re.split(r"[\r\n]", text)
+    counts = [BATCH_COUNT.search(s) for s in screens]
+    return [
+        (int(m[3]), int(m[4]))
+        for m in counts
+        if m is not None and 0 < int(m[3]) < int(m[4])
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param([*TRAIN, "--output", "m"], id="train"),
+        pytest.param(["demo", "--epochs", "1", "--output", "d"], id="demo"),
+    ],
+)
+def test_terminal_shows_each_epochs_batches(tmp_path, args):
+    """Issue 31.3: on a terminal, train and demo draw batches done / total."""
+    code, text = run_cli_in_terminal(args, tmp_path)
+    assert code == 0, text
+    counts = in_epoch_counts(text)
+    assert counts, text  # drawn while the epoch ran, not only at its ends
+    # each epoch trains on 90% of the 1,347 digits (10% validate), in batches
+    # of 4 (train) or 64 (demo)
+    assert {total for _, total in counts} == {303 if args[0] == "train" else 19}
+    assert re.search(r"<\d\d:\d\d", text)  # the time left in the epoch
+
+
+def test_piped_or_quiet_shows_no_batch_progress(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    piped = subprocess.run(
+        [sys.executable, "-m", "emnist_estimators", *TRAIN, "--output", "p"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "training" in piped.stderr and "2/2" in piped.stderr  # the epoch bar
+    assert "batch" not in piped.stderr and not in_epoch_counts(piped.stderr)
+    # --quiet on a terminal: the result line and nothing else
+    code, text = run_cli_in_terminal([*TRAIN, "--output", "q", "--quiet"], tmp_path)
+    assert code == 0, text
+    assert [ln for ln in text.splitlines() if ln.strip()] == [
+        ln for ln in text.splitlines() if ln.startswith("EmnistMLP trained on")
+    ]

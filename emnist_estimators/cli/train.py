@@ -57,6 +57,7 @@ def run_demo_command(args) -> int:
         output=args.output,
         random_state=args.random_state,
         overwrite=args.overwrite,
+        progress=not (args.quiet or args.json),
     )
     emit(
         args,
