@@ -63,9 +63,7 @@ def _default(action: argparse.Action) -> str | None:
         or action.nargs == 0
     ):
         return None
-    return (
-        repr(action.default) if isinstance(action.default, str) else str(action.default)
-    )
+    return str(action.default)  # as typed on the command line
 
 
 def _usage(parser: argparse.ArgumentParser) -> str:
@@ -95,7 +93,8 @@ def command_lines(parser, level: int, help_: str | None, recurse=True) -> list[s
     description = parser.description or help_
     if description:
         lines += [_inline(description), ""]
-    lines += ["::", ""] + ["   " + u for u in _usage(parser).splitlines()] + [""]
+    lines += [".. code-block:: text", ""]
+    lines += ["   " + u for u in _usage(parser).splitlines()] + [""]
     lines += [f".. program:: {parser.prog}", ""]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
