@@ -12,11 +12,12 @@ made at their first use (see :mod:`emnist_estimators.threads`).
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._utils import native_stderr_captured
 from ._version import __version__
 from .datasets import load_emnist
 from .preprocessing import PixelScaler
-from .threads import set_num_threads
 from .pretrained import load_pretrained
+from .threads import set_num_threads
 
 if TYPE_CHECKING:  # for type checkers; loaded on first use by __getattr__ below
     from .estimators import EmnistCNN, EmnistMLP, load_model
@@ -33,15 +34,19 @@ __all__ = [
     "PixelScaler",
     "load_emnist",
     "load_model",
-    "set_num_threads",
     "load_pretrained",
+    "set_num_threads",
     "__version__",
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        # importing TensorFlow logs from C++ (cpu_feature_guard, absl): kept
+        # out of the user's stderr unless the import fails
+        with native_stderr_captured():
+            module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

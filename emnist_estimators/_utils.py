@@ -1,14 +1,22 @@
-"""Private helpers: input validation, seeding, precision, parameters as JSON."""
+"""Private helpers: input validation, seeding, precision, parameters as JSON.
+
+Also the capture of TensorFlow's native stderr lines around long operations.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import os
 import random
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal, TypeGuard, cast, get_args
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any, Literal, TypeGuard, TypeVar, cast, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -33,7 +41,12 @@ __all__ = [
     "PRECISIONS",
     "DTYPE_POLICIES",
     "Precision",
+    "capturing_native_stderr",
+    "native_log_shown",
+    "native_stderr_captured",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: The estimators' ``precision`` parameter: 'auto' or a Keras dtype policy.
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
@@ -447,3 +460,140 @@ def jsonable_params(
     """
     skip = set(exclude)
     return {k: jsonable(v) for k, v in params.items() if k not in skip}
+
+
+# --- TensorFlow's native log around the package's long operations --------------
+# One capture at a time for the whole process: file descriptor 2 is the
+# process's, so nested or concurrent captures share the outermost one, and
+# the last to leave restores the descriptor.
+_capture_lock = threading.Lock()
+_capture: dict[str, Any] = {"depth": 0, "saved": None, "sink": None}
+_NATIVE_LOG_SHOWN: ContextVar[bool] = ContextVar("native_log_shown", default=False)
+
+
+@contextlib.contextmanager
+def native_log_shown() -> Iterator[None]:
+    """Let :func:`native_stderr_captured` pass native output through (``-v``).
+
+    Yields
+    ------
+    None
+        Inside the block (this thread or task), nothing is captured.
+
+    Examples
+    --------
+    >>> with native_log_shown(), native_stderr_captured():
+    ...     pass  # TensorFlow's C++ lines would show here
+    """
+    token = _NATIVE_LOG_SHOWN.set(True)
+    try:
+        yield
+    finally:
+        _NATIVE_LOG_SHOWN.reset(token)
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[None]:
+    """Send what C code writes to stderr to a file; show it only on failure.
+
+    TensorFlow's C++ side (and tf2onnx's graph optimiser through it) logs
+    to file descriptor 2 directly - ``I0000 ... cpu_feature_guard``, absl's
+    ``WARNING: All log messages before absl::InitializeLog()``, ``Starting new
+    session`` - whatever ``TF_CPP_MIN_LOG_LEVEL`` says once TensorFlow is
+    loaded. The package changes no logging setting; it points descriptor 2 at
+    a temporary file while its own long operations (importing TensorFlow,
+    loading, exporting) run. If the block raises, what was written meanwhile
+    is written to ``sys.stderr`` before the error propagates; the descriptor
+    is restored in every case. Python-level writes to ``sys.stderr`` made
+    through descriptor 2 meanwhile (another thread's, say) are held with it.
+
+    Nested and concurrent blocks share one capture; the last to leave
+    restores the descriptor. Inside :func:`native_log_shown`, or where
+    descriptor 2 is closed, nothing is captured.
+
+    Yields
+    ------
+    None
+        Inside the ``with`` block, file descriptor 2 goes to a temporary
+        file.
+
+    Examples
+    --------
+    >>> with native_stderr_captured():
+    ...     import tensorflow  # its start-up lines are not shown
+    """
+    if _NATIVE_LOG_SHOWN.get():
+        yield
+        return
+    with _capture_lock:
+        if _capture["depth"] == 0:
+            _flush_stderr()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no stderr to capture
+                saved = None
+            sink = None
+            if saved is not None:
+                sink = tempfile.TemporaryFile()
+                os.dup2(sink.fileno(), 2)
+            _capture.update(saved=saved, sink=sink)
+        _capture["depth"] += 1
+        sink = _capture["sink"]
+        start = 0 if sink is None else os.fstat(sink.fileno()).st_size
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        text = b""
+        with _capture_lock:
+            if sink is not None:
+                _flush_stderr()
+                if failed:
+                    end = os.fstat(sink.fileno()).st_size
+                    text = os.pread(sink.fileno(), end - start, start)
+            _capture["depth"] -= 1
+            if _capture["depth"] == 0 and _capture["saved"] is not None:
+                os.dup2(_capture["saved"], 2)
+                os.close(_capture["saved"])
+                _capture["sink"].close()
+                _capture.update(saved=None, sink=None)
+        if text:
+            sys.stderr.write(text.decode(errors="replace"))
+            _flush_stderr()
+
+
+def _flush_stderr() -> None:
+    """Flush ``sys.stderr`` so its buffered text goes where it was written."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+
+
+def capturing_native_stderr(func: F) -> F:
+    """Decorate ``func`` to run inside :func:`native_stderr_captured`.
+
+    Parameters
+    ----------
+    func : callable
+        A long operation of the package (export, load).
+
+    Returns
+    -------
+    callable
+        ``func``, its native stderr output captured.
+
+    Examples
+    --------
+    >>> @capturing_native_stderr
+    ... def work():
+    ...     return 1
+    >>> work()
+    1
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with native_stderr_captured():
+            return func(*args, **kwargs)
+
+    return cast(F, wrapper)

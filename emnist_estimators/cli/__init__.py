@@ -13,12 +13,14 @@ are hidden unless ``-v``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 
 # Nothing imported here may import TensorFlow: main() must set its log level
 # first, and commands that never train (data, --help) should start fast.
+from .._utils import native_log_shown
 from ..exceptions import EmnistEstimatorsError
 from ..threads import set_num_threads
 from .console import EXIT_ERROR, EXIT_OK, EXIT_USAGE, UsageError
@@ -83,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.threads is not None:
             set_num_threads(args.threads)
-        return RUNS[args.command](args)
+        # -v: the package's own captures of TensorFlow's C++ lines let them through
+        shown = native_log_shown() if args.verbose else contextlib.nullcontext()
+        with shown:
+            return RUNS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

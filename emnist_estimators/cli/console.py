@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
 
-from .._utils import jsonable
+from .._utils import jsonable, native_stderr_captured
 from ..exceptions import EmnistEstimatorsError
 
 __all__ = [
@@ -73,32 +70,16 @@ def import_tensorflow(args) -> None:
         import tensorflow  # noqa: F401
 
 
-@contextlib.contextmanager
-def native_stderr_muted() -> Iterator[None]:
+def native_stderr_muted() -> contextlib.AbstractContextManager[None]:
     """Send what C code writes to stderr to a file; replay it on failure.
 
-    Yields
-    ------
-    None
-        Inside the ``with`` block, file descriptor 2 goes to a temporary
+    The package's own capture, which its export and load use too: one
+    capture for the whole process.
+
+    Returns
+    -------
+    context manager
+        Inside its ``with`` block, file descriptor 2 goes to a temporary
         file.
     """
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to mute
-        yield
-        return
-    failed = True
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-            failed = False
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            if failed:
-                sink.seek(0)
-                sys.stderr.write(sink.read().decode(errors="replace"))
+    return native_stderr_captured()
