@@ -87,3 +87,29 @@ def test_class_weights_within_the_bound_still_multiply_sample_weight(bars):
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, w * class_w)
     assert combine_weights(w, None) is w and combine_weights(None, None) is None
+
+
+def _weights_for(class_weight, classes, y_enc):
+    from types import SimpleNamespace
+
+    est = SimpleNamespace(class_weight=class_weight, classes_=np.asarray(classes))
+    return class_sample_weights(est, np.asarray(y_enc))
+
+
+@pytest.mark.parametrize("weight", [True, False])
+def test_a_boolean_class_weight_is_refused(weight):
+    # True is a number to Python (1): a typo such as {"a": True} must not
+    # quietly weigh the class 1
+    with pytest.raises(ValueError, match="class weights must be finite numbers"):
+        _weights_for({"a": weight}, ["a", "b"], [0, 1])
+
+
+def test_balanced_class_weight_is_scikit_learns_rule_over_the_classes_present():
+    # n_samples / (n_classes_present * count): 6 / (2 * 4) and 6 / (2 * 2);
+    # class "b", absent from y, gets no weight of its own (no row to weigh)
+    y_enc = [0, 0, 0, 0, 2, 2]
+    weights = _weights_for("balanced", ["a", "b", "c"], y_enc)
+    np.testing.assert_allclose(weights, [0.75] * 4 + [1.5] * 2)
+    assert weights.dtype == np.float32
+    # every class weighs the same in total: the point of "balanced"
+    assert weights[:4].sum() == pytest.approx(weights[4:].sum())
