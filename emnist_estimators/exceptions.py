@@ -18,6 +18,7 @@ __all__ = [
     "ClusterError",
     "ClusterConfigError",
     "TrainingDivergedError",
+    "ExportError",
 ]
 
 

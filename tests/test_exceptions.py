@@ -43,3 +43,13 @@ def test_one_except_clause_of_either_kind_catches_it(name):
     for catch in (EmnistEstimatorsError, BUILTIN[name]):
         with pytest.raises(catch, match="what was wrong"):
             raise cls("what was wrong, and how to fix it")
+
+
+def test_every_error_class_is_exported_by_all():
+    # `from emnist_estimators.exceptions import *` and the API docs see __all__
+    defined = {
+        name
+        for name, cls in inspect.getmembers(exceptions, inspect.isclass)
+        if cls.__module__ == exceptions.__name__
+    }
+    assert defined == set(exceptions.__all__)
