@@ -92,3 +92,22 @@ def pixels_file(tmp_path):
     path = tmp_path / "pixels.npy"
     np.save(path, X.reshape(6, 784))
     return path, X.reshape(6, 784), y
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A small fitted MLP on raw uint8 pixels, saved: (path, estimator, X, y)."""
+    from emnist_estimators import EmnistMLP  # TensorFlow only where it is used
+
+    X, y = bar_images(300, 0)
+    clf = EmnistMLP(
+        hidden_layer_sizes=(16,),
+        epochs=5,
+        batch_size=32,
+        learning_rate=3e-3,
+        lr_schedule="constant",
+        random_state=0,
+    ).fit(X, y)
+    path = tmp_path_factory.mktemp("saved") / "mlp.keras"
+    clf.save(path)
+    return path, clf, X, y

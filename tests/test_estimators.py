@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, rewrite_saved_state
+from helpers import REPO
 from scipy import sparse
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import (
@@ -362,32 +362,6 @@ def test_save_and_load_keras_format(fitted_cnn, data, tmp_path):
         EmnistMLP.load(path)
     # still a plain Keras archive
     assert keras.saving.load_model(path, safe_mode=True).output_shape == (None, 2)
-
-
-# Keras warns inside its own code when this test calls Keras directly (not
-# through our save/pickle, which tests/test_warnings.py checks stay silent).
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-def test_load_rejects_foreign_files(tmp_path):
-    import keras
-
-    (tmp_path / "junk.keras").write_bytes(b"not a zip")
-    with pytest.raises(EmnistEstimatorsError, match="not a saved emnist-estimators"):
-        load_model(tmp_path / "junk.keras")
-    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    plain.save(tmp_path / "plain.keras")
-    with pytest.raises(EmnistEstimatorsError, match="not written by emnist-estimators"):
-        load_model(tmp_path / "plain.keras")
-    with pytest.raises(EmnistEstimatorsError, match="not a saved"):
-        load_model(tmp_path / "missing.keras")
-
-
-def test_load_rejects_other_format_version(fitted_cnn, tmp_path):
-    fitted_cnn.save(tmp_path / "m.keras")
-    rewrite_saved_state(
-        tmp_path / "m.keras", tmp_path / "new.keras", lambda s: s.update(format=99)
-    )
-    with pytest.raises(EmnistEstimatorsError, match="save format 99"):
-        load_model(tmp_path / "new.keras")
 
 
 def test_early_stopping_and_partial_fit(data):

@@ -1,13 +1,20 @@
-"""saved_state.py: a saved file whose network weights are not finite is refused."""
+"""saved_state.py: the state a saved file holds, every value checked at load.
+
+A tampered value or a network whose weights are not finite is refused by
+``load_model``, not later at predict time.
+"""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from helpers import bar_images
+from helpers import bar_images, write_members, zip_members
 
 from emnist_estimators import EmnistMLP, load_model
 from emnist_estimators.exceptions import DataFormatError
+from emnist_estimators.persistence import STATE_ENTRY
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +49,43 @@ def test_load_accepts_finite_weights(fitted, tmp_path):
     )
 
 
-def test_a_file_saved_without_the_optimizer_is_smaller_and_predicts_the_same(
-    tmp_path, recwarn
-):
-    X, y = bar_images(60, rng=0)
-    clf = EmnistMLP(hidden_layer_sizes=(64,), epochs=1, random_state=0).fit(X, y)
-    clf.save(tmp_path / "full.keras")
-    clf.save(tmp_path / "small.keras", include_optimizer=False)
-    # Adam keeps two moments per weight: the file without them is a third
-    full, small = ((tmp_path / n).stat().st_size for n in ("full.keras", "small.keras"))
-    assert small < 0.45 * full
-    loaded = load_model(tmp_path / "small.keras")
-    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    # left out on purpose: Keras' "Skipping variable loading" is not shown
-    assert not [w for w in recwarn if "optimizer" in str(w.message)]
-    # and it still trains on: a warm start begins the optimizer afresh
-    loaded.set_params(warm_start=True, epochs=1).fit(X, y)
-    assert np.isfinite(loaded.predict_proba(X)).all()
+# --- tampered state: values the file holds, checked against its network --------
+# (a state member that is not a JSON object: tests/test_persistence.py)
+def _set(key, value):
+    return lambda state: {**state, key: value}
+
+
+TAMPERS = {
+    "params null": _set("params", None),
+    "unknown param": lambda s: {**s, "params": {**s["params"], "bogus": 1}},
+    "bad param value": lambda s: {**s, "params": {**s["params"], "dropout": "high"}},
+    "random_state text": _set("random_state", "seed"),
+    "fewer classes": lambda s: {**s, "classes": s["classes"][:-1]},
+    "classes not a list": _set("classes", "abc"),
+    "unsorted classes": lambda s: {**s, "classes": s["classes"][::-1]},
+    "bad classes dtype": _set("classes_dtype", "no-such-dtype"),
+    "classes dtype mismatch": _set("classes_dtype", "<M8[s]"),
+    "n_features wrong": _set("n_features_in", 100),
+    "feature names not str": _set("feature_names_in", [1, 2]),
+    "input_scale text": _set("input_scale", "1/255"),
+    "input_scale zero": _set("input_scale", 0),
+    "dtype policy": _set("dtype_policy", "float64"),
+    "history": _set("history", {"loss": "low"}),
+    "n_iter": _set("n_iter", -1),
+}
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+def test_tampered_state_is_refused_at_load(saved, tmp_path, tamper):
+    path, _, X, _ = saved
+    members = zip_members(path)
+    new = TAMPERS[tamper](json.loads(members[STATE_ENTRY]))
+    members[STATE_ENTRY] = json.dumps(new).encode()
+    target = tmp_path / "tampered.keras"
+    write_members(target, members)
+    with pytest.raises(DataFormatError) as info:
+        load_model(target)  # not later, at predict time
+    assert isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert str(target) in message
+    assert "not saved by emnist-estimators" in message or "save format" in message
