@@ -124,6 +124,8 @@ def plot_learning_curves(history) -> Figure:
     matplotlib.figure.Figure
         The figure, not shown or saved (``fig.savefig(path)``).
     """
+    from matplotlib.ticker import MaxNLocator
+
     if not isinstance(history, dict):
         history = _final_estimator(history).history_
     fig = _figure((PAGE_INCHES, 3.4))
@@ -134,6 +136,7 @@ def plot_learning_curves(history) -> Figure:
             if values:
                 ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} per epoch")
         ax.grid(alpha=0.3)
@@ -171,20 +174,24 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
     names = [str(c) for c in (class_names if class_names is not None else labels)]
     cm = confusion_matrix(y_true, y_pred, labels=labels, normalize="true")
     n = len(labels)
-    size = max(5.0, 0.28 * n + 2)
+    # As wide as the report's page, where it is shown: at 47 classes a wider
+    # figure was scaled down in the page and its 8-point labels with it. Each
+    # class gets its own tick label, in a font that fills most of its cell.
+    size = min(PAGE_INCHES, max(5.0, 0.28 * n + 2))
     fig = _figure((size, size * 0.9))
     ax = fig.subplots()
     image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
     long_names = max(len(name) for name in names) > 2
+    fontsize = tick_font_size(n, size)
     ax.set_xticks(
         range(n),
         names,
-        fontsize=8 if n > 20 else 10,
+        fontsize=fontsize,
         rotation=45 if long_names else 0,
         ha="right" if long_names else "center",
         rotation_mode="anchor",
     )
-    ax.set_yticks(range(n), names, fontsize=8 if n > 20 else 10)
+    ax.set_yticks(range(n), names, fontsize=fontsize)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title("Confusion matrix (each row sums to 1)")
@@ -203,6 +210,30 @@ def plot_confusion_matrix(y_true, y_pred, *, labels=None, class_names=None):
                     )
     fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
     return fig
+
+
+def tick_font_size(n_classes: int, figure_inches: float) -> float:
+    """The confusion matrix's tick-label size: most of a cell, 7 to 11 points.
+
+    Parameters
+    ----------
+    n_classes : int
+        Rows (and columns) of the matrix.
+    figure_inches : float
+        The figure's width; the matrix takes about 70% of it.
+
+    Returns
+    -------
+    float
+        The font size in points.
+
+    Examples
+    --------
+    >>> tick_font_size(47, 10.0), tick_font_size(10, 5.0)
+    (8.6, 11.0)
+    """
+    cell_points = 0.7 * figure_inches * 72 / max(n_classes, 1)
+    return round(float(np.clip(0.8 * cell_points, 7.0, 11.0)), 1)
 
 
 def most_confused_pairs(y_true, y_pred, *, top: int = 10):
@@ -451,15 +482,23 @@ def write_report(
     final = _final_estimator(estimator)
     y_pred = final.classes_[proba.argmax(axis=1)]
     labels = label_order(final.classes_)
-    names = None
+    by_class: dict = {}
     if class_names is not None:
         by_class = dict(zip(final.classes_.tolist(), class_names, strict=True))
-        names = [by_class[c] for c in labels.tolist()]
+    # the matrix and the table: only classes the images hold or the model
+    # predicted (a 47-class model on digits: 10 rows, not 37 more empty ones);
+    # labels the model does not know get their (all-wrong) rows, last
+    unknown = np.setdiff1d(y, final.classes_)
+    present = np.isin(labels, np.concatenate([y, y_pred]))
+    shown = np.concatenate([labels[present], label_order(unknown)])
+    names = None
+    if class_names is not None:
+        names = [str(by_class.get(c, c)) for c in shown.tolist()]
     pairs = most_confused_pairs(y, y_pred, top=TOP_PAIRS)
     figures = {
         "learning_curves.png": plot_learning_curves(estimator),
         "confusion_matrix.png": plot_confusion_matrix(
-            y, y_pred, labels=labels, class_names=names
+            y, y_pred, labels=shown, class_names=names
         ),
         "misclassified.png": plot_misclassified(X, y, y_pred),
         "sample_predictions.png": plot_sample_predictions(
@@ -475,19 +514,15 @@ def write_report(
         **(extra_metrics or {}),
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    # labels the model does not know still get their (all-wrong) rows, last
-    unknown = np.setdiff1d(y, final.classes_)
-    text_report = classification_report(
-        y,
-        y_pred,
-        labels=np.concatenate([labels, label_order(unknown)]),
-        zero_division=0,
+    per_class = classification_report(
+        y, y_pred, labels=shown, zero_division=0, output_dict=True
     )
+    table = _per_class_rows(per_class, shown, by_class)
     facts = _header_facts(
         estimator, metrics, data, {**(extra_metrics or {}), **(training or {})}
     )
     index = output / "index.html"
-    index.write_text(_page(title, facts, pairs, text_report), encoding="utf-8")
+    index.write_text(_page(title, facts, pairs, table), encoding="utf-8")
     return index
 
 
@@ -504,7 +539,23 @@ pre { overflow-x: auto }
 """
 
 
-def _page(title: str, facts: list, pairs: list, text_report: str) -> str:
+def _per_class_rows(report: dict, labels, by_class: dict) -> list[tuple]:
+    """(class, precision, recall, F1, support) per class, then the averages."""
+    rows = []
+    for label in labels.tolist():
+        scores = report[str(label)]
+        name = str(by_class.get(label, label))
+        rows.append((name, *(scores[k] for k in _SCORES)))
+    for average in ("macro avg", "weighted avg"):
+        if average in report:
+            rows.append((average, *(report[average][k] for k in _SCORES)))
+    return rows
+
+
+_SCORES = ("precision", "recall", "f1-score", "support")
+
+
+def _page(title: str, facts: list, pairs: list, per_class: list) -> str:
     """The report's HTML: header facts, then each figure under its heading."""
     esc = html.escape
     head = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in facts)
@@ -512,6 +563,13 @@ def _page(title: str, facts: list, pairs: list, text_report: str) -> str:
         f"<tr><td>{esc(str(t))}</td><td>{esc(str(p))}</td>"
         f'<td class="n">{c}</td><td class="n">{s:.1%}</td></tr>'
         for t, p, c, s in pairs
+    )
+
+    scores = "".join(
+        f"<tr><td>{esc(name)}</td>"
+        + "".join(f'<td class="n">{v:.3f}</td>' for v in (p, r, f))
+        + f'<td class="n">{int(n):,}</td></tr>'
+        for name, p, r, f, n in per_class
     )
 
     def figure(name: str, alt: str) -> str:
@@ -533,7 +591,9 @@ def _page(title: str, facts: list, pairs: list, text_report: str) -> str:
 <table class="pairs"><tr><th>true</th><th>predicted</th><th>count</th>
 <th>share of true class</th></tr>{rows}</table>
 {figure("confused_pairs.png", "most confused pairs with examples")}
-<h2>Per-class precision, recall, F1</h2><pre>{esc(text_report)}</pre>
+<h2>Per-class precision, recall, F1</h2>
+<table class="per-class"><tr><th>class</th><th>precision</th><th>recall</th>
+<th>F1</th><th>images</th></tr>{scores}</table>
 <h2>Misclassified images</h2>{figure("misclassified.png", "misclassified")}
 </body></html>
 """

@@ -217,10 +217,8 @@ def test_fashion_classes_come_in_label_order(tmp_path, monkeypatch):
     ax = made["plot_confusion_matrix"].axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == list(FASHION)
     assert [t.get_text() for t in ax.get_xticklabels()] == list(FASHION)
-    per_class = re.search(r"<pre>(.*?)</pre>", page, re.S).group(1)
-    rows = [re.split(r"\s{2,}", html.unescape(line).strip())[0]
-            for line in per_class.splitlines()[2:12]]  # fmt: skip
-    assert rows == list(FASHION)
+    rows = [row[0] for row in table_rows(page, "per-class")]
+    assert rows == [*FASHION, "macro avg", "weighted avg"]
     assert label_order(["10", "9", "1"]).tolist() == ["1", "9", "10"]
     assert label_order(["b", "A", "0"]).tolist() == ["b", "A", "0"]  # as given
 
@@ -278,3 +276,86 @@ def test_report_page_fits_a_laptop_screen(tmp_path, browser):
         "return document.querySelector('table.facts').getBoundingClientRect().bottom"
     )
     assert top < 768
+
+
+# --- the report's figures and table read well (issue 31.5) -------------------------
+EMNIST_47 = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt"))
+
+
+def test_report_of_digits_with_a_47_class_model_shows_only_their_classes(
+    tmp_path, monkeypatch
+):
+    """Issue 31.5: an MNIST report drew 37 empty rows for absent classes."""
+    n = 200
+    X, _ = bar_images(n, rng=0)
+    y = EMNIST_47[np.arange(n) % 10]  # digits only
+    answers = y.copy()
+    answers[:3] = "e"  # one class the images do not hold, predicted
+    est = Answers().fit(X.reshape(n, 784), y, answers=answers)
+    est.classes_ = EMNIST_47.copy()  # the model knows all 47
+    made = spy_figures(monkeypatch)
+    page = reporting.write_report(est, X.reshape(n, 784), y, tmp_path).read_text()
+    ax = made["plot_confusion_matrix"].axes[0]
+    present = [*"0123456789", "e"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == present
+    assert [t.get_text() for t in ax.get_xticklabels()] == present
+    assert ax.images[0].get_array().shape == (11, 11)
+    rows = [row[0] for row in table_rows(page, "per-class")]
+    assert rows == [*present, "macro avg", "weighted avg"]
+
+
+def test_47_class_matrix_labels_every_class_readably_at_page_width():
+    """Issue 31.5: the 47-class matrix's 8-point labels were drawn on a figure
+    1.5 times the page's width, so the page showed them at about 5 points."""
+    y_true = np.repeat(EMNIST_47, 3)
+    y_pred = np.roll(y_true, 1)
+    fig = plot_confusion_matrix(y_true, y_pred, labels=EMNIST_47)
+    ax = fig.axes[0]
+    width = fig.get_size_inches()[0]
+    assert width <= reporting.PAGE_INCHES  # shown at its own size in the page
+    for ticks in (ax.get_xticklabels(), ax.get_yticklabels()):
+        assert [t.get_text() for t in ticks] == EMNIST_47.tolist()  # each class
+        assert {t.get_fontsize() for t in ticks} == {
+            reporting.tick_font_size(47, width)
+        }
+        assert min(t.get_fontsize() for t in ticks) >= 8
+    # neighbouring labels do not overlap once drawn
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels()]
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+    # few classes: larger labels, never above 11 points
+    assert reporting.tick_font_size(10, 5.0) == 11.0
+
+
+def test_learning_curves_mark_whole_epochs_only():
+    """Issue 31.5: three epochs were marked 1.00, 1.25, ..., 3.00."""
+    fig = plot_learning_curves({"loss": [0.9, 0.6, 0.5], "accuracy": [0.5, 0.7, 0.8]})
+    fig.canvas.draw()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks == [1.0, 2.0, 3.0]
+
+
+def test_per_class_scores_are_an_html_table_with_escaped_names(tmp_path):
+    """Issue 31.5: the per-class scores were preformatted text."""
+    X, y, answers = fashion_case()
+    names = ["<b>" + c + "</b> & co" for c in FASHION]
+    est = Answers().fit(X, y, answers=answers)
+    class_names = [names[FASHION.tolist().index(c)] for c in est.classes_]
+    page = reporting.write_report(
+        est, X, y, tmp_path, class_names=class_names
+    ).read_text()
+    assert "<pre>" not in page and "<b>T-shirt" not in page  # escaped
+    table = re.search(r'<table class="per-class">(.*?)</table>', page, re.S)[1]
+    assert re.findall(r"<th>(.*?)</th>", table) == [
+        "class", "precision", "recall", "F1", "images"
+    ]  # fmt: skip
+    rows = table_rows(page, "per-class")
+    assert [row[0] for row in rows[:10]] == names  # one row per class, in order
+    assert len(rows) == 12  # and the macro and weighted averages
+    from sklearn.metrics import recall_score
+
+    recall = recall_score(y, answers, labels=FASHION, average=None)
+    assert [float(row[2]) for row in rows[:10]] == pytest.approx(recall, abs=5e-4)
+    assert [int(row[4]) for row in rows[:10]] == [20] * 10
