@@ -100,7 +100,9 @@ def command_lines(parser, level: int, help_: str | None, recurse=True) -> list[s
         if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
             continue
         lines += [f".. option:: {_signature(action)}", ""]
-        body = _inline(action.help or "")
+        body = _inline(action.help or "").rstrip()
+        if body and not body.endswith("."):
+            body += "."  # help text is a phrase; here sentences follow it
         if action.choices is not None:
             choices = ", ".join(f"``{c}``" for c in action.choices)
             body += f" Choices: {choices}."
