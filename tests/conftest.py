@@ -14,6 +14,7 @@ import pytest
 from helpers import (
     CLI_MLP,
     EMNIST_DIR,
+    EXPORT_SUFFIX,
     FASHION_DIR,
     SMALL_MNIST_N,
     bar_images,
@@ -111,3 +112,59 @@ def saved(tmp_path_factory):
     path = tmp_path_factory.mktemp("saved") / "mlp.keras"
     clf.save(path)
     return path, clf, X, y
+
+
+# --- tiny fits to export (test_export, test_exported, test_twin) ---------------------
+@pytest.fixture(scope="module")
+def bars():
+    """150 bar images labelled with characters, as train's EMNIST labels."""
+    X, y = bar_images(150, 0)
+    return X, np.array(["|", "-", "#"])[y]
+
+
+@pytest.fixture(scope="module")
+def mlp(bars):
+    """A float32 EmnistMLP fitted on ``bars``."""
+    from emnist_estimators import EmnistMLP
+
+    X, y = bars
+    clf = EmnistMLP(
+        (32,),
+        epochs=4,
+        batch_size=16,
+        lr_schedule="constant",
+        precision="float32",
+        random_state=0,
+    )
+    return clf.fit(X.reshape(len(X), -1), y)
+
+
+@pytest.fixture(scope="module")
+def cnn_bf16(bars):
+    """bfloat16 with augmentation: the network whose direct export fails."""
+    from emnist_estimators import EmnistCNN
+
+    X, y = bars
+    clf = EmnistCNN(
+        filters=(4,),
+        dense_units=(8,),
+        epochs=1,
+        augment=True,
+        precision="mixed_bfloat16",
+        random_state=0,
+    )
+    return clf.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, mlp, cnn_bf16):
+    """Each format of each tiny model, exported once: ``{(model, format): path}``."""
+    from emnist_estimators.export import FORMATS, export_model
+
+    folder = tmp_path_factory.mktemp("exported")
+    models = {"mlp": mlp, "cnn_bf16": cnn_bf16}
+    return {
+        (name, fmt): export_model(model, folder / f"{name}{EXPORT_SUFFIX[fmt]}", fmt)
+        for name, model in models.items()
+        for fmt in FORMATS
+    }

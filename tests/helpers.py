@@ -715,3 +715,64 @@ def prediction_accuracy(result: dict, y) -> float:
     """The share of ``predict --json``'s predictions equal to ``y``."""
     predicted = [p["prediction"] for p in result["predictions"]]
     return float(np.mean(np.array(predicted) == np.asarray(y)))
+
+
+# --- exported models ----------------------------------------------------------------
+#: The file suffix of each export format (a SavedModel is a folder).
+EXPORT_SUFFIX = {"onnx": ".onnx", "tf_saved_model": "", "litert": ".tflite"}
+
+#: Runs exported models with the runtimes alone, in a fresh process: the
+#: code a deployment runs (docs/export.rst shows the same calls).
+FRESH_PROCESS = r"""
+import json, sys
+import numpy as np
+
+spec = json.loads(sys.argv[1])
+out = {}
+for key, (fmt, path, images) in spec["files"].items():
+    X = np.load(images)
+    meta = json.load(open(path + ".json"))
+    x = X.reshape(-1, *meta["input"]["shape"][1:]).astype(meta["input"]["dtype"])
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        proba = session.run(["probabilities"], {"pixels": x})[0]
+    elif fmt == "tf_saved_model":
+        import tensorflow as tf
+
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        proba = serve(pixels=tf.constant(x))["probabilities"].numpy()
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path)
+        pixels = interpreter.get_input_details()[0]
+        interpreter.resize_tensor_input(pixels["index"], x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(pixels["index"], x)
+        interpreter.invoke()
+        proba = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    out[key] = proba
+assert "emnist_estimators" not in sys.modules
+np.savez(spec["out"], **out)
+"""
+
+
+def fresh_process_proba(files: dict, folder: Path) -> dict:
+    """``{key: probabilities}`` of ``files`` ({key: (format, path, X)}), one process."""
+    spec = {"files": {}, "out": str(folder / "fresh.npz")}
+    for i, (key, (fmt, path, X)) in enumerate(files.items()):
+        np.save(folder / f"X{i}.npy", X)
+        spec["files"][key] = (fmt, str(path), str(folder / f"X{i}.npy"))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, json.dumps(spec)],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(folder / "fresh.npz") as data:
+        return {k: data[k] for k in data.files}

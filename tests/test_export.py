@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import EMNIST_DIR, bar_images, modules_loaded_by, require_dir
+from helpers import (
+    EMNIST_DIR,
+    EXPORT_SUFFIX,
+    fresh_process_proba,
+    modules_loaded_by,
+    require_dir,
+)
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -39,117 +44,12 @@ from emnist_estimators.export import (
     sidecar_path,
 )
 
-SUFFIX = {"onnx": ".onnx", "tf_saved_model": "", "litert": ".tflite"}
-
-#: Runs exported models with the runtimes alone, in a fresh process: the
-#: code a deployment runs (docs/export.rst shows the same calls).
-FRESH_PROCESS = r"""
-import json, sys
-import numpy as np
-
-spec = json.loads(sys.argv[1])
-out = {}
-for key, (fmt, path, images) in spec["files"].items():
-    X = np.load(images)
-    meta = json.load(open(path + ".json"))
-    x = X.reshape(-1, *meta["input"]["shape"][1:]).astype(meta["input"]["dtype"])
-    if fmt == "onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        proba = session.run(["probabilities"], {"pixels": x})[0]
-    elif fmt == "tf_saved_model":
-        import tensorflow as tf
-
-        serve = tf.saved_model.load(path).signatures["serving_default"]
-        proba = serve(pixels=tf.constant(x))["probabilities"].numpy()
-    else:
-        from ai_edge_litert.interpreter import Interpreter
-
-        interpreter = Interpreter(model_path=path)
-        pixels = interpreter.get_input_details()[0]
-        interpreter.resize_tensor_input(pixels["index"], x.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(pixels["index"], x)
-        interpreter.invoke()
-        proba = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    out[key] = proba
-assert "emnist_estimators" not in sys.modules
-np.savez(spec["out"], **out)
-"""
-
-
-def fresh_process_proba(files: dict, folder: Path) -> dict:
-    """``{key: probabilities}`` of ``files`` ({key: (format, path, X)}), one process."""
-    spec = {"files": {}, "out": str(folder / "fresh.npz")}
-    for i, (key, (fmt, path, X)) in enumerate(files.items()):
-        np.save(folder / f"X{i}.npy", X)
-        spec["files"][key] = (fmt, str(path), str(folder / f"X{i}.npy"))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, json.dumps(spec)],
-        env=env,
-        cwd=folder,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with np.load(folder / "fresh.npz") as data:
-        return {k: data[k] for k in data.files}
-
 
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-# --- tiny fits on generated images ----------------------------------------------------
-@pytest.fixture(scope="module")
-def bars():
-    X, y = bar_images(150, 0)
-    return X, np.array(["|", "-", "#"])[y]  # characters, as train's EMNIST labels
-
-
-@pytest.fixture(scope="module")
-def mlp(bars):
-    X, y = bars
-    clf = EmnistMLP(
-        (32,),
-        epochs=4,
-        batch_size=16,
-        lr_schedule="constant",
-        precision="float32",
-        random_state=0,
-    )
-    return clf.fit(X.reshape(len(X), -1), y)
-
-
-@pytest.fixture(scope="module")
-def cnn_bf16(bars):
-    """bfloat16 with augmentation: the network whose direct export fails."""
-    X, y = bars
-    clf = EmnistCNN(
-        filters=(4,),
-        dense_units=(8,),
-        epochs=1,
-        augment=True,
-        precision="mixed_bfloat16",
-        random_state=0,
-    )
-    return clf.fit(X, y)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, mlp, cnn_bf16):
-    """Each format of each tiny model, exported once: ``{(model, format): path}``."""
-    folder = tmp_path_factory.mktemp("exported")
-    models = {"mlp": mlp, "cnn_bf16": cnn_bf16}
-    return {
-        (name, fmt): export_model(model, folder / f"{name}{SUFFIX[fmt]}", fmt)
-        for name, model in models.items()
-        for fmt in FORMATS
-    }
-
-
+# --- tiny fits on generated images (fixtures in conftest.py) -------------------------
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_float32_export_matches_predict(exported, mlp, bars, fmt):
     X = bars[0].reshape(len(bars[0]), -1)
@@ -178,16 +78,6 @@ def test_bfloat16_augmented_cnn_exports_a_deterministic_float32_network(
     meta = json.loads(sidecar_path(exported["cnn_bf16", fmt]).read_text())
     assert meta["estimator"]["trained_precision"] == "mixed_bfloat16"
     assert meta["check"]["vs_float32_twin"]["labels_differ"] == 0
-
-
-def test_the_float32_twin_has_no_augmentation_dropout_or_bfloat16(cnn_bf16):
-    twin = cnn_bf16._float32_network()
-    kinds = {type(layer).__name__ for layer in twin.layers}
-    assert not kinds & {"RandomTranslation", "RandomRotation", "Dropout"}
-    assert {layer.dtype_policy.name for layer in twin.layers} == {"float32"}
-    assert {"RandomTranslation", "Dropout"} <= {
-        type(layer).__name__ for layer in cnn_bf16.model_.layers
-    }
 
 
 def test_batch_norm_statistics_are_exported(bars, tmp_path):
@@ -324,7 +214,7 @@ def test_unsupported_models_are_refused(mlp, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "tf_saved_model"])
 def test_existing_path_is_refused_unless_overwrite(mlp, cnn_bf16, tmp_path, fmt):
-    path = export_model(mlp, tmp_path / f"m{SUFFIX[fmt]}", fmt)
+    path = export_model(mlp, tmp_path / f"m{EXPORT_SUFFIX[fmt]}", fmt)
     meta = sidecar_path(path).read_text()
     with pytest.raises(OutputFolderError, match="already exists: pass overwrite"):
         export_model(cnn_bf16, path, fmt)
@@ -411,21 +301,6 @@ def test_importing_the_export_module_imports_no_runtime():
     assert modules_loaded_by("import emnist_estimators.export", heavy) == []
 
 
-def test_a_fresh_process_runs_each_format_with_its_runtime_alone(
-    exported, mlp, cnn_bf16, bars, tmp_path
-):
-    X = bars[0][:20]
-    files = {f"{name}-{fmt}": (fmt, p, X) for (name, fmt), p in exported.items()}
-    fresh = fresh_process_proba(files, tmp_path)
-    assert set(fresh) == set(files)
-    for key, proba in fresh.items():
-        here = load_exported(files[key][1]).predict_proba(X)
-        np.testing.assert_allclose(proba, here, atol=FLOAT32_TOLERANCE, err_msg=key)
-    np.testing.assert_array_equal(
-        fresh["mlp-onnx"].argmax(1), mlp.predict_proba(X).argmax(1)
-    )
-
-
 # --- command line ---------------------------------------------------------------------
 def test_cli_export_writes_the_model_and_says_where(mlp, bars, tmp_path, capsys):
     mlp.save(tmp_path / "model.keras")
@@ -495,7 +370,7 @@ def _export(name, emnist_4000, folder: Path) -> dict:
     files = {
         fmt: export_model(
             model,
-            folder / f"{name}{SUFFIX[fmt]}",
+            folder / f"{name}{EXPORT_SUFFIX[fmt]}",
             fmt,
             check_X=X_check,
             input_shape=shape,
