@@ -776,3 +776,26 @@ def fresh_process_proba(files: dict, folder: Path) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(folder / "fresh.npz") as data:
         return {k: data[k] for k in data.files}
+
+
+# --- pictures a user uploads (serve, serve_api) --------------------------------------
+def png_bytes(img, fmt="PNG") -> bytes:
+    """A Pillow image as the bytes of a ``fmt`` file."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def glyph_picture(mode="RGB"):
+    """A dark 'L' on light paper, as a phone photo or a scan would be."""
+    from PIL import Image
+
+    img = Image.new("RGB", (90, 120), (235, 232, 220))
+    pixels = np.asarray(img).copy()
+    pixels[15:100, 20:32] = (20, 20, 40)
+    pixels[88:100, 20:70] = (20, 20, 40)
+    img = Image.fromarray(pixels)
+    if mode == "RGBA":  # ink on a transparent sheet
+        alpha = (np.asarray(img.convert("L")) < 128).astype(np.uint8) * 255
+        img = Image.merge("RGBA", (*img.split(), Image.fromarray(alpha)))
+    return img.convert(mode)

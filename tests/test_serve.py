@@ -24,7 +24,13 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import REPO, chromium_driver, png_header_only
+from helpers import (
+    REPO,
+    chromium_driver,
+    glyph_picture,
+    png_bytes,
+    png_header_only,
+)
 from PIL import Image
 
 from emnist_estimators.exceptions import DataFormatError
@@ -33,7 +39,6 @@ from emnist_estimators.serve import (
     MAX_BODY_BYTES,
     MAX_UPLOAD_PIXELS,
     ServeError,
-    decode_image,
     make_server,
 )
 
@@ -121,25 +126,6 @@ def raw(server, request: bytes, *, half_close=False) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
-def png_bytes(img: Image.Image, fmt="PNG") -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def glyph_picture(mode="RGB") -> Image.Image:
-    """A dark 'L' on light paper, as a phone photo or a scan would be."""
-    img = Image.new("RGB", (90, 120), (235, 232, 220))
-    pixels = np.asarray(img).copy()
-    pixels[15:100, 20:32] = (20, 20, 40)
-    pixels[88:100, 20:70] = (20, 20, 40)
-    img = Image.fromarray(pixels)
-    if mode == "RGBA":  # ink on a transparent sheet
-        alpha = (np.asarray(img.convert("L")) < 128).astype(np.uint8) * 255
-        img = Image.merge("RGBA", (*img.split(), Image.fromarray(alpha)))
-    return img.convert(mode)
-
-
 def top_of(est, X, k=5):
     """What predict_proba says for one row, as the server lists it."""
     proba = est.predict_proba(X)[0]
@@ -199,24 +185,6 @@ def test_a_picture_is_converted_as_predict_converts_files(server, est, mode, tmp
 def test_a_blank_picture_is_flagged(server):
     answer = predict(server, {"image": b64(png_bytes(Image.new("L", (50, 50), 0)))})
     assert answer["blank"] is True and answer["pixels"] == [0] * 784
-
-
-@pytest.mark.parametrize(
-    "mode, fmt",
-    [("L", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("P", "PNG")]
-    + [("RGB", "JPEG"), ("RGB", "BMP"), ("P", "GIF")],
-)
-def test_decoding_bytes_matches_reading_the_file(mode, fmt, tmp_path):
-    """decode_image mirrors images.read_image (which only reads paths)."""
-    img = glyph_picture("RGBA" if mode in ("LA", "P") else mode)
-    if mode == "LA":
-        img = img.convert("LA")
-    if mode == "P":  # palette with a transparent index
-        img = glyph_picture("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
-        img.info["transparency"] = 0
-    path = tmp_path / f"x.{fmt.lower()}"
-    img.save(path, format=fmt)
-    np.testing.assert_array_equal(decode_image(path.read_bytes()), read_image(path))
 
 
 # --- refusals ----------------------------------------------------------------------
@@ -357,48 +325,6 @@ def test_a_body_shorter_than_announced_is_refused(server, est):
 def test_405_names_the_allowed_methods(server):
     status, headers, _ = http(server.url + "predict")
     assert status == 405 and headers["Allow"] == "POST"
-
-
-DECODE_AND_MEASURE = """
-import sys
-from emnist_estimators.serve import decode_image
-def peak_mb():  # VmHWM: ru_maxrss would include the parent's RSS at fork
-    with open("/proc/self/status") as fh:
-        return int(next(ln for ln in fh if ln.startswith("VmHWM:")).split()[1]) // 1024
-data = open(sys.argv[1], "rb").read()
-print("BASE_MB", peak_mb())
-try:
-    decode_image(data)
-except Exception as exc:
-    print(type(exc).__name__, exc)
-print("PEAK_MB", peak_mb())
-print("TENSORFLOW", "tensorflow" in sys.modules)
-"""
-
-
-def test_a_small_upload_of_a_huge_canvas_is_refused_before_decoding(tmp_path):
-    """81 MB of grey (324 MB as floats) in an 80 KB PNG: read from the header."""
-    path = tmp_path / "bomb.png"
-    Image.new("L", (9000, 9000), 0).save(path, optimize=True)
-    assert len(b64(path.read_bytes())) < MAX_BODY_BYTES  # fits in one request
-    proc = subprocess.run(
-        [sys.executable, "-c", DECODE_AND_MEASURE, str(path)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "DataFormatError" in proc.stdout and "9000x9000" in proc.stdout
-    base = int(proc.stdout.split("BASE_MB")[1].split()[0])
-    assert int(proc.stdout.split("PEAK_MB")[1].split()[0]) - base < 30, proc.stdout
-    # the server module does not load TensorFlow by itself
-    assert "TENSORFLOW False" in proc.stdout
-
-
-def test_decode_image_refuses_a_non_image():
-    with pytest.raises(DataFormatError, match="not a PNG, JPEG"):
-        decode_image(b"GIF89a but not really")
 
 
 # --- the server --------------------------------------------------------------------
