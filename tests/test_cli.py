@@ -250,36 +250,6 @@ def test_existing_output_is_refused_unless_overwrite(trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run"]
 
 
-def test_demo_command_writes_its_report_once(tmp_path):
-    proc = cli(
-        "demo",
-        "--model",
-        "mlp",
-        "--epochs",
-        2,
-        "--output",
-        "demo",
-        "--json",
-        cwd=tmp_path,
-    )
-    result = json.loads(proc.stdout)
-    assert 0.5 < result["accuracy"] <= 1 and result["n_test"] == 450
-    assert (tmp_path / "demo" / "index.html").exists()
-    assert result["report"] == str(tmp_path / "demo" / "index.html")
-    proc = cli(
-        "demo",
-        "--model",
-        "mlp",
-        "--epochs",
-        1,
-        "--output",
-        "demo",
-        cwd=tmp_path,
-        check=False,
-    )
-    assert proc.returncode == 2 and "--overwrite" in proc.stderr
-
-
 def test_console_script_is_installed():
     exe = shutil.which("emnist-estimators") or (
         os.path.join(os.path.dirname(sys.executable), "emnist-estimators")
