@@ -187,7 +187,6 @@ AREAS = {
         f"{_OUT}x__protected",
         f"{_OUT}x_read_manifest",
         f"{_OUT}x__files_under",
-        f"{_OUT}x_output_folder",
         f"{_OUT}x__swap_in",
     ],
     "checkpoints": [
