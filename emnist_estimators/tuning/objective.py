@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import inspect
+import time
 
 import numpy as np
 import optuna
 from sklearn.base import clone
 
 from ..callbacks import PruningCallback
+from .objectives import Measurements
 from .space import final_step, trial_params
 
 __all__ = ["TrialObjective", "candidate"]
@@ -88,6 +90,11 @@ class TrialObjective:
         ``scorer(estimator, X, y) -> float``, greater is better.
     random_state : int or None, default=None
         Seeds every trial's fit where the estimator has no seed of its own.
+    objectives : tuple of str, default=("score",)
+        What a trial returns (:mod:`~.objectives`): with one objective the
+        mean score, the trial pruned; with several a tuple of their values,
+        nothing pruned and no per-epoch scoring (so ``fit_time`` is training
+        only), every measure also in the trial's user attrs.
 
     Attributes
     ----------
@@ -113,7 +120,17 @@ class TrialObjective:
     1
     """
 
-    def __init__(self, estimator, X, y, space, splits, scorer, random_state=None):
+    def __init__(
+        self,
+        estimator,
+        X,
+        y,
+        space,
+        splits,
+        scorer,
+        random_state=None,
+        objectives=("score",),
+    ):
         self.estimator = estimator
         self.X = X
         self.y = y
@@ -121,6 +138,7 @@ class TrialObjective:
         self.splits = splits
         self.scorer = scorer
         self.random_state = random_state
+        self.objectives = tuple(objectives)
         self.errors = []
 
     def __getstate__(self):
@@ -138,7 +156,7 @@ class TrialObjective:
         """
         return copy.copy(self)
 
-    def __call__(self, trial) -> float:
+    def __call__(self, trial) -> float | tuple[float, ...]:
         """Run ``trial``: fit and score its candidate on every split.
 
         Parameters
@@ -149,8 +167,9 @@ class TrialObjective:
 
         Returns
         -------
-        float
-            The mean validation score over the splits.
+        float or tuple of float
+            The mean validation score over the splits; with several
+            objectives, the mean of each over the splits.
 
         Raises
         ------
@@ -164,17 +183,21 @@ class TrialObjective:
         est = candidate(self.estimator, params, self.random_state)
         epochs = 0
         scores = []
+        # several objectives: no pruning (optuna has none for them)
+        measured = Measurements(self.objectives) if len(self.objectives) > 1 else None
         try:
             for fold, (train, val) in enumerate(splits):
                 X_val, y_val = X[val], y[val]
                 callback = None
-                if len(splits) == 1:
+                if len(splits) == 1 and measured is None:
                     callback = PruningCallback(
                         trial,
                         # default arguments bind this fold's data; mypy cannot type them
                         lambda Xv=X_val, yv=y_val: scorer(est, Xv, yv),  # type: ignore[misc]
                     )
+                start = time.perf_counter()
                 _fit_one(est, X[train], y[train], [callback] if callback else None)
+                fit_s = time.perf_counter() - start
                 epochs += (
                     callback.epochs_run
                     if callback
@@ -184,8 +207,16 @@ class TrialObjective:
                     raise optuna.TrialPruned(
                         f"pruned after epoch {callback.epochs_run}"
                     )
+                start = time.perf_counter()
                 scores.append(float(scorer(est, X_val, y_val)))
-                if len(splits) > 1:
+                if measured is not None:
+                    measured.add(
+                        est,
+                        score=scores[-1],
+                        fit_s=fit_s,
+                        predict_s=(time.perf_counter() - start) / len(val),
+                    )
+                elif len(splits) > 1:
                     trial.report(float(np.mean(scores)), fold)
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
@@ -197,4 +228,6 @@ class TrialObjective:
             raise
         finally:
             trial.set_user_attr("epochs", int(epochs))
+        if measured is not None:
+            return measured.values(trial)
         return float(np.mean(scores))

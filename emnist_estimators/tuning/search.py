@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from numbers import Integral, Real
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import optuna
@@ -32,6 +32,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._splits import holdout_split
 from .objective import TrialObjective, candidate
+from .objectives import (
+    check_objectives,
+    choose_trial,
+    objective_columns,
+    pareto_front,
+    resolve_pruner,
+    score_value,
+    study_objectives,
+)
 from .space import check_space, default_search_space, final_step, trial_params
 from .storage import open_study, optuna_info_lines
 from .waves import optimize_on_cluster
@@ -89,6 +98,42 @@ def make_pruner(
     )
 
 
+# What each parameter may be, checked at fit by scikit-learn's machinery
+# (as the estimators do) so that a bad value fails before a study starts.
+# What constraints cannot say (names in param_distributions, their
+# ranges) is checked by _check_space.
+_PARAMETER_CONSTRAINTS: dict = {
+    "estimator": [HasMethods(["fit"])],
+    "param_distributions": [Mapping, callable, None],
+    "n_trials": [Interval(Integral, 1, None, closed="left"), None],
+    "timeout": [Interval(Real, 0, None, closed="neither"), None],
+    "scoring": [StrOptions(set(get_scorer_names())), callable, None],
+    # names checked by check_objectives (which says what is known)
+    "objectives": [tuple, list],
+    "cv": [Interval(Integral, 2, None, closed="left"), None],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "pruner": [
+        StrOptions({"auto", "median", "percentile", "hyperband", "halving", "none"}),
+        Hidden(StrOptions({"successive_halving"})),  # alias of 'halving'
+        optuna.pruners.BasePruner,
+        None,
+    ],
+    "sampler": [optuna.samplers.BaseSampler, None],
+    "storage": [str, optuna.storages.BaseStorage, None],
+    "study_name": [str, None],
+    "load_if_exists": ["boolean"],
+    "refit": ["boolean", callable],
+    # optuna runs n_jobs threads, or one per CPU for -1
+    "n_jobs": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+    # an address, or a distributed.Client (not imported here: optional)
+    "scheduler": [str, HasMethods(["submit", "scatter", "nthreads"]), None],
+    # seeds optuna's sampler and numpy's SeedSequence: non-negative ints
+    "random_state": [Interval(Integral, 0, None, closed="left"), None],
+    "heartbeat_interval": [Interval(Integral, 1, None, closed="left"), None],
+    "show_progress_bar": ["boolean"],
+}
+
+
 class EmnistSearchCV(MetaEstimatorMixin, BaseEstimator):
     """Optuna search over an estimator's hyper-parameters, sklearn style.
 
@@ -109,16 +154,25 @@ class EmnistSearchCV(MetaEstimatorMixin, BaseEstimator):
     scoring : str or callable, default=None
         A scikit-learn scorer; None uses the estimator's ``score`` (accuracy).
         Greater is better, so the study maximises it.
+    objectives : tuple of str, default=("score",)
+        What the study optimises, from ``'score'`` (maximised), ``'fit_time'``
+        (training seconds), ``'predict_time'`` (seconds per image) and
+        ``'n_params'`` (the network's parameters), all three minimised; each
+        the mean over the splits. Several make a multi-objective study
+        (``'score'`` among them): nothing is pruned, :attr:`pareto_front_`
+        holds the non-dominated trials, and the best score among them is
+        refit. See :mod:`~emnist_estimators.tuning.objectives`.
     cv : int or None, default=None
         None: one stratified hold-out set of ``validation_fraction``, scored
         after every epoch so bad trials are pruned early. int: stratified
         k-fold, pruned between folds. The split is fixed for the whole study.
     validation_fraction : float, default=0.2
         Hold-out share when ``cv`` is None.
-    pruner : {'median', 'percentile', 'hyperband', 'halving', 'none'} \
-or optuna pruner, \
-default='halving'
-        How trials are stopped early (:func:`make_pruner`). 'halving'
+    pruner : {'auto', 'median', 'percentile', 'hyperband', 'halving', 'none'} \
+or optuna pruner, default='auto'
+        How trials are stopped early (:func:`make_pruner`). 'auto': 'halving'
+        with one objective, 'none' with several (optuna cannot prune those:
+        any other pruner is then a ValueError). 'halving'
         (successive halving) spent half the compute of an unpruned search
         in ``benchmarks/bench_tuning.py``; it stops a trial that is not among
         the best at its rung (epochs 1, 4, 16...), so in a study of a few
@@ -137,8 +191,10 @@ default='halving'
     load_if_exists : bool, default=False
         Resume the named study if it exists. False: a fit that finds the name
         taken raises instead of silently continuing another study.
-    refit : bool, default=True
-        Refit the best parameters on all of ``X``.
+    refit : bool or callable, default=True
+        Refit the chosen trial's parameters on all of ``X``: the best score
+        (of the Pareto front, with several objectives), or the trial at the
+        index ``refit(cv_results_)`` returns, as in scikit-learn's searches.
     n_jobs : int, default=1
         Without ``scheduler``: trials run in parallel threads of this process
         (-1: one per CPU); trial order and fits are then not reproducible.
@@ -176,13 +232,18 @@ default='halving'
     study_ : optuna.Study
     best_params_ : dict
     best_score_ : float
-        Best hold-out (or mean CV) score.
+        The chosen trial's hold-out (or mean CV) score: the best score.
+    best_index_ : int
+        The chosen trial's index in ``cv_results_``.
+    pareto_front_ : list of optuna.trial.FrozenTrial
+        The non-dominated completed trials (optuna's ``best_trials``).
     best_estimator_ : estimator
         Refit on all data with ``best_params_`` (when ``refit``).
     cv_results_ : dict of ndarray
         One entry per trial of the study: ``number``, ``state``,
         ``mean_test_score``, ``params``, ``param_<name>``, ``epochs``,
-        ``duration_s``.
+        ``duration_s``; with several objectives also ``mean_fit_time``,
+        ``mean_predict_time``, ``n_params`` and ``pareto_front`` (bool).
     n_trials_ : int
         Trials in the study after this fit.
 
@@ -200,38 +261,7 @@ default='halving'
     ['batch_size', 'dropout', 'learning_rate']
     """
 
-    # What each parameter may be, checked at fit by scikit-learn's machinery
-    # (as the estimators do) so that a bad value fails before a study starts.
-    # What constraints cannot say (names in param_distributions, their
-    # ranges) is checked by _check_space.
-    _parameter_constraints: dict = {
-        "estimator": [HasMethods(["fit"])],
-        "param_distributions": [Mapping, callable, None],
-        "n_trials": [Interval(Integral, 1, None, closed="left"), None],
-        "timeout": [Interval(Real, 0, None, closed="neither"), None],
-        "scoring": [StrOptions(set(get_scorer_names())), callable, None],
-        "cv": [Interval(Integral, 2, None, closed="left"), None],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "pruner": [
-            StrOptions({"median", "percentile", "hyperband", "halving", "none"}),
-            Hidden(StrOptions({"successive_halving"})),  # alias of 'halving'
-            optuna.pruners.BasePruner,
-            None,
-        ],
-        "sampler": [optuna.samplers.BaseSampler, None],
-        "storage": [str, optuna.storages.BaseStorage, None],
-        "study_name": [str, None],
-        "load_if_exists": ["boolean"],
-        "refit": ["boolean"],
-        # optuna runs n_jobs threads, or one per CPU for -1
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
-        # an address, or a distributed.Client (not imported here: optional)
-        "scheduler": [str, HasMethods(["submit", "scatter", "nthreads"]), None],
-        # seeds optuna's sampler and numpy's SeedSequence: non-negative ints
-        "random_state": [Interval(Integral, 0, None, closed="left"), None],
-        "heartbeat_interval": [Interval(Integral, 1, None, closed="left"), None],
-        "show_progress_bar": ["boolean"],
-    }
+    _parameter_constraints: dict = _PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -241,14 +271,15 @@ default='halving'
         n_trials: int | None = 20,
         timeout: float | None = None,
         scoring: str | Callable[..., float] | None = None,
+        objectives: tuple[str, ...] = ("score",),
         cv: int | None = None,
         validation_fraction: float = 0.2,
-        pruner: str | optuna.pruners.BasePruner | None = "halving",
+        pruner: str | optuna.pruners.BasePruner | None = "auto",
         sampler: optuna.samplers.BaseSampler | None = None,
         storage: str | optuna.storages.BaseStorage | None = None,
         study_name: str | None = None,
         load_if_exists: bool = False,
-        refit: bool = True,
+        refit: bool | Callable[[dict], int] = True,
         n_jobs: int = 1,
         scheduler: Any = None,
         random_state: int | None = None,
@@ -260,6 +291,7 @@ default='halving'
         self.n_trials = n_trials
         self.timeout = timeout
         self.scoring = scoring
+        self.objectives = objectives
         self.cv = cv
         self.validation_fraction = validation_fraction
         self.pruner = pruner
@@ -275,16 +307,18 @@ default='halving'
         self.show_progress_bar = show_progress_bar
 
     # -- set-up -------------------------------------------------------------
-    def _create_study(self) -> optuna.Study:
+    def _create_study(self, objectives: tuple[str, ...]) -> optuna.Study:
         max_epochs = getattr(final_step(self.estimator)[1], "epochs", None)
+        pruner = resolve_pruner(self.pruner, objectives)
         return open_study(
             self.storage,
             sampler=self.sampler,
-            pruner=make_pruner(self.pruner, max_epochs=max_epochs),
+            pruner=make_pruner(pruner, max_epochs=max_epochs),
             study_name=self.study_name,
             load_if_exists=self.load_if_exists,
             random_state=self.random_state,
             heartbeat_interval=self.heartbeat_interval,
+            objectives=objectives,
         )
 
     def _splits(self, X: Any, y: Any) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -331,6 +365,8 @@ default='halving'
                 "the estimator instead."
             )
         self._validate_params()
+        objectives = check_objectives(self.objectives)
+        resolve_pruner(self.pruner, objectives)  # a pruner refused before the study
         space = (
             default_search_space(self.estimator)
             if self.param_distributions is None
@@ -342,10 +378,17 @@ default='halving'
             self.__dict__.pop(stale, None)
         scorer = check_scoring(self.estimator, scoring=self.scoring)
         with optuna_info_lines(self.show_progress_bar):
-            study = self._create_study()
+            study = self._create_study(objectives)
             splits = self._splits(X, y)
             objective = TrialObjective(
-                self.estimator, X, y, space, splits, scorer, self.random_state
+                self.estimator,
+                X,
+                y,
+                space,
+                splits,
+                scorer,
+                self.random_state,
+                objectives=objectives,
             )
             if self.scheduler is None:
                 study.optimize(
@@ -368,16 +411,13 @@ default='halving'
                 )
         self.study_ = study
         self.n_trials_ = len(study.trials)
-        self.cv_results_ = _cv_results(study)
+        self.cv_results_ = _cv_results(study, objectives)
         _raise_if_none_completed(study, objective.errors)
-        best = study.best_trial
-        self.best_score_ = float(cast(float, best.value))  # completed: not None
-        if callable(space):  # replay the callable to map trial values to params
-            self.best_params_ = trial_params(
-                optuna.trial.FixedTrial(best.params, best.number), space
-            )
-        else:
-            self.best_params_ = dict(best.params)
+        self.pareto_front_ = pareto_front(study)
+        self.best_index_ = choose_trial(study, objectives, self.refit, self.cv_results_)
+        best = study.trials[self.best_index_]
+        self.best_score_ = score_value(best, objectives)  # completed: a number
+        self.best_params_ = _params(best, space)
         if self.refit:
             model = candidate(self.estimator, self.best_params_, self.random_state)
             self.best_estimator_ = model.fit(X, y)
@@ -531,14 +571,21 @@ def _duration(trial: optuna.trial.FrozenTrial) -> float:
     return trial.duration.total_seconds() if trial.duration else math.nan
 
 
-def _cv_results(study: optuna.Study) -> dict:
+def _params(trial: optuna.trial.FrozenTrial, space: Any) -> dict:
+    """The estimator parameters ``trial`` fitted."""
+    if callable(space):  # replay the callable to map trial values to params
+        return trial_params(optuna.trial.FixedTrial(trial.params, trial.number), space)
+    return dict(trial.params)
+
+
+def _cv_results(study: optuna.Study, objectives: tuple[str, ...]) -> dict:
     trials = study.trials
     names = sorted({k for t in trials for k in t.params})
     results = {
         "number": np.array([t.number for t in trials]),
         "state": np.array([t.state.name for t in trials]),
         "mean_test_score": np.array(
-            [t.value if t.value is not None else math.nan for t in trials], dtype=float
+            [score_value(t, objectives) for t in trials], dtype=float
         ),
         "params": [dict(t.params) for t in trials],
         "epochs": np.array([t.user_attrs.get("epochs", 0) for t in trials]),
@@ -548,6 +595,8 @@ def _cv_results(study: optuna.Study) -> dict:
         results[f"param_{name}"] = np.array(
             [t.params.get(name) for t in trials], dtype=object
         )
+    if len(objectives) > 1:
+        results.update(objective_columns(study))
     return results
 
 
@@ -567,13 +616,17 @@ def study_summary(search: EmnistSearchCV, *, top: int = 5) -> dict:
         ``study_name``; ``best_value`` and ``best_params``; ``n_trials`` in the
         study; ``states``, the trials per state (COMPLETE, PRUNED, FAIL,
         RUNNING); ``epochs_spent`` over all trials; ``top``, the best
-        completed trials (``number``, ``value``, ``params``), best first.
+        completed trials (``number``, ``value`` - the score - and ``params``),
+        best first. With several objectives also ``objectives`` and
+        ``pareto_front``, its trials' ``number``, ``values`` by objective and
+        ``params``.
     """
     check_is_fitted(search, "study_")
     trials = search.study_.trials
-    done = [t for t in trials if t.value is not None and t.state.name == "COMPLETE"]
-    best = sorted(done, key=lambda t: -cast(float, t.value))[:top]  # not None
-    return {
+    objectives = study_objectives(search.study_)
+    done = [t for t in trials if t.values is not None and t.state.name == "COMPLETE"]
+    best = sorted(done, key=lambda t: -score_value(t, objectives))[:top]
+    summary = {
         "study_name": search.study_.study_name,
         "best_value": search.best_score_,
         "best_params": search.best_params_,
@@ -584,9 +637,25 @@ def study_summary(search: EmnistSearchCV, *, top: int = 5) -> dict:
         },
         "epochs_spent": int(sum(search.cv_results_["epochs"])),
         "top": [
-            {"number": t.number, "value": t.value, "params": t.params} for t in best
+            {
+                "number": t.number,
+                "value": score_value(t, objectives),
+                "params": t.params,
+            }
+            for t in best
         ],
     }
+    if len(objectives) > 1:
+        summary["objectives"] = list(objectives)
+        summary["pareto_front"] = [
+            {
+                "number": t.number,
+                "values": dict(zip(objectives, t.values, strict=True)),
+                "params": t.params,
+            }
+            for t in search.pareto_front_
+        ]
+    return summary
 
 
 def tune(estimator: BaseEstimator, X: Any, y: Any, **kwargs: Any) -> EmnistSearchCV:

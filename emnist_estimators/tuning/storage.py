@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 
 from ..exceptions import StorageError
+from .objectives import directions, name_objectives
 
 __all__ = [
     "count_trials",
@@ -172,6 +173,7 @@ def open_study(
     load_if_exists: bool,
     random_state: int | None,
     heartbeat_interval: int | None,
+    objectives: tuple[str, ...] = ("score",),
 ) -> optuna.Study:
     """The search's study in ``storage``: a new one, or the named one resumed.
 
@@ -192,17 +194,20 @@ def open_study(
         Seeds the default sampler.
     heartbeat_interval : int or None
         As :func:`make_storage` takes it.
+    objectives : tuple of str, default=("score",)
+        What the study optimises, checked names (:mod:`~.objectives`): one
+        direction each; several are stored as the study's metric names.
 
     Returns
     -------
     optuna.Study
-        A study that maximises its objective.
+        A study that maximises the score (and minimises the other objectives).
 
     Raises
     ------
     ValueError
         The name is taken and ``load_if_exists`` is False, or the study
-        found minimises its objective.
+        found was created for other objectives or directions.
     StorageError
         The storage cannot be opened or the study created in it.
 
@@ -223,7 +228,11 @@ def open_study(
             sampler=sampler,
             pruner=pruner,
             study_name=study_name,
-            direction="maximize",
+            **(
+                {"direction": "maximize"}
+                if len(objectives) == 1
+                else {"directions": directions(objectives)}
+            ),
             load_if_exists=load_if_exists,
         )
     except optuna.exceptions.DuplicatedStudyError:
@@ -238,13 +247,9 @@ def open_study(
         raise StorageError(
             f"Cannot create or load the study in {storage!r}: {exc}"
         ) from exc
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise ValueError(
-            f"Study {study.study_name!r} was created to "
-            f"{study.direction.name.lower()} its objective; EmnistSearchCV "
-            "maximises scikit-learn scores (greater is better). Use another "
-            "study_name."
-        )
+    # scikit-learn scores are greater-is-better: a study that minimises its
+    # one value, or has other objectives, is another search's
+    name_objectives(study, objectives)
     if given is None and random_state is not None:
         done = len(study.get_trials(deepcopy=False))
         if done:

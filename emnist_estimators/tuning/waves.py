@@ -221,6 +221,7 @@ def _remote_task(study, trial, known) -> dict:
     ]
     return {
         "study_name": study.study_name,
+        "directions": [d.name.lower() for d in study.directions],
         "pruner": study.pruner,
         "number": trial.number,
         "params": trial.params,
@@ -239,7 +240,7 @@ def _run_remote_trial(objective: TrialObjective, task: dict):
     with _ONE_TRIAL_AT_A_TIME, optuna_info_lines(False):
         study = optuna.create_study(
             study_name=task["study_name"],
-            direction="maximize",
+            directions=task["directions"],  # several: the trial returns a tuple
             pruner=task["pruner"],
             sampler=optuna.samplers.RandomSampler(seed=0),  # never asked
         )
@@ -314,12 +315,12 @@ def _tell_outcome(study, trial, frozen, error, errors: list) -> None:
     if error is not None:
         errors.append(error)
     if frozen.state == optuna.trial.TrialState.COMPLETE:
-        study.tell(trial, frozen.value)
+        study.tell(trial, frozen.values)
         logger.info(
             "Trial %d finished on %s with value %s and parameters %s.",
             trial.number,
             frozen.user_attrs.get("worker"),
-            frozen.value,
+            frozen.value if len(frozen.values) == 1 else frozen.values,
             trial.params,
         )
     else:
