@@ -49,6 +49,8 @@ def _private_cache(tmp_path_factory, monkeypatch):
     )
     monkeypatch.delenv("EMNIST_DATA", raising=False)
     monkeypatch.delenv("EMNIST_MIRROR_URL", raising=False)
+    # train/tune/report log to $MLFLOW_TRACKING_URI when set: never the user's
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture
