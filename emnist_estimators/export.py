@@ -39,9 +39,13 @@ from .export_files import (
     temporaries,
     write_errors_named,
 )
+from .export_skl2onnx import register_converters
 from .exported import (
+    BFLOAT16_TOLERANCE,
+    FLOAT32_TOLERANCE,
     FORMATS,
     INPUT_NAME,
+    ONNX_OPSET,
     OUTPUT_NAME,
     RUNNERS,
     ExportedModel,
@@ -65,17 +69,6 @@ __all__ = [
     "synthetic_images",
 ]
 
-#: Largest probability difference accepted between an export and the float32
-#: network it was made from (measured: about 1e-7).
-FLOAT32_TOLERANCE = 1e-4
-
-#: Largest probability difference accepted between the float32 export of a
-#: bfloat16-trained estimator and that estimator's ``predict_proba``.
-BFLOAT16_TOLERANCE = 0.05
-
-#: ONNX operator set of exported files: onnxruntime >= 1.13 runs it.
-ONNX_OPSET = 17
-
 _INSTALL_HINT = 'pip install "emnist-estimators[export]"'
 
 #: Python modules each format needs, to write and to check the file.
@@ -84,6 +77,11 @@ _NEEDS = {
     "tf_saved_model": (),
     "litert": ("ai_edge_litert",),
 }
+
+
+# skl2onnx.to_onnx converts scikit-learn models holding a PixelScaler (if
+# installed); the estimators' module registers EmnistMLP and EmnistCNN
+register_converters(PixelScaler, missing_ok=True)
 
 
 class UnsupportedModelError(EmnistEstimatorsError, TypeError):

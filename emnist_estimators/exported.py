@@ -26,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "BFLOAT16_TOLERANCE",
+    "FLOAT32_TOLERANCE",
     "FORMATS",
     "INPUT_NAME",
+    "ONNX_OPSET",
     "OUTPUT_NAME",
     "RUNNERS",
     "ExportedModel",
@@ -42,6 +45,17 @@ FORMATS = ("onnx", "tf_saved_model", "litert")
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
+
+#: Largest probability difference accepted between an export and the float32
+#: network it was made from (measured: about 1e-7).
+FLOAT32_TOLERANCE = 1e-4
+
+#: Largest probability difference accepted between the float32 export of a
+#: bfloat16-trained estimator and that estimator's ``predict_proba``.
+BFLOAT16_TOLERANCE = 0.05
+
+#: ONNX operator set of exported files: onnxruntime >= 1.13 runs it.
+ONNX_OPSET = 17
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

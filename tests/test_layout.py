@@ -52,6 +52,7 @@ LAYERS = [
     "twin",
     "exported",
     "export_files",
+    "export_skl2onnx",
     "export",
     "labels",
     "training",
