@@ -42,6 +42,23 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_title = f"emnist-estimators {release}"
+# The top-level pages have no sub-pages: no empty "Section Navigation" column
+# beside them (the gallery and the API pages keep theirs).
+html_sidebars = {
+    name: []
+    for name in (
+        "index",
+        "install",
+        "quickstart",
+        "laptop",
+        "serve",
+        "export",
+        "guarantees",
+        "performance",
+        "cli_reference",
+        "user_guide/*",
+    )
+}
 html_static_path = ["_static"]
 # code blocks wrap instead of scrolling sideways (tests/test_docs.py, 1366 px)
 html_css_files = ["wrap.css"]
@@ -62,5 +79,6 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
+    "capture_repr": (),  # the examples print what they show; no stray reprs
 }
 suppress_warnings = ["config.cache"]
