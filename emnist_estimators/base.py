@@ -30,6 +30,7 @@ from ._utils import (
 )
 from .checkpoints import CheckpointStore
 from .exceptions import DataFormatError
+from .inference import network_proba
 from .labels import (
     class_sample_weights,
     combine_weights,
@@ -194,8 +195,8 @@ def _input_scale(rescale: float | str, X: np.ndarray) -> float:
 class BaseEmnistClassifier(SavedStateMixin, ScikerasClassifier):
     """Shared fit/predict machinery; subclasses only build their Keras model."""
 
-    #: Batches up to this size are predicted with one direct call
-    #: (``predict_on_batch``), skipping ``Model.predict``'s per-call set-up.
+    #: Batches up to this size are predicted with one call of the network's
+    #: traced function, skipping ``Model.predict``'s per-call set-up.
     _direct_predict_max = 4096
 
     _common_constraints: dict = COMMON_CONSTRAINTS
@@ -542,13 +543,12 @@ class BaseEmnistClassifier(SavedStateMixin, ScikerasClassifier):
         check_scale(self, X)
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
-        # Keras keeps model_'s predict function: traced at this network's
-        # first call (again once, shape-relaxed, for a new batch size).
+        # Small batches: model_ traced once per input dtype (inference.py).
         with expected_retracing():
             # a network training under a strategy (a callback scoring it)
-            # answers predict_on_batch once per replica: use predict
+            # has one output per replica: Model.predict gathers them
             if len(X) <= self._direct_predict_max and not in_strategy():
-                out = self.model_.predict_on_batch(X)
+                out = network_proba(self, X)
             else:
                 out = self.model_.predict(
                     X, batch_size=max(self.batch_size, 1024), verbose=0

@@ -50,6 +50,7 @@ LAYERS = [
     "checkpoints",
     "persistence",
     "twin",
+    "inference",
     "exported",
     "export_files",
     "export_skl2onnx",
