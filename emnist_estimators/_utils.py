@@ -70,6 +70,28 @@ def _image_shape_of(X: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+def _plain_pixels(estimator: object, X: object, want: Any) -> np.ndarray | None:
+    """``X`` as validate_data would return it, if it needs none of its checks.
+
+    That is a plain 2-D ndarray of uint8, or of floats finite as ``want``,
+    with at least one row and the fitted ``n_features_in_`` columns, for an
+    estimator fitted without feature names: validate_data would only cast
+    it, and its checks cost about as much as the network's answer for one
+    image. None otherwise (validate_data then raises its errors).
+    """
+    if not (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and X.shape[0] >= 1
+        and X.shape[1] == getattr(estimator, "n_features_in_", None)
+        and not hasattr(estimator, "feature_names_in_")
+        and X.dtype in (np.uint8, np.float32, np.float64)
+    ):
+        return None
+    X = X if want is None else X.astype(want, copy=False)
+    return X if X.dtype == np.uint8 or np.isfinite(X).all() else None
+
+
 def check_pixels(
     estimator: object,
     X: ArrayLike,
@@ -144,20 +166,24 @@ def check_pixels(
     want = None if (keep_uint8 and dtype == np.uint8) else np.float32
     if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":
         want = np.float32
-    # validate_data returns an ndarray (sparse and DataFrames are handled above
-    # or converted by it); sklearn has no type hints, so say so.
-    X = cast(
-        np.ndarray,
-        validate_data(
-            estimator,
-            X,
-            reset=reset,
-            dtype=want,
-            accept_sparse=False,
-            ensure_all_finite=True,
-            ensure_min_samples=1,
-        ),
-    )
+    plain = None if reset else _plain_pixels(estimator, X, want)
+    if plain is not None:  # fitted, and X as validate_data would return it
+        X = plain
+    else:
+        # validate_data returns an ndarray (sparse and DataFrames are handled
+        # above or converted by it); sklearn has no type hints, so say so.
+        X = cast(
+            np.ndarray,
+            validate_data(
+                estimator,
+                X,
+                reset=reset,
+                dtype=want,
+                accept_sparse=False,
+                ensure_all_finite=True,
+                ensure_min_samples=1,
+            ),
+        )
     # uint8 is within 0..255 by its type: scanning a whole split for that is
     # skipped, unless a smaller max_value (1.0: "already scaled") can be exceeded.
     may_exceed = X.dtype != np.uint8 or (max_value is not None and max_value < 255)

@@ -74,6 +74,46 @@ def test_feature_count_and_names_are_recorded_then_enforced():
         check_pixels(holder, frame[list("abdc")], reset=False)
 
 
+def test_fitted_checks_give_validate_datas_arrays_and_errors():
+    """After fit, plain arrays skip validate_data: the same result, same errors."""
+    holder = Holder()
+    check_pixels(holder, np.zeros((2, 4)), reset=True)
+    u8 = np.array([[0, 9, 255, 3]], np.uint8)
+    out, _ = check_pixels(holder, u8, reset=False)
+    assert out.dtype == np.uint8 and np.shares_memory(out, u8)
+    f32 = np.array([[0, 9, 255, 3]], np.float32)
+    assert check_pixels(holder, f32, reset=False)[0] is f32  # no copy
+    out, _ = check_pixels(holder, f32.astype(np.float64), reset=False)
+    assert out.dtype == np.float32 and out.tolist() == f32.tolist()
+    for bad, match in [
+        (np.array([[0, np.nan, 1, 2]]), "NaN"),
+        (np.array([[0, np.inf, 1, 2]], np.float32), "infinity"),
+        (np.array([[0, 1e300, 1, 2]]), "too large for dtype"),  # inf as float32
+        (np.zeros((1, 5), np.uint8), "X has 5 features, but Holder is expecting 4"),
+        (np.zeros((0, 4), np.float32), "0 sample"),
+        (np.array([[0, -1, 1, 2]], np.float32), "Negative values"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            check_pixels(holder, bad, reset=False)
+    frame = pd.DataFrame(np.zeros((2, 4)), columns=list("abcd"))
+    check_pixels(holder, frame, reset=True)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        check_pixels(holder, f32, reset=False)
+
+
+def test_fitted_plain_arrays_skip_sklearn_validation(monkeypatch):
+    """Its checks cost as much as the network's answer for one image."""
+    holder = Holder()
+    check_pixels(holder, np.zeros((2, 4)), reset=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("validate_data ran for a plain fitted array")
+
+    monkeypatch.setattr(_utils, "validate_data", refuse)
+    for X in (np.zeros((1, 4), np.uint8), np.ones((3, 2, 2)), np.ones((1, 4), "f4")):
+        assert check_pixels(holder, X, reset=False)[0].shape == (len(X), 4)
+
+
 def test_range_check_follows_max_value():
     X = np.array([[0.0, 1000.0]])
     out, _ = check_pixels(Holder(), X, reset=True, max_value=None)  # unchecked
