@@ -22,7 +22,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -97,8 +97,6 @@ def register_converters(*classes: type, missing_ok: bool = False) -> bool:
             f"register_converters takes PixelScaler, EmnistMLP, EmnistCNN or "
             f"their subclasses; got {wrong!r}."
         )
-    if missing_ok and importlib.util.find_spec("skl2onnx") is None:
-        return False
     try:
         from skl2onnx import update_registered_converter
     except ImportError as exc:
@@ -122,7 +120,7 @@ def register_converters(*classes: type, missing_ok: bool = False) -> bool:
                 _classifier_shape,
                 _convert_classifier,
                 overwrite=True,
-                options={"zipmap": [True, False, "columns"]},
+                options={"zipmap": [True, False, "columns"], "nocl": [False, True]},
             )
     return True
 
@@ -161,13 +159,19 @@ def _classifier_shape(operator: Any) -> None:
     check_input_and_output_numbers(operator, input_count_range=1, output_count_range=2)
     est = operator.raw_operator
     n_rows = operator.inputs[0].get_first_dimension()
-    integer = _label_kind(est.classes_) == "int64"
+    integer = _no_labels(operator) or _label_kind(est.classes_) == "int64"
     label = Int64TensorType if integer else StringTensorType
     operator.outputs[0].type = label([n_rows])
     # float32 unless the model around it computes in double (its input is)
     proba = operator.outputs[1].type
     kind = DoubleTensorType if isinstance(proba, DoubleTensorType) else FloatTensorType
     operator.outputs[1].type = kind([n_rows, len(est.classes_)])
+
+
+def _no_labels(operator: Any) -> bool:
+    """skl2onnx's option ``nocl``: the label output is the class index."""
+    options = operator.scope_inst.get_options(operator.raw_operator, {"nocl": False})
+    return bool(options["nocl"])
 
 
 def _label_kind(classes: np.ndarray) -> str:
@@ -232,7 +236,13 @@ def _convert_classifier(scope: Any, operator: Any, container: Any) -> None:
         container.add_node(
             "Cast", float_proba, proba, name=_op(scope, "Cast"), to=TensorProto.DOUBLE
         )
-    _label(scope, container, float_proba, est.classes_, operator.outputs[0].full_name)
+    label = operator.outputs[0].full_name
+    if _no_labels(operator):
+        container.add_node(
+            "ArgMax", float_proba, label, name=_op(scope, "ArgMax"), axis=1, keepdims=0
+        )
+        return
+    _label(scope, container, float_proba, est.classes_, label)
 
 
 def _is_double(var_type: Any) -> bool:
@@ -246,10 +256,15 @@ def _op(scope: Any, seed: str) -> str:
 
 
 def _constant(scope: Any, container: Any, seed: str, value: Any) -> str:
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     name = scope.get_unique_variable_name(seed)
     array = np.asarray(value)
+    if array.dtype == object:  # strings: skl2onnx copies a tensor's raw data only
+        container.add_initializer(
+            name, TensorProto.STRING, list(array.shape), array.ravel().tolist()
+        )
+        return name
     tensor = numpy_helper.from_array(array, name)
     container.add_initializer(name, tensor.data_type, list(array.shape), tensor)
     return name
@@ -327,11 +342,13 @@ def _checked_twin_graph(est: Any, opset: int) -> Any:
     from .threads import configure_at_first_use
 
     for module in ("tf2onnx", "onnxruntime"):
-        if importlib.util.find_spec(module) is None:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
             raise ImportError(
                 f"Converting {type(est).__name__} with skl2onnx needs the Python "
                 f"package {module!r}, which is not installed: {_INSTALL_HINT}"
-            )
+            ) from exc
     import tf2onnx
 
     configure_at_first_use()
