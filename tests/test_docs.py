@@ -148,6 +148,8 @@ def test_gallery_lists_every_example_with_its_title(built):
         page = (built / "auto_examples" / f"{name}.html").read_text("utf-8")
         assert f"{name}.py" in page  # the download link of the script
     assert not (built / "auto_examples" / "_data.html").exists()
+    # every example imports _data.py: the gallery offers it for download too
+    assert re.search(r'href="[^"]*_downloads/[^"]*/_data\.py"', index)
 
 
 # --- no sideways scrolling at 1366 px ----------------------------------------------
