@@ -664,6 +664,11 @@ def save_tuning_figures(study, folder) -> list[Path]:
     (900x500 pixels), drawn by ``optuna.visualization.matplotlib``. A figure
     that cannot be drawn - parameter importances need two completed trials -
     is skipped with a warning on the ``emnist_estimators.reporting`` logger.
+    A multi-objective study (a search with several ``objectives``) gets
+    instead its Pareto front, ``pareto_front-<objective>.png``: the score
+    against each other objective, the front's trials highlighted; then the
+    figures of one objective for the score (no intermediate values: its
+    trials are not pruned).
 
     Parameters
     ----------
@@ -675,19 +680,19 @@ def save_tuning_figures(study, folder) -> list[Path]:
     Returns
     -------
     list of Path
-        The files written, in the order of :data:`TUNING_FIGURES`.
+        The files written, in the order of :data:`TUNING_FIGURES` (the Pareto
+        fronts first).
     """
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
     written = []
-    for name in TUNING_FIGURES:
-        plot = getattr(ovm, f"plot_{name}")
+    for name, plot in _tuning_plots(study, ovm):
         try:
             with warnings.catch_warnings():
                 # optuna marks its matplotlib figures experimental, every call
                 warnings.simplefilter("ignore")
-                ax = plot(study)
+                ax = plot()
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
             fig.set_size_inches(9, 5)
             fig.tight_layout()
@@ -698,3 +703,54 @@ def save_tuning_figures(study, folder) -> list[Path]:
         except Exception as exc:  # noqa: BLE001 - e.g. too few trials for importances
             log.warning("skipped the %s figure: %s", name, exc)
     return written
+
+
+def _tuning_plots(study, ovm) -> list:
+    """``(name, draw)`` of each figure of ``study``; ``draw()`` returns axes."""
+    from functools import partial
+
+    if len(study.directions) == 1:
+        return [
+            (name, partial(getattr(ovm, f"plot_{name}"), study))
+            for name in TUNING_FIGURES
+        ]
+    names = study.metric_names or [
+        f"objective {i}" for i in range(len(study.directions))
+    ]
+    score = names.index("score") if "score" in names else 0
+    fronts = [
+        (
+            f"pareto_front-{names[i]}",
+            partial(
+                ovm.plot_pareto_front,
+                study,
+                targets=_values_at(score, i),
+                target_names=[names[score], names[i]],
+            ),
+        )
+        for i in range(len(names))
+        if i != score
+    ]
+    return fronts + [
+        (
+            name,
+            partial(
+                getattr(ovm, f"plot_{name}"),
+                study,
+                target=_values_at(score),
+                target_name=names[score],
+            ),
+        )
+        for name in TUNING_FIGURES
+        if name != "intermediate_values"  # multi-objective trials report none
+    ]
+
+
+def _values_at(*indices: int):
+    """A trial's values at ``indices``: one float, or a tuple of several."""
+
+    def values(trial):
+        picked = tuple(trial.values[i] for i in indices)
+        return picked[0] if len(picked) == 1 else picked
+
+    return values

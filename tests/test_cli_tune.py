@@ -155,3 +155,52 @@ def test_tune_shows_optuna_trial_lines_only_when_verbose(bar_folder, tmp_path):
     assert quiet == []
     assert any("Trial 0 finished" in m for m in verbose), verbose
     assert optuna.logging.get_verbosity() == before  # restored after each run
+
+
+def test_tune_with_two_objectives_draws_the_pareto_front(bar_folder, tmp_path):
+    """Issue 33.2: --objectives score,fit_time; the front in the figures, the
+    summary and the text."""
+    out = tmp_path / "tuning"
+    args = [
+        *("tune", "--model", "mlp", "--dataset", bar_folder, "--max-samples", 120),
+        *("--n-trials", 3, "--epochs", 1, "--random-state", 0),
+        *("--param", "hidden_layer_sizes=(16,)", "--objectives", "score, fit_time"),
+    ]
+    code, text = run_cli(*args, "--output", out)
+    assert code == 0, text
+    front = out / "emnist-mlp-pareto_front-fit_time.png"
+    assert_real_png(front, size=(900, 500))
+    summary = json.loads((out / "emnist-mlp-summary.json").read_text())
+    assert summary["objectives"] == ["score", "fit_time"]
+    assert str(front) in summary["figures"]
+    assert summary["pareto_front"], "an empty front"
+    assert {"score", "fit_time"} == set(summary["pareto_front"][0]["values"])
+    assert summary["states"]["PRUNED"] == 0  # 'auto' prunes nothing here
+    manifest = json.loads((out / ".emnist-estimators.json").read_text())
+    assert front.name in manifest["files"]
+    lines = text.splitlines()
+    start = lines.index(f"Pareto front ({len(summary['pareto_front'])} trials):")
+    assert lines[start + 1].split() == ["trial", "score", "fit_time"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--objectives", "score,speed"], "Unknown objectives ['speed']"),
+        (["--objectives", "fit_time"], "must include 'score'"),
+        (
+            ["--objectives", "score,n_params", "--pruner", "median"],
+            "does not prune multi-objective studies",
+        ),
+    ],
+)
+def test_tune_refuses_bad_objectives_before_any_work(
+    bar_folder, tmp_path, capsys, extra, message
+):
+    out = tmp_path / "tuning"
+    code, _ = run_cli(
+        *("tune", "--dataset", bar_folder, "--n-trials", 1), *extra, "--output", out
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -117,6 +117,34 @@ def test_save_tuning_figures_skips_a_figure_that_fails(tmp_path, caplog, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
 
 
+def test_a_multi_objective_study_gets_its_pareto_fronts(tmp_path):
+    """Issue 33.2: the score against each other objective, the front marked;
+    the one-objective figures of the score, none of intermediate values."""
+    import optuna
+    from helpers import assert_real_png
+
+    from emnist_estimators.reporting import save_tuning_figures
+
+    study = optuna.create_study(
+        study_name="m", directions=["minimize", "maximize", "minimize"]
+    )
+    study.set_metric_names(["fit_time", "score", "n_params"])
+    dropout = optuna.distributions.FloatDistribution(0, 0.5)
+    for i in range(6):
+        trial = study.ask({"dropout": dropout})
+        study.tell(trial, [1.0 + i, 0.5 + 0.05 * (i % 4), 100.0 * (6 - i)])
+    written = save_tuning_figures(study, tmp_path)
+    assert [p.name for p in written] == [
+        "m-pareto_front-fit_time.png",
+        "m-pareto_front-n_params.png",
+        "m-optimization_history.png",
+        "m-param_importances.png",
+        "m-parallel_coordinate.png",
+    ]
+    for path in written:
+        assert_real_png(path, size=(900, 500))
+
+
 # --- write_report: the page (issue 13.5) ---------------------------------------------
 FASHION = np.array(["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                     "Shirt", "Sneaker", "Bag", "Ankle boot"])  # fmt: skip

@@ -482,9 +482,19 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pruner",
-        default="halving",
-        choices=["median", "percentile", "hyperband", "halving", "none"],
-        help="how unpromising trials are stopped early",
+        default="auto",
+        choices=["auto", "median", "percentile", "hyperband", "halving", "none"],
+        help="how unpromising trials are stopped early (auto: halving with one "
+        "objective, none with several: optuna cannot prune those)",
+    )
+    parser.add_argument(
+        "--objectives",
+        default="score",
+        metavar="NAMES",
+        help="what the search optimises, comma-separated: score (maximised), "
+        "fit_time (training seconds), predict_time (seconds per image), "
+        "n_params (the network's size), all three minimised; several draw the "
+        "Pareto front (default: score)",
     )
     parser.add_argument(
         "--cv",

@@ -47,10 +47,12 @@ def run_tune(args) -> int:
     Raises
     ------
     UsageError
-        If ``--n-trials`` or ``--n-jobs`` is out of range.
+        If ``--n-trials`` or ``--n-jobs`` is out of range, or
+        ``--objectives`` names an unknown objective.
     """
     # they import optuna
     from ..tuning import count_trials
+    from ..tuning.objectives import check_objectives, resolve_pruner
     from ..tuning.storage import optuna_info_lines
 
     params = loading.parse_params(args.param)
@@ -61,6 +63,13 @@ def run_tune(args) -> int:
         raise UsageError(f"--n-trials must be positive, got {args.n_trials}.")
     if args.n_jobs is not None and (args.n_jobs == 0 or args.n_jobs < -1):
         raise UsageError(f"--n-jobs must be positive or -1, got {args.n_jobs}.")
+    try:
+        args.objectives = check_objectives(
+            tuple(name.strip() for name in args.objectives.split(","))
+        )
+        resolve_pruner(args.pruner, args.objectives)  # none with several
+    except ValueError as exc:
+        raise UsageError(f"--objectives: {exc}") from None
     check_output_folder(args.output, reuse=True)
     # connect before loading the data: an unreachable scheduler fails fast
     with _dask_client(args) as client:
@@ -113,6 +122,7 @@ def _tune(args, clf, data, output: Path, client=None):
         n_trials=args.n_trials,
         timeout=args.timeout,
         cv=args.cv,
+        objectives=args.objectives,
         pruner=args.pruner,
         storage=storage,
         study_name=args.study_name or f"emnist-{args.model}",
@@ -158,10 +168,25 @@ def _tune_text(result: dict, output: Path) -> str:
         f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
         f"{counts['FAIL']} failed); best {result['best_value']:.4f}\n"
         + "\n".join([f"{'trial':>5}  {'score':>7}  params", *rows])
+        + _front_text(result)
         + (f"\nfigures in {output}" if result["figures"] else "")
         + f"\n{dashboard_hint(result['storage'])}"
         + f"\ntrain the best parameters: {result['train_command']}"
     )
+
+
+def _front_text(result: dict) -> str:
+    """The Pareto front's trials, one a line, when there are several objectives."""
+    if "pareto_front" not in result:
+        return ""
+    names = result["objectives"]
+    rows = [
+        f"{t['number']:>5}  "
+        + "  ".join(f"{_short(t['values'][name]):>12}" for name in names)
+        for t in result["pareto_front"]
+    ]
+    header = f"{'trial':>5}  " + "  ".join(f"{name:>12}" for name in names)
+    return f"\nPareto front ({len(rows)} trials):\n" + "\n".join([header, *rows])
 
 
 def dashboard_hint(storage: str) -> str:
