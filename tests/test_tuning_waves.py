@@ -241,6 +241,38 @@ def test_search_on_the_cluster_with_n_jobs_1_equals_the_local_search(client, dat
     assert on_cluster.best_params_ == local.best_params_
 
 
+def test_a_multi_objective_search_on_the_cluster_equals_the_local_one(client, data):
+    """Issue 33.2: a wave's trials return a tuple of values, told as such."""
+    X, y = data
+    searches = [
+        EmnistSearchCV(
+            mlp(),
+            n_trials=4,
+            n_jobs=n_jobs,
+            objectives=("score", "n_params"),
+            random_state=0,
+            scheduler=scheduler,
+            refit=False,
+        ).fit(X, y)
+        for scheduler, n_jobs in ((client, 2), (None, 1))
+    ]
+    on_cluster, local = searches
+    assert len(on_cluster.study_.directions) == 2
+    # waves of two see fewer finished trials when they are asked: the first
+    # 10 TPE trials are drawn from the seed alone, so the trials are the same
+    rows = [
+        [(t.number, t.state.name, t.params, t.values) for t in s.study_.trials]
+        for s in searches
+    ]
+    assert rows[0] == rows[1]
+    assert [t.number for t in on_cluster.pareto_front_] == [
+        t.number for t in local.pareto_front_
+    ]
+    assert {t.user_attrs["worker"] for t in on_cluster.study_.trials} <= set(
+        client.nthreads()
+    )
+
+
 def test_a_search_given_a_client_clones_and_pickles(client):
     """Clones share the client (a live connection cannot be copied); a
     pickle keeps the scheduler's address."""

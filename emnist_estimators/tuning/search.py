@@ -232,7 +232,8 @@ or optuna pruner, default='auto'
     study_ : optuna.Study
     best_params_ : dict
     best_score_ : float
-        The chosen trial's hold-out (or mean CV) score: the best score.
+        The chosen trial's hold-out (or mean CV) score (the best, unless
+        ``refit`` is a callable).
     best_index_ : int
         The chosen trial's index in ``cv_results_``.
     pareto_front_ : list of optuna.trial.FrozenTrial
