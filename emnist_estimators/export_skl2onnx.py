@@ -67,7 +67,9 @@ def register_converters(*classes: type, missing_ok: bool = False) -> bool:
         them (a subclass needs its own registration: skl2onnx looks a
         model's exact type up). Default: ``PixelScaler``.
     missing_ok : bool, default=False
-        Return False when skl2onnx is not installed, instead of raising.
+        Return False when skl2onnx is not installed, or fails to import
+        (a version incompatible with the installed onnx or scikit-learn),
+        instead of raising: what importing the package does.
 
     Returns
     -------
@@ -99,9 +101,12 @@ def register_converters(*classes: type, missing_ok: bool = False) -> bool:
         )
     try:
         from skl2onnx import update_registered_converter
-    except ImportError as exc:
+    except Exception as exc:
+        # a broken skl2onnx must not stop the package from importing
         if missing_ok:
             return False
+        if not isinstance(exc, ImportError):
+            raise
         raise ImportError(
             "Converting scikit-learn models that hold emnist_estimators' "
             "estimators needs the Python package 'skl2onnx', which is not "
