@@ -23,7 +23,6 @@ from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 
 from ._utils import Precision
 from .base import BaseEmnistClassifier
-from .export_skl2onnx import register_converters
 
 if TYPE_CHECKING:
     import keras
@@ -576,7 +575,3 @@ def load_model(path: str | os.PathLike) -> EmnistMLP | EmnistCNN:
         tampered with, or a member exceeds its size cap.
     """
     return BaseEmnistClassifier.load(path)
-
-
-# skl2onnx.to_onnx converts scikit-learn models holding them (if installed)
-register_converters(EmnistMLP, EmnistCNN, missing_ok=True)

@@ -39,7 +39,6 @@ from .export_files import (
     temporaries,
     write_errors_named,
 )
-from .export_skl2onnx import register_converters
 from .exported import (
     BFLOAT16_TOLERANCE,
     FLOAT32_TOLERANCE,
@@ -77,11 +76,6 @@ _NEEDS = {
     "tf_saved_model": (),
     "litert": ("ai_edge_litert",),
 }
-
-
-# skl2onnx.to_onnx converts scikit-learn models holding a PixelScaler (if
-# installed); the estimators' module registers EmnistMLP and EmnistCNN
-register_converters(PixelScaler, missing_ok=True)
 
 
 class UnsupportedModelError(EmnistEstimatorsError, TypeError):

@@ -1,8 +1,7 @@
 """Converters for skl2onnx: our estimators and PixelScaler in scikit-learn models.
 
-With skl2onnx installed (the ``export`` extra), importing
-:mod:`emnist_estimators.export` registers a shape calculator and a converter
-for ``PixelScaler``, and the estimators' module does the same for
+With skl2onnx installed (the ``export`` extra), importing this module
+registers a shape calculator and a converter for ``PixelScaler``,
 ``EmnistMLP`` and ``EmnistCNN``; ``skl2onnx.to_onnx`` then converts
 scikit-learn models that hold them (``CalibratedClassifierCV``,
 ``VotingClassifier(voting="soft")``, a ``Pipeline`` of convertible steps).
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ._utils import capturing_native_stderr
+from .estimators import EmnistCNN, EmnistMLP
 from .exceptions import ExportError
 from .exported import BFLOAT16_TOLERANCE, FLOAT32_TOLERANCE, ONNX_OPSET
 from .preprocessing import PixelScaler
@@ -46,10 +46,8 @@ _N_CHECK = 64
 
 
 def _is_estimator(cls: type) -> bool:
-    """An EmnistMLP/EmnistCNN class (duck-typed: they import this module)."""
-    return callable(getattr(cls, "_float32_network", None)) and hasattr(
-        cls, "_build_model"
-    )
+    """An EmnistMLP/EmnistCNN class, or a subclass."""
+    return isinstance(cls, type) and issubclass(cls, (EmnistMLP, EmnistCNN))
 
 
 def register_converters(*classes: type, missing_ok: bool = False) -> bool:
@@ -69,7 +67,7 @@ def register_converters(*classes: type, missing_ok: bool = False) -> bool:
     missing_ok : bool, default=False
         Return False when skl2onnx is not installed, or fails to import
         (a version incompatible with the installed onnx or scikit-learn),
-        instead of raising: what importing the package does.
+        instead of raising: what importing this module does.
 
     Returns
     -------
@@ -476,3 +474,11 @@ def _embed(scope: Any, container: Any, model: Any, x: str, out: str, seed: str) 
         )
         # the attributes exactly as tf2onnx wrote them
         container.nodes[-1].attribute.extend(node.attribute)
+
+
+# What importing this module is for: skl2onnx.to_onnx then converts
+# scikit-learn models that hold these (a missing skl2onnx is said by
+# to_onnx's own import, or by register_converters() called directly).
+# Not done by the estimators' module: importing skl2onnx and onnx would
+# add a second to every import of the package.
+register_converters(PixelScaler, EmnistMLP, EmnistCNN, missing_ok=True)

@@ -154,7 +154,7 @@ def test_export_imports_without_a_working_skl2onnx(how, tmp_path):
         (tmp_path / "skl2onnx" / "__init__.py").write_text("raise RuntimeError('x')")
         block = f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
     code = block + (
-        "import emnist_estimators.export\n"
+        "import emnist_estimators, emnist_estimators.export\n"
         "from emnist_estimators.export_skl2onnx import register_converters as r\n"
         "assert r(missing_ok=True) is False\n"
         "try:\n    r()\nexcept Exception as exc:\n    print(repr(exc))\n"
