@@ -74,6 +74,7 @@ LAYERS = [
     "demo",
     "serve_api",
     "serve",
+    "tracking",
     "cli.console",
     "cli.parser",
     "cli.loading",

@@ -15,6 +15,7 @@ from .._version import __version__
 from ..datasets import EMNIST_SPLITS
 from ..export import FORMATS
 from ..pretrained import DEFAULT_PRETRAINED, PRETRAINED, PRETRAINED_PREFIX
+from ..tracking import DEFAULT_EXPERIMENT
 
 __all__ = [
     "COMMANDS",
@@ -289,6 +290,23 @@ def _add_output(parser):
     _add_verbose(parser, default=argparse.SUPPRESS)
 
 
+def _add_mlflow(parser):
+    parser.add_argument(
+        "--mlflow",
+        metavar="TRACKING_URI",
+        default=None,
+        help="log this run to MLflow: a tracking server (http://HOST:5000) or "
+        "store (sqlite:///mlflow.db); needs the tracking extra (default: "
+        "$MLFLOW_TRACKING_URI when set, else none)",
+    )
+    parser.add_argument(
+        "--mlflow-experiment",
+        metavar="NAME",
+        default=DEFAULT_EXPERIMENT,
+        help="the MLflow experiment the run goes to (created if new)",
+    )
+
+
 def _add_verbose(parser, *, default=False):
     # on the main parser and on each command, so that both
     # "emnist-estimators -v train ..." and "... train ... -v" work; a command's
@@ -419,6 +437,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also write the HTML report of the held-out images into OUTPUT/report",
     )
+    _add_mlflow(parser)
     _add_output(parser)
 
 
@@ -450,6 +469,7 @@ def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
     _add_data_source(parser, subset="test", held_out=True)
     parser.add_argument("--output", required=True, help="report folder")
     _add_overwrite(parser)
+    _add_mlflow(parser)
     _add_output(parser)
 
 
@@ -536,6 +556,7 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-plots", action="store_true", help="write no figures, only the summary"
     )
+    _add_mlflow(parser)
     _add_output(parser)
 
 

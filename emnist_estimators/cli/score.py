@@ -16,6 +16,7 @@ from ..output_folder import check_output_folder, output_folder
 from ..reporting import write_report
 from ..runs import data_description, read_run, source_key, training_facts
 from ..sources import has_test_subset
+from ..tracking import start_run, tracking_uri
 from . import loading
 from .console import EXIT_OK, emit
 from .parser import HELD_OUT
@@ -73,6 +74,7 @@ def run_report(args) -> int:
         The exit code, 0.
     """
     output = check_output_folder(args.output, overwrite=args.overwrite)
+    uri = tracking_uri(args.mlflow)  # MLflow missing: said before any work
     clf = loading.load_model_file(args)
     data = loading.load_data(args)
     _warn_unknown_labels(clf, data)
@@ -95,13 +97,28 @@ def run_report(args) -> int:
             training=training_facts(run.metrics),
         )
     metrics = json.loads((output / "metrics.json").read_text())
-    emit(
-        args,
-        {**metrics, "report": str(output / "index.html")},
-        f"accuracy {metrics['accuracy']:.4f}; "
-        f"report written to {output / 'index.html'}",
-    )
+    result = {**metrics, "report": str(output / "index.html")}
+    text = f"accuracy {metrics['accuracy']:.4f}; report written to {result['report']}"
+    if uri is not None:
+        result["mlflow_run_id"] = _log_report(args, uri, clf, dataset, metrics, output)
+        text += f"; logged to MLflow run {result['mlflow_run_id']}"
+    emit(args, result, text)
     return EXIT_OK
+
+
+def _log_report(args, uri: str, clf, dataset, metrics: dict, output) -> str:
+    """Log a written report to MLflow: its scores, and its folder as artifacts."""
+    tags = {"command": "report", "dataset": dataset, "subset": args.subset}
+    with start_run(
+        uri,
+        experiment=args.mlflow_experiment,
+        run_name=f"report {type(clf).__name__} on {dataset}",
+        tags={**tags, "model_file": args.model_file},
+    ) as run:
+        run.log_params(clf.get_params())
+        run.log_metrics(metrics)
+        run.log_artifacts(output, "report")
+    return run.run_id
 
 
 def _warn_unknown_labels(clf, data) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils import resolve_precision
 from ..callbacks import EpochProgressBar
 from ..demo import run_demo
 from ..exceptions import EmnistEstimatorsError
@@ -29,6 +30,7 @@ from ..runs import (
     write_run,
 )
 from ..sources import has_test_subset
+from ..tracking import start_run, tracking_uri
 from . import loading
 from .console import EXIT_OK, emit, import_tensorflow
 
@@ -116,6 +118,7 @@ def run_train(args) -> int:
     """
     output = check_output_folder(args.output, overwrite=args.overwrite)
     _check_checkpoint_dir(args.checkpoint_dir, output)
+    uri = tracking_uri(args.mlflow)  # MLflow missing: said before any work
     params = loading.parse_params(args.param)
     for key in (
         "epochs",
@@ -136,6 +139,29 @@ def run_train(args) -> int:
     if held_out_rows is not None:
         about = data_description(data.description, args.dataset)
         test = take(data, held_out_rows, source.held_out_description(about))
+    tracked: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if uri is not None:
+        tags = {"command": "train", "dataset": args.dataset, "model": args.model}
+        name = f"train {args.model} on {args.dataset}"
+        tracked = start_run(
+            uri, experiment=args.mlflow_experiment, run_name=name, tags=tags
+        )
+    with tracked as run:
+        metrics, report, seconds = _fit_and_write(
+            args, clf, data, source, train, test, held_out_rows, output
+        )
+        if run is not None:
+            _log_train(run, clf, metrics, output)
+            metrics["mlflow_run_id"] = run.run_id
+    metrics["output"] = str(output)
+    if report is not None:
+        metrics["report"] = str(output / report)
+    emit(args, metrics, _train_text(metrics, seconds, output))
+    return EXIT_OK
+
+
+def _fit_and_write(args, clf, data, source, train, test, held_out_rows, output):
+    """Fit, score the held-out images, write the run folder (and its report)."""
     with output_folder(output, overwrite=args.overwrite, command="train") as tmp:
         start = time.perf_counter()
         bar = EpochProgressBar(clf.epochs, enabled=not (args.quiet or args.json))
@@ -159,11 +185,19 @@ def run_train(args) -> int:
             metrics["n_test"] = int(len(test.y))
         metrics = write_run(tmp, clf, metrics, data=data, held_out_rows=held_out_rows)
         report = _train_report(args, clf, metrics, test, tmp)
-    metrics["output"] = str(output)
-    if report is not None:
-        metrics["report"] = str(output / report)
-    emit(args, metrics, _train_text(metrics, seconds, output))
-    return EXIT_OK
+    return metrics, report, seconds
+
+
+def _log_train(run, clf, metrics: dict, output: Path) -> None:
+    """Log a finished training to MLflow: what the run folder holds, and ONNX."""
+    run.log_estimator(clf)
+    # the images: dataset, subset, max_samples, test_size, random_state
+    run.log_params(metrics.get("data_source") or {}, prefix="data.")
+    run.log_metrics(metrics)
+    run.set_tags({"precision": resolve_precision(clf.precision) or "float32"})
+    # model.keras, params/history/metrics.json, report/ (with --report)
+    run.log_artifacts(output)
+    run.log_onnx(clf)
 
 
 def _train_text(metrics: dict, seconds: float, output: Path) -> str:
@@ -178,6 +212,8 @@ def _train_text(metrics: dict, seconds: float, output: Path) -> str:
     text += f"; saved to {output / 'model.keras'}"
     if "report" in metrics:
         text += f"; report written to {metrics['report']}"
+    if "mlflow_run_id" in metrics:
+        text += f"; logged to MLflow run {metrics['mlflow_run_id']}"
     return text
 
 

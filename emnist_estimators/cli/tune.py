@@ -23,6 +23,7 @@ from ..output_folder import (
     write_manifest,
 )
 from ..reporting import save_tuning_figures
+from ..tracking import log_study, start_run, tracking_uri
 from . import loading
 from .console import EXIT_OK, UsageError, emit
 
@@ -71,14 +72,15 @@ def run_tune(args) -> int:
     except ValueError as exc:
         raise UsageError(f"--objectives: {exc}") from None
     check_output_folder(args.output, reuse=True)
+    args.mlflow = tracking_uri(args.mlflow)  # MLflow missing: said before any work
     # connect before loading the data: an unreachable scheduler fails fast
     with _dask_client(args) as client:
         data = loading.load_data(args, random_state=args.random_state or 0)
         output, created = prepare_reusable(args.output, command="tune")
         try:
             # optuna's per-trial INFO lines only with --verbose
-            with optuna_info_lines(args.verbose):
-                result, text, written = _tune(args, clf, data, output, client)
+            with optuna_info_lines(args.verbose), _mlflow_run(args) as run:
+                result, text, written = _tune(args, clf, data, output, client, run)
         except BaseException:
             # A failed run leaves nothing it created - unless trials were
             # stored in the default study file, which --resume can continue.
@@ -112,7 +114,42 @@ def _dask_client(args):
             client.unregister_worker_plugin(ThreadShare.name)
 
 
-def _tune(args, clf, data, output: Path, client=None):
+@contextlib.contextmanager
+def _mlflow_run(args):
+    """The search's MLflow run with ``--mlflow`` (or its variable); else None."""
+    if args.mlflow is None:
+        yield None
+        return
+    with start_run(
+        args.mlflow,
+        experiment=args.mlflow_experiment,
+        run_name=f"tune {args.model} on {args.dataset}",
+        tags={"command": "tune", "dataset": args.dataset, "model": args.model},
+    ) as run:
+        yield run
+
+
+def _log_search(run, args, clf, search, result: dict, output: Path, written) -> None:
+    """Log a finished search: its settings, best trial, files, a run per trial."""
+    run.log_params(clf.get_params())
+    settings = {
+        key: getattr(args, key)
+        for key in ("n_trials", "cv", "pruner", "objectives", "n_jobs", "timeout")
+    }
+    settings |= {"study_name": result["study_name"], "storage": result["storage"]}
+    settings["random_state"] = args.random_state
+    run.log_params(settings, prefix="search.")
+    run.log_params(result["best_params"], prefix="best.")
+    run.log_metrics({key: result[key] for key in ("best_value", "epochs_spent")})
+    run.log_metrics({f"n_{k.lower()}": n for k, n in result["states"].items()})
+    for name in written:
+        if name != "study.db":  # the study itself: its trials are logged below
+            run.log_artifacts(output / name)
+    log_study(run, search.study_)
+    result["mlflow_run_id"] = run.run_id
+
+
+def _tune(args, clf, data, output: Path, client=None, run=None):
     from ..tuning import EmnistSearchCV, hide_password, study_summary
 
     storage = args.storage or f"sqlite:///{output / 'study.db'}"
@@ -151,6 +188,8 @@ def _tune(args, clf, data, output: Path, client=None):
     summary_file = output / f"{study.study_name}-summary.json"
     summary_file.write_text(json.dumps(jsonable(result), indent=2))
     written = [f.name for f in (*figures, summary_file)]
+    if run is not None:
+        _log_search(run, args, clf, search, result, output, written)
     if args.storage is None:
         written.append("study.db")
     return result, _tune_text(result, output), written
