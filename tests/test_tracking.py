@@ -368,6 +368,8 @@ def test_train_logs_to_an_mlflow_server(tmp_path):
         ],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True,  # its workers too are stopped below
+        # no background-job consumers (seven processes): runs need none
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
