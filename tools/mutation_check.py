@@ -124,7 +124,13 @@ AREA_TESTS = {
 #: about 1.7 s each, 8 of them).
 DESELECT = [f"{_T}test_datasets_cache.py::test_sigkill_while_writing_the_cache"]
 #: What the tests import besides the package: copied with them.
-TEST_SUPPORT = [f"{_T}conftest.py", f"{_T}helpers.py"]
+TEST_SUPPORT = [
+    f"{_T}conftest.py",
+    f"{_T}helpers.py",
+    # scripts the tests run in child processes (test_lifecycle's SIGKILL fits)
+    f"{_T}checkpoint_child.py",
+    f"{_T}distribute_child.py",
+]
 
 
 def mutation_tests(areas) -> list[str]:
