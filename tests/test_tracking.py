@@ -336,6 +336,28 @@ def test_sklearn_autolog_records_a_pipeline_fit(store, monkeypatch, sklearn_auto
     assert got.metrics["training_accuracy_score"] == pytest.approx(model.score(X, y))
 
 
+def test_keras_autolog_records_a_bare_fit(store, monkeypatch):
+    # mlflow.sklearn.autolog patches scikit-learn's own classes only; Keras'
+    # autologging sees the training under a bare fit (the tracking page)
+    uri, _ = store
+    exp = experiment(store, "keras-autolog")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    X, y = tiny_data()
+    clf = EmnistMLP((8,), epochs=2, precision="float32", random_state=0)
+    mlflow.keras.autolog(log_models=False, log_datasets=False, silent=True)
+    try:
+        with mlflow.start_run(experiment_id=exp) as run:
+            clf.fit(X, y)
+    finally:
+        mlflow.keras.autolog(disable=True)
+    client = MlflowClient(uri)
+    params = client.get_run(run.info.run_id).data.params
+    assert params["epochs"] == "2"
+    assert any(name.startswith("optimizer_") for name in params)
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.value for m in history] == pytest.approx(clf.history_["loss"])
+
+
 # --- a tracking server ---------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as sock:
