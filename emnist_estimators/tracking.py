@@ -219,7 +219,9 @@ class Tracker:
         items = [RunTag(k, str(v)) for k, v in tags.items() if v is not None]
         self.client.log_batch(self.run_id, tags=items)
 
-    def log_artifacts(self, path: str | os.PathLike, artifact_path: str | None = None):
+    def log_artifacts(
+        self, path: str | os.PathLike, artifact_path: str | None = None
+    ) -> None:
         """Upload a file, or a folder's files, as artifacts of the run.
 
         Parameters
