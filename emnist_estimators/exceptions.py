@@ -46,7 +46,10 @@ class DownloadError(EmnistEstimatorsError, OSError):
 
 
 class StorageError(EmnistEstimatorsError, ConnectionError):
-    """An optuna storage URL cannot be opened (server down, bad URL, no driver)."""
+    """A storage cannot be opened (server down, bad URL, no driver).
+
+    An optuna storage URL, or an MLflow tracking URI (``--mlflow``).
+    """
 
 
 class OutputFolderError(EmnistEstimatorsError, ValueError):

@@ -31,7 +31,7 @@ from typing import Any
 
 from ._utils import jsonable, jsonable_params
 from ._version import __version__
-from .exceptions import ExportError
+from .exceptions import ExportError, StorageError
 
 __all__ = [
     "DEFAULT_EXPERIMENT",
@@ -348,6 +348,9 @@ def start_run(
     ------
     ImportError
         MLflow is not installed.
+    StorageError
+        The tracking store cannot be opened (a server that does not answer
+        fails after one retry, within seconds).
 
     Examples
     --------
@@ -366,7 +369,8 @@ def start_run(
     from mlflow.tracking.context.registry import resolve_tags
 
     client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
+    with _first_contact(uri):
+        found = client.get_experiment_by_name(experiment)
     experiment_id = (
         found.experiment_id if found else client.create_experiment(experiment)
     )
@@ -383,6 +387,37 @@ def start_run(
         tracker.end("FAILED")
         raise
     tracker.end()
+
+
+#: MLflow's HTTP settings for the first request to a server, unless set: an
+#: unreachable server fails in seconds, not after minutes of MLflow's retries.
+_FIRST_CONTACT = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+
+
+@contextlib.contextmanager
+def _first_contact(uri: str) -> Iterator[None]:
+    """The first request to ``uri``: quick to fail, with what to do about it."""
+    from mlflow.exceptions import MlflowException
+
+    # the variables are read at each request; the commands make this one
+    # before any other thread runs, and a value the user set is kept
+    added = []
+    if uri.startswith(("http://", "https://")):
+        added = [k for k in _FIRST_CONTACT if k not in os.environ]
+        os.environ.update({k: _FIRST_CONTACT[k] for k in added})
+    try:
+        yield
+    except (MlflowException, OSError) as exc:
+        raise StorageError(
+            f"Cannot open the MLflow tracking store {uri}: {exc} Check --mlflow "
+            f"(or ${_ENV}); a local server starts with: mlflow server --port 5000"
+        ) from exc
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 #: An optuna trial's state -> the status of its MLflow run.

@@ -217,6 +217,20 @@ def test_failed_command_marks_its_run_failed(store, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_unreachable_server_fails_in_seconds_before_training(tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    start = time.monotonic()
+    code, out = run_cli("train", *DIGITS, "--output", tmp_path / "run", "--mlflow", url)
+    assert code != 0
+    # MLflow's own retries would take minutes; one retry, then the error
+    assert time.monotonic() - start < 60
+    assert f"Cannot open the MLflow tracking store {url}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # restored
+
+
 def test_missing_mlflow_is_said_before_any_work(tmp_path, monkeypatch, capsys):
     from tests.helpers import run_cli
 
