@@ -121,6 +121,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "cpu": _cpu_name(),
+        "bf16": cpu_bf16(),
         "numpy": numpy.__version__,
     }
     for mod in ("tensorflow", "keras", "sklearn", "scikeras", "pandas", "optuna"):
@@ -141,18 +142,86 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
+def cpu_bf16() -> str:
+    """Whether this CPU has native bfloat16 (AVX512-BF16 or AMX): "yes" or "no".
+
+    Read from the CPU's flags, not from ``EMNIST_ESTIMATORS_CPU_BF16``: the
+    column says what the machine is; the ``precision`` column says what ran.
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return "yes" if {"avx512_bf16", "amx_bf16"} & flags else "no"
+    except OSError:
+        pass
+    return "no"
+
+
+#: The columns every result row has: the CPU it was measured on, whether that
+#: CPU has native bfloat16, and the precision the row's numbers were computed
+#: in. ``write_results`` fills them, so rows of different machines or
+#: precisions are never compared by accident.
+ROW_FIELDS = ("cpu", "bf16", "precision")
+#: The ``precision`` of rows that train nothing (loading data, memory maps).
+NO_TRAINING = "n/a (no training)"
+#: What ``write_results`` writes where a benchmark named no precision; the
+#: results test fails on it.
+NOT_RECORDED = "not recorded"
+
+
+def precision_label(requested: str = "auto", policy: str | None = None) -> str:
+    """``"<requested> -> <dtype policy>"``, as a row's ``precision`` column says it.
+
+    ``policy`` is the fitted estimator's ``dtype_policy_`` where the benchmark
+    has it; without it, what ``requested`` resolves to in this process (the
+    same machine and environment as the benchmark's children).
+    """
+    if policy is None:
+        from emnist_estimators._utils import resolve_precision
+
+        policy = resolve_precision(requested) or "float32"
+    return f"{requested} -> {policy}"
+
+
+def stamp_rows(rows: list[dict], meta: dict, precision: str | None) -> list[dict]:
+    """``rows`` with the :data:`ROW_FIELDS` filled where a row lacks them.
+
+    Rows kept from an earlier run already carry their own machine and keep it;
+    new rows get ``meta``'s CPU and the benchmark's ``precision``.
+    """
+    bf16 = meta.get("bf16") or cpu_bf16()
+    stamped = []
+    for row in rows:
+        row = dict(row)
+        row.setdefault("cpu", meta.get("cpu") or _cpu_name())
+        row.setdefault("bf16", bf16)
+        row.setdefault("precision", precision or NOT_RECORDED)
+        stamped.append(row)
+    if any(row["precision"] == NOT_RECORDED for row in stamped):
+        print(
+            "warning: rows without a precision: pass write_results(precision=...) "
+            "or give each row a 'precision'",
+            file=sys.stderr,
+        )
+    return stamped
+
+
 def write_results(
     name: str,
     rows: list[dict],
     *,
     command: str,
+    precision: str | None = None,
     notes: str = "",
     meta: dict | None = None,
 ) -> Path:
     """Write ``results/<name>.json`` and ``results/<name>.md``.
 
-    ``meta`` (machine and versions) defaults to this process's; pass the
-    stored one to re-render a results file.
+    Every row gets the :data:`ROW_FIELDS` (see :func:`stamp_rows`):
+    ``precision`` is the precision of rows that do not carry their own (e.g.
+    ``precision_label("auto")``, or :data:`NO_TRAINING`). ``meta`` (machine
+    and versions) defaults to this process's.
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = meta or machine()
@@ -160,19 +229,29 @@ def write_results(
         "benchmark": name,
         "command": command,
         "machine": meta,
-        "rows": rows,
+        "rows": stamp_rows(rows, meta, precision),
         "notes": notes,
     }
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    _write_text(RESULTS / f"{name}.json", json.dumps(payload, indent=2) + "\n")
+    text = render_markdown(payload)
+    path = RESULTS / f"{name}.md"
+    _write_text(path, text)
+    print(text, end="")
+    return path
+
+
+def render_markdown(payload: dict) -> str:
+    """The ``.md`` text of a results file's JSON payload."""
+    rows, meta = payload["rows"], payload["machine"]
     # Lists (e.g. learning curves) go to the JSON file only.
     nested = {k for row in rows for k, v in row.items() if isinstance(v, (list, dict))}
     columns = [
         k for k in dict.fromkeys(k for row in rows for k in row) if k not in nested
     ]
     lines = [
-        f"# {name}",
+        f"# {payload['benchmark']}",
         "",
-        f"Command: `{command}`  ",
+        f"Command: `{payload['command']}`  ",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in meta.items()),
         "",
         "| " + " | ".join(columns) + " |",
@@ -180,15 +259,62 @@ def write_results(
     ]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
-    if notes:
-        lines += ["", notes]
-    path = RESULTS / f"{name}.md"
-    path.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return path
+    if payload.get("notes"):
+        lines += ["", payload["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def rerender(folder: Path | None = None) -> list[Path]:
+    """Rewrite every ``.md`` of ``folder`` (default: the results) from its ``.json``.
+
+    Runs no benchmark and changes no number: the tables show the stored rows.
+    Exits naming the file and row where a row lacks one of :data:`ROW_FIELDS`.
+    """
+    folder = folder or RESULTS
+    written = []
+    for source in sorted(folder.glob("*.json")):
+        payload = json.loads(source.read_text())
+        for i, row in enumerate(payload["rows"]):
+            missing = [f for f in ROW_FIELDS if f not in row]
+            if missing:
+                sys.exit(
+                    f"{source}: row {i} has no {', '.join(missing)}; add them to "
+                    "the JSON (the machine and precision it was measured in)"
+                )
+        path = source.with_suffix(".md")
+        _write_text(path, render_markdown(payload))
+        written.append(path)
+    return written
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Benchmark result files.")
+    parser.add_argument(
+        "--rerender",
+        action="store_true",
+        help="rewrite every results/*.md from its .json (runs no benchmark)",
+    )
+    args = parser.parse_args(argv)
+    if not args.rerender:
+        parser.error("nothing to do: pass --rerender")
+    for path in rerender():
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
