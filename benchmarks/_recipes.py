@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from benchmarks._child import mark_baseline
-from benchmarks._harness import SHARED_DATA
+from benchmarks._harness import SHARED_DATA, precision_label
 
 
 def load_accuracy_data(dataset: str, orientation: str = "upright") -> tuple:
@@ -326,6 +326,15 @@ MODELS: dict[str, Callable] = {
 }
 
 
+def fitted_precision(clf) -> str:
+    """The precision a fitted recipe trained in, as the results' column says it."""
+    if isinstance(clf, Scaled):
+        return "float64 (scikit-learn)"  # its pixels are X / 255.0
+    if isinstance(clf, KerasRecipe):
+        return f"{clf.model.dtype_policy.name} (Keras default)"
+    return precision_label(clf.precision, clf.dtype_policy_)
+
+
 def fit_model(*, dataset: str, orientation: str, model: str) -> dict:
     """Train ``MODELS[model]``; return its time, test accuracy and curve.
 
@@ -343,6 +352,7 @@ def fit_model(*, dataset: str, orientation: str, model: str) -> dict:
         "accuracy": float(clf.score(X_te, y_te)),
         "n_train": len(y_tr),
         "curve": curve.points if curve else None,
+        "precision": fitted_precision(clf),
     }
 
 
@@ -435,6 +445,7 @@ def fit_recipe(
             "curve": [(round(seconds, 2), round(accuracy, 4), round(cpu_seconds, 1))],
             "n_train": len(y_tr),
             "train_flops": None,
+            "precision": fitted_precision(clf),
         }
     curve = curve_callback(clf, X_te, y_te)
     t, cpu = time.perf_counter(), time.process_time()
@@ -449,6 +460,7 @@ def fit_recipe(
         "curve": curve.points,
         "n_train": len(y_tr),
         "train_flops": None if model is None else train_flops_per_image(model),
+        "precision": fitted_precision(clf),
         **shift_tta(clf, X_te, y_te),
     }
 

@@ -181,6 +181,7 @@ def main(argv=None):
                     "test accuracy": round(result["accuracy"], 4),
                     "peak RSS MiB": round(result["peak_rss_mib"]),
                     "measured": measured,
+                    "precision": result["precision"],
                     CURVE: result["curve"],
                 }
             )

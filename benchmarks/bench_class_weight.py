@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from benchmarks._child import mark_baseline
-from benchmarks._harness import Case, run_case, write_results
+from benchmarks._harness import Case, precision_label, run_case, write_results
 
 MODELS = {"mlp": "EmnistMLP", "cnn": "EmnistCNN"}
 
@@ -95,6 +95,7 @@ def main(argv=None):
     write_results(
         "bench_class_weight",
         rows,
+        precision=precision_label("auto"),
         command="python -m benchmarks.bench_class_weight "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         notes=(

@@ -33,6 +33,7 @@ import numpy as np
 
 from benchmarks._child import mark_baseline
 from benchmarks._harness import (
+    NO_TRAINING,
     SHARED_DATA,
     WORK,
     Case,
@@ -267,6 +268,7 @@ def main(argv=None):
     write_results(
         "bench_data",
         rows,
+        precision=NO_TRAINING,
         command="python -m benchmarks.bench_data " + " ".join(argv or sys.argv[1:]),
         notes=(
             "Peak RSS counts pages of the memory-mapped cache that were touched. "

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks._child import mark_baseline
-from benchmarks._harness import Case, run_case, write_results
+from benchmarks._harness import Case, precision_label, run_case, write_results
 from benchmarks.bench_data import bymerge_size_files
 
 
@@ -90,6 +90,7 @@ def main(argv=None):
     write_results(
         "bench_memory",
         rows,
+        precision=precision_label("auto"),
         command="python -m benchmarks.bench_memory " + " ".join(argv or sys.argv[1:]),
         notes="Peak RSS is VmHWM of the child process (imports included).",
     )

@@ -29,6 +29,7 @@ from benchmarks._harness import (
     Case,
     alternate,
     bymerge_test_files,
+    precision_label,
     run_case,
     write_results,
 )
@@ -189,6 +190,7 @@ def main(argv=None):
     write_results(
         "bench_profile",
         rows,
+        precision=precision_label("auto"),
         command="python -m benchmarks.bench_profile " + " ".join(argv or sys.argv[1:]),
         notes=(
             f"Defaults (precision auto), the first {args.n:,} bymerge test images "

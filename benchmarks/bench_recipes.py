@@ -129,6 +129,7 @@ def main(argv=None):
             "with shift TTA": _rounded(result.get("tta_accuracy"), 4),
             "TTA predict cost": _rounded(result.get("tta_predict_cost"), 1),
             "cpu": machine()["cpu"],
+            "precision": result["precision"],
             "curve (s, accuracy, CPU s) per epoch": result["curve"],
         }
     )

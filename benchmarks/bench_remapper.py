@@ -28,6 +28,7 @@ from benchmarks._harness import (
     alternate,
     bymerge_test_files,
     median_of,
+    precision_label,
     write_results,
 )
 
@@ -118,6 +119,7 @@ def main(argv=None):
     write_results(
         "bench_remapper",
         rows,
+        precision=precision_label(args.precision, runs["fusable"][0]["policy"]),
         command="python -m benchmarks.bench_remapper "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         notes=(

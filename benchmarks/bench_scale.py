@@ -63,6 +63,7 @@ from benchmarks._harness import (
     alternate,
     machine,
     median_of,
+    precision_label,
     run_case,
     write_results,
 )
@@ -595,6 +596,7 @@ def main(argv=None):
     write_results(
         "bench_scale",
         rows,
+        precision=precision_label("auto"),
         command="python -m benchmarks.bench_scale " + " ".join(argv or sys.argv[1:]),
         notes="\n\n".join(filter(None, [notes, *sections, load.summary()])),
         meta={**machine(), **_dask_versions()},
@@ -608,6 +610,7 @@ def _epoch_pairs(n: int, pairs: int, argv) -> None:
     write_results(
         "bench_scale_epoch",
         rows,
+        precision=precision_label("auto"),
         command="python -m benchmarks.bench_scale " + " ".join(argv or sys.argv[1:]),
         notes=f"EmnistMLP defaults, one epoch (hold-out included) on {n:,} "
         f"memory-mapped images, {pairs} alternating runs per path.\n\n"

@@ -16,7 +16,14 @@ import sys
 import time
 
 from benchmarks._child import mark_baseline
-from benchmarks._harness import Case, alternate, fashion_files, median_of, write_results
+from benchmarks._harness import (
+    Case,
+    alternate,
+    fashion_files,
+    median_of,
+    precision_label,
+    write_results,
+)
 
 
 def fit_epochs(
@@ -89,6 +96,7 @@ def main(argv=None):
     write_results(
         "bench_threads",
         rows,
+        precision=precision_label("auto"),
         command="python -m benchmarks.bench_threads " + " ".join(argv or sys.argv[1:]),
         notes=f"EmnistCNN defaults (precision='auto'), {args.n:,} Fashion-MNIST "
         f"training images, {args.epochs} epoch(s); {cpus} CPUs available to the "

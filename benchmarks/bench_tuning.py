@@ -18,7 +18,13 @@ import sys
 import time
 
 from benchmarks._child import mark_baseline
-from benchmarks._harness import Case, fashion_files, run_case, write_results
+from benchmarks._harness import (
+    Case,
+    fashion_files,
+    precision_label,
+    run_case,
+    write_results,
+)
 
 
 def search(
@@ -96,6 +102,7 @@ def main(argv=None):
     write_results(
         "bench_tuning",
         rows,
+        precision=precision_label("auto"),
         command="python -m benchmarks.bench_tuning " + " ".join(argv or sys.argv[1:]),
         notes=(
             f"EmnistMLP (512, 512), constant learning rate, {args.epochs} epochs "
