@@ -62,3 +62,30 @@ def test_the_slow_stage_picks_a_workload_this_cpu_can_train(
     monkeypatch.setenv(SLOW_WORKLOAD_ENV, "fast")
     with pytest.raises(ValueError, match="'full' or 'reduced'"):
         slow_workload()
+
+
+def test_every_benchmark_result_row_names_its_cpu_bf16_and_precision():
+    """No result row can be compared across machines or precisions by accident.
+
+    Each row of benchmarks/results/*.json names the CPU it was measured on,
+    whether that CPU has native bfloat16, and the precision it ran in (issue
+    32 item 6), and each .md table shows those columns (``python -m
+    benchmarks._harness --rerender`` rewrites the .md files from the JSON).
+    """
+    import json
+
+    results = sorted((REPO / "benchmarks" / "results").glob("*.json"))
+    assert results
+    for path in results:
+        rows = json.loads(path.read_text())["rows"]
+        for i, row in enumerate(rows):
+            where = f"{path.name} row {i}"
+            assert row.get("cpu"), f"{where}: no cpu"
+            assert row.get("bf16") in ("yes", "no"), f"{where}: bf16 not yes/no"
+            assert row.get("precision") not in (None, "", "not recorded"), (
+                f"{where}: no precision"
+            )
+        table = path.with_suffix(".md").read_text().split("\n| ", 1)[1]
+        columns = [c.strip() for c in table.split("\n", 1)[0].split("|")]
+        for column in ("cpu", "bf16", "precision"):
+            assert column in columns, f"{path.stem}.md: no {column} column"
