@@ -9,14 +9,22 @@ Side by side in alternating child processes on real Fashion-MNIST images
 - ``batch predict``: ``predict_proba`` on 10,000 images vs ``Model.predict``
   (goal: <= 1.05x);
 - ``1-sample predict``: median latency of ``predict`` on one image, ours vs
-  scikeras' ``KerasClassifier`` wrapping the same model (goal: >= 10x faster).
+  scikeras' ``KerasClassifier`` wrapping the same model (goal: >= 10x faster);
+- single-image ``predict`` and ``predict_proba`` of the default EmnistCNN and
+  EmnistMLP (trained 1 epoch on 2,000 images: latency does not depend on
+  the weights), in the precision ``auto`` picks on this CPU and in float32,
+  beside stock scikeras wrapping the same float32 network (issue 32 item 5:
+  <= 1 ms for the CNN, >= 30x scikeras).
 
-Run: ``python -m benchmarks.bench_wrappers [--n 20000] [--epochs 2] [--repeats 3]``
+Run: ``python -m benchmarks.bench_wrappers [--n 20000] [--epochs 2] [--repeats 3]
+[--calls 300] [--latency-only]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import time
 
@@ -135,13 +143,131 @@ def fit_scikeras(*, images: str, labels: str, n: int, epochs: int, **_files) -> 
     }
 
 
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _single_image(predict, predict_proba, one, calls: int) -> dict:
+    """Median seconds of predict and predict_proba on one image, interleaved."""
+    for _ in range(5):
+        predict(one), predict_proba(one)
+    times: dict[str, list[float]] = {"predict_s": [], "proba_s": []}
+    for _ in range(calls):
+        for key, fn in (("predict_s", predict), ("proba_s", predict_proba)):
+            start = time.perf_counter()
+            fn(one)
+            times[key].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def latency_ours(
+    *, images: str, labels: str, kind: str, precision: str, calls: int, **_files
+) -> dict:
+    """EmnistCNN/EmnistMLP defaults: single-image latency (child process)."""
+    from emnist_estimators import EmnistCNN, EmnistMLP
+
+    X, y, X_test = _load(images, labels, 2000)
+    mark_baseline()
+    cls = EmnistCNN if kind == "cnn" else EmnistMLP
+    est = cls(epochs=1, random_state=0, precision=precision).fit(X, y)
+    out = _single_image(est.predict, est.predict_proba, X_test[:1], calls)
+    return {**out, "policy": est.dtype_policy_}
+
+
+def latency_scikeras(*, images: str, labels: str, kind: str, calls: int, **_f) -> dict:
+    """Stock scikeras wrapping the same float32 network (child process)."""
+    from scikeras.wrappers import KerasClassifier
+
+    from emnist_estimators.architectures import build_mlp
+
+    def mlp():
+        model = build_mlp(784, 10, rescale=1 / 255, seed=0)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    X, y, X_test = _load(images, labels, 2000)
+    mark_baseline()
+    model = _compiled_cnn if kind == "cnn" else mlp
+    clf = KerasClassifier(model=model, epochs=1, batch_size=256, verbose=0)
+    clf.fit(X, y)
+    out = _single_image(clf.predict, clf.predict_proba, X_test[:1], calls)
+    return {**out, "policy": "float32"}
+
+
+def _latency_rows(args, data) -> list[dict]:
+    """Single-image predict/predict_proba medians, ours beside stock scikeras."""
+    lat = {**data, "calls": args.calls}
+    cases = {}
+    for kind in ("cnn", "mlp"):
+        for precision in ("auto", "float32"):
+            cases[f"{kind} {precision}"] = Case(
+                "bench_wrappers.latency_ours",
+                {**lat, "kind": kind, "precision": precision},
+            )
+        cases[f"{kind} scikeras"] = Case(  # ~40 ms a call: 60 calls do
+            "bench_wrappers.latency_scikeras",
+            {**lat, "kind": kind, "calls": min(args.calls, 60)},
+        )
+    runs = alternate(cases, args.repeats)
+    bf16 = "bf16 CPU" if _cpu_has_bf16() else "no bf16"
+    rows = []
+    for kind, name in (("cnn", "EmnistCNN"), ("mlp", "EmnistMLP")):
+        sk = runs[f"{kind} scikeras"]
+        for precision in ("auto", "float32"):
+            ours = runs[f"{kind} {precision}"]
+            pred, proba = median_of(ours, "predict_s"), median_of(ours, "proba_s")
+            sk_pred, sk_proba = median_of(sk, "predict_s"), median_of(sk, "proba_s")
+            rows.append(
+                {
+                    "measure": f"single image, {name} defaults",
+                    "precision": f"{precision}: {ours[0]['policy']} ({bf16})",
+                    "predict ms": round(pred * 1e3, 3),
+                    "predict_proba ms": round(proba * 1e3, 3),
+                    "stock scikeras predict ms": round(sk_pred * 1e3, 2),
+                    "stock scikeras predict_proba ms": round(sk_proba * 1e3, 2),
+                    "scikeras / ours": round(min(sk_pred / pred, sk_proba / proba), 1),
+                    "goal": "<= 1 ms (CNN), scikeras/ours >= 30",
+                }
+            )
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="training images")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=300, help="single-image calls")
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the single-image rows (written to bench_wrappers_latency)",
+    )
     args = parser.parse_args(argv)
     data = {**fashion_files(), "n": args.n, "epochs": args.epochs}
+    command = "python -m benchmarks.bench_wrappers " + " ".join(argv or sys.argv[1:])
+    load = f"1-minute load average {os.getloadavg()[0]:.2f} before"
+    latency_notes = (
+        f"Single image: median of {args.calls} calls (scikeras: "
+        f"{min(args.calls, 60)}) of predict and of predict_proba (interleaved), "
+        f"medians of {args.repeats} alternating runs, each in a fresh process; "
+        "'auto' is the precision the estimator "
+        "picks on this CPU; stock scikeras wraps the float32 network. "
+    )
+    if args.latency_only:
+        rows = _latency_rows(args, data)
+        load += f", {os.getloadavg()[0]:.2f} after"
+        write_results(
+            "bench_wrappers_latency",
+            rows,
+            command=command,
+            notes=latency_notes + load + " (2 cores, shared).",
+        )
+        return
     cases = {
         "EmnistCNN": Case("bench_wrappers.fit_ours", data),
         "raw Keras": Case("bench_wrappers.fit_raw_keras", data),
@@ -180,11 +306,16 @@ def main(argv=None):
             "goal": "scikeras/ours >= 10",
         },
     ]
+    rows += _latency_rows(args, data)
+    load += f", {os.getloadavg()[0]:.2f} after"
     write_results(
         "bench_wrappers",
         rows,
-        command="python -m benchmarks.bench_wrappers " + " ".join(argv or sys.argv[1:]),
-        notes=f"Medians of {args.repeats} alternating runs, each in a fresh process.",
+        command=command,
+        notes=f"Medians of {args.repeats} alternating runs, each in a fresh process. "
+        + latency_notes
+        + load
+        + " (2 cores, shared).",
     )
 
 
