@@ -9,6 +9,7 @@ import contextlib
 import functools
 import inspect
 import json
+import logging
 import os
 import random
 import sys
@@ -623,3 +624,15 @@ def capturing_native_stderr(func: F) -> F:
             return func(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+@contextlib.contextmanager
+def quiet_tf2onnx() -> Iterator[None]:
+    """tf2onnx logs every conversion step at INFO: WARNING and above only."""
+    logger = logging.getLogger("tf2onnx")
+    before = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)

@@ -17,13 +17,11 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._utils import capturing_native_stderr, jsonable_params
+from ._utils import capturing_native_stderr, jsonable_params, quiet_tf2onnx
 from .exceptions import EmnistEstimatorsError, ExportError
 from .export_files import (
     check_destination,
@@ -211,22 +209,10 @@ def _require(fmt: str) -> None:
             ) from exc
 
 
-@contextlib.contextmanager
-def _quiet_converters() -> Iterator[None]:
-    """tf2onnx logs every conversion step at INFO: WARNING and above only."""
-    logger = logging.getLogger("tf2onnx")
-    before = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
-
-
 def _write_onnx(serve: Any, net: Any, tmp: Path) -> None:
     import tf2onnx
 
-    with _quiet_converters():
+    with quiet_tf2onnx():
         tf2onnx.convert.from_function(
             serve,
             input_signature=serve.input_signature,

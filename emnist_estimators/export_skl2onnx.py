@@ -20,15 +20,12 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ._utils import capturing_native_stderr
+from ._utils import capturing_native_stderr, quiet_tf2onnx
 from .estimators import EmnistCNN, EmnistMLP
 from .exceptions import ExportError
 from .exported import BFLOAT16_TOLERANCE, FLOAT32_TOLERANCE, ONNX_OPSET
@@ -321,16 +318,6 @@ def _label(
 
 
 # --- the twin's graph -------------------------------------------------------------
-@contextlib.contextmanager
-def _quiet_tf2onnx() -> Iterator[None]:
-    """tf2onnx logs every conversion step at INFO: WARNING and above only."""
-    logger = logging.getLogger("tf2onnx")
-    before = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
 
 
 @capturing_native_stderr  # tf2onnx's graph optimiser logs from C++
@@ -364,7 +351,7 @@ def _checked_twin_graph(est: Any, opset: int) -> Any:
         return {"probabilities": net(pixels, training=False)}
 
     try:
-        with _quiet_tf2onnx():
+        with quiet_tf2onnx():
             model, _ = tf2onnx.convert.from_function(
                 serve, input_signature=serve.input_signature, opset=opset
             )
