@@ -73,6 +73,7 @@ FULL_SIZES = (100_000, 400_000, 814_255)
 QUICK_SIZES = (20_000, 50_000, 100_000)
 _EVAL_BATCHES = 2  # hold-out batches the CNN runs after its training batches
 _WARMUP_BATCHES = 5  # batches left out of the steady-state time (tracing)
+_PER_BATCH = "streaming, one batch per read"  # the hand-off before issue 32
 # Part B: 4 candidates x cv=2 = 8 fits.
 _GRID = {"learning_rate": [1e-3, 3e-3], "dropout": [0.2, 0.4]}
 _ENGINES = {
@@ -182,10 +183,21 @@ def _estimator(model: str):
     return cls(epochs=1, random_state=0)
 
 
-def train_streaming(*, model: str, n: int, batches: int | None) -> dict:
-    """Today's path: ``est.fit`` on the memory map (child process)."""
+def train_streaming(
+    *, model: str, n: int, batches: int | None, per_batch: bool = False
+) -> dict:
+    """Today's path: ``est.fit`` on the memory map (child process).
+
+    ``per_batch``: one Python call per batch into tf.data, as before issue 32
+    (``IndexBatches.bytes_per_read`` of one byte), instead of one per read of
+    several batches.
+    """
     import keras  # noqa: F401 - imported before the baseline, as in the other case
 
+    from emnist_estimators.batches import IndexBatches
+
+    if per_batch:
+        IndexBatches.bytes_per_read = 1
     X, y = _bymerge_memmap(n)
     est, timer = _estimator(model), _timer(batches)
     mark_baseline()
@@ -363,8 +375,11 @@ def _part_a(sizes, cnn_batches: int) -> tuple[list[dict], list[dict]]:
 
 
 def _train_case(path: str, model: str, n: int, batches: int | None) -> Case:
+    kwargs = {"model": model, "n": n, "batches": batches}
+    if path == _PER_BATCH:
+        return Case("bench_scale.train_streaming", {**kwargs, "per_batch": True})
     fn = "train_streaming" if path == "streaming" else "train_in_memory"
-    return Case(f"bench_scale.{fn}", {"model": model, "n": n, "batches": batches})
+    return Case(f"bench_scale.{fn}", kwargs)
 
 
 def _ratio_row(model: str, n: int, s: dict, m: dict) -> dict:
@@ -381,11 +396,14 @@ def _ratio_row(model: str, n: int, s: dict, m: dict) -> dict:
     }
 
 
-def _mlp_timing(n: int, pairs: int) -> list[dict]:
-    """EmnistMLP epoch time, ``pairs`` alternating runs per path, medians."""
-    cases = {
-        path: _train_case(path, "mlp", n, None) for path in ("streaming", "in-memory")
-    }
+def _mlp_timing(n: int, pairs: int, per_batch: bool = False) -> list[dict]:
+    """EmnistMLP epoch time, ``pairs`` alternating runs per path, medians.
+
+    ``per_batch`` adds a third path: streaming with one Python call per batch
+    (the hand-off before issue 32), each ratio against in-memory.
+    """
+    paths = ["streaming", "in-memory"] + ([_PER_BATCH] if per_batch else [])
+    cases = {path: _train_case(path, "mlp", n, None) for path in paths}
     runs = alternate(cases, pairs)
     rows = []
     for path, rs in runs.items():
@@ -399,8 +417,17 @@ def _mlp_timing(n: int, pairs: int) -> list[dict]:
                 "ms/batch (median)": median_of(rs, "seconds_per_batch") * 1000,
             }
         )
-    for key in ("epoch s (median)", "fit s (median)", "ms/batch (median)"):
-        rows[0][key.replace("(median)", "stream/mem")] = rows[0][key] / rows[1][key]
+    memory = next(r for r in rows if r["path"] == "in-memory")
+    for row in rows:
+        if row is memory:
+            continue
+        for key in ("epoch s (median)", "fit s (median)", "ms/batch (median)"):
+            row[key.replace("(median)", "stream/mem")] = row[key] / memory[key]
+        # each run against the in-memory run of its own round (alternated)
+        row["runs epoch s stream/mem"] = ", ".join(
+            f"{s['epoch_seconds'] / m['epoch_seconds']:.3f}"
+            for s, m in zip(runs[row["path"]], runs["in-memory"], strict=True)
+        )
     return rows
 
 
@@ -553,6 +580,11 @@ def main(argv=None):
     parser.add_argument("--cnn-batches", type=int, default=None)
     parser.add_argument("--timing-pairs", type=int, default=None)
     parser.add_argument("--search-repeats", type=int, default=None)
+    parser.add_argument(
+        "--per-batch",
+        action="store_true",
+        help="T: also time streaming with one Python call per batch (before issue 32)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     cnn_batches = args.cnn_batches or (15 if args.quick else 50)
@@ -560,7 +592,7 @@ def main(argv=None):
     repeats = args.search_repeats or (1 if args.quick else 3)
     search_n, search_epochs = (5_000, 1) if args.quick else (20_000, 3)
     if "T" in args.parts:
-        _epoch_pairs(args.timing_size or sizes[-1], pairs, argv)
+        _epoch_pairs(args.timing_size or sizes[-1], pairs, argv, args.per_batch)
         return
     rows, sections = [], []
     with _MachineLoad() as load:
@@ -603,17 +635,21 @@ def main(argv=None):
     )
 
 
-def _epoch_pairs(n: int, pairs: int, argv) -> None:
+def _epoch_pairs(n: int, pairs: int, argv, per_batch: bool = False) -> None:
     """Streaming vs in-memory EmnistMLP epoch time at ``n`` images only."""
     with _MachineLoad() as load:
-        rows = _mlp_timing(n, pairs)
+        rows = _mlp_timing(n, pairs, per_batch)
     write_results(
         "bench_scale_epoch",
         rows,
         precision=precision_label("auto"),
         command="python -m benchmarks.bench_scale " + " ".join(argv or sys.argv[1:]),
         notes=f"EmnistMLP defaults, one epoch (hold-out included) on {n:,} "
-        f"memory-mapped images, {pairs} alternating runs per path.\n\n"
+        f"memory-mapped images, {pairs} alternating runs per path (in the "
+        "order of the rows). streaming: IndexBatches.as_dataset, several "
+        f"batches gathered per Python call; {_PER_BATCH}: one call per batch "
+        "(the hand-off before issue 32). Ratios against in-memory; the per-run "
+        "ratios pair each run with the in-memory run of its round.\n\n"
         + load.summary(),
         meta={**machine(), **_dask_versions()},
     )
