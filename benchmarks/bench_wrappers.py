@@ -35,6 +35,7 @@ from benchmarks._harness import (
     fashion_files,
     median_call_seconds,
     median_of,
+    precision_label,
     write_results,
 )
 
@@ -143,14 +144,6 @@ def fit_scikeras(*, images: str, labels: str, n: int, epochs: int, **_files) -> 
     }
 
 
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def _single_image(predict, predict_proba, one, calls: int) -> dict:
     """Median seconds of predict and predict_proba on one image, interleaved."""
     for _ in range(5):
@@ -213,7 +206,6 @@ def _latency_rows(args, data) -> list[dict]:
             {**lat, "kind": kind, "calls": min(args.calls, 60)},
         )
     runs = alternate(cases, args.repeats)
-    bf16 = "bf16 CPU" if _cpu_has_bf16() else "no bf16"
     rows = []
     for kind, name in (("cnn", "EmnistCNN"), ("mlp", "EmnistMLP")):
         sk = runs[f"{kind} scikeras"]
@@ -224,7 +216,7 @@ def _latency_rows(args, data) -> list[dict]:
             rows.append(
                 {
                     "measure": f"single image, {name} defaults",
-                    "precision": f"{precision}: {ours[0]['policy']} ({bf16})",
+                    "precision": precision_label(precision, ours[0]["policy"]),
                     "predict ms": round(pred * 1e3, 3),
                     "predict_proba ms": round(proba * 1e3, 3),
                     "stock scikeras predict ms": round(sk_pred * 1e3, 2),
@@ -312,6 +304,8 @@ def main(argv=None):
         "bench_wrappers",
         rows,
         command=command,
+        # the fit and batch rows: EmnistCNN(precision="float32"), as raw Keras
+        precision=precision_label("float32"),
         notes=f"Medians of {args.repeats} alternating runs, each in a fresh process. "
         + latency_notes
         + load
