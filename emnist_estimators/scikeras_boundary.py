@@ -4,9 +4,13 @@ scikeras 0.13 (its last release; the project is no longer maintained)
 predates scikit-learn 1.6, so :class:`ScikerasClassifier` owns the
 scikit-learn contract itself. Replacing scikeras (a fork, or Keras' own
 scikit-learn wrapper) is a change to this module; ``tests/
-test_scikeras_boundary.py`` pins what it takes and what it overrides.
-
-How it works and why: the design notes in the docs (``docs/design.rst``).
+test_scikeras_boundary.py`` pins what it takes and what it overrides:
+overridden here ``_get_param_names``, ``__repr__``, ``set_params``, ``score``,
+``__sklearn_tags__``, ``__sklearn_is_fitted__``, ``__reduce_ex__``,
+``__getstate__``, ``__copy__``, ``target_encoder``, ``feature_encoder``,
+``current_epoch``; by the estimators' base class ``fit``, ``partial_fit``,
+``initialize``, ``predict``, ``predict_proba``, ``_validate_params``. Why
+each: the design notes in the docs (``docs/design.rst``).
 """
 
 from __future__ import annotations
