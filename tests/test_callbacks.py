@@ -139,7 +139,12 @@ def in_epoch_counts(text: str) -> list[tuple[int, int]]:
     "args",
     [
         pytest.param([*TRAIN, "--output", "m"], id="train"),
-        pytest.param(["demo", "--epochs", "1", "--output", "d"], id="demo"),
+        # the whole demo, 16 s: the slow stage (CI runs it)
+        pytest.param(
+            ["demo", "--epochs", "1", "--output", "d"],
+            id="demo",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_terminal_shows_each_epochs_batches(tmp_path, args):

@@ -57,6 +57,7 @@ def _child_result(out: Path, mode: str, *args, timeout: int) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # two real trainings, 20 s: the slow stage (CI runs it)
 @pytest.mark.timeout(300)
 def test_mirrored_on_two_cpu_devices_matches_single_device_accuracy(tmp_path, capsys):
     """Two replicas (logical CPU devices) train as well as one, on real EMNIST;

@@ -74,7 +74,8 @@ def _kill_mid_epoch(kind, folder, out, epoch):
     assert child.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+# the CNN's child fits take half a minute: in the slow stage (CI runs both)
+@pytest.mark.parametrize("kind", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_sigkilled_fit_resumes_and_ends_as_an_uninterrupted_fit(kind, tmp_path):
     whole = _run_child(kind, tmp_path / "whole", tmp_path / "whole.npz")
     assert whole.returncode == 0, whole.stderr
