@@ -278,6 +278,33 @@ def rewrite_saved_state(src, dst, edit: Callable[[dict], None]) -> None:
     write_members(dst, entries)
 
 
+def assert_tampered_state_refused(path, tmp_path, tamper: Callable) -> None:
+    """A copy of ``path`` whose state member ``tamper`` changed fails to load.
+
+    ``tamper`` takes the parsed state and returns the new member: a JSON
+    value, or raw bytes. The refusal must come at load (not at predict
+    time), as a DataFormatError (a ValueError) naming the file.
+    """
+    import pytest
+
+    from emnist_estimators import load_model
+    from emnist_estimators.exceptions import DataFormatError
+
+    members = zip_members(path)
+    new = tamper(json.loads(members["emnist_estimators.json"]))
+    members["emnist_estimators.json"] = (
+        new if isinstance(new, bytes) else json.dumps(new).encode()
+    )
+    target = tmp_path / "tampered.keras"
+    write_members(target, members)
+    with pytest.raises(DataFormatError) as info:
+        load_model(target)  # not later, at predict time
+    assert isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert str(target) in message
+    assert "not saved by emnist-estimators" in message or "save format" in message
+
+
 # --- the downloads' loopback server and archives -------------------------------
 MEMBERS = [
     "gzip/emnist-mnist-test-images-idx3-ubyte.gz",
