@@ -9,6 +9,7 @@ child import TensorFlow; the parent reads the model names.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -189,6 +190,7 @@ def cnn_variant(
     *,
     ema: bool = False,
     blocks: Sequence[tuple[int, int]] | None = None,
+    separable: bool = False,
     **params,
 ):
     """An ``EmnistCNN`` with a change it has no parameter for (recipes only).
@@ -200,6 +202,8 @@ def cnn_variant(
     averaged ones. ``blocks``: one ``(filters, convs)`` pair per block, so
     blocks may differ in depth (``EmnistCNN``'s ``convs_per_block`` is one
     number for all), e.g. ``((32, 1), (64, 2))``, passed to ``build_cnn``.
+    ``separable=True``: depthwise-separable convolutions after the first
+    (``build_cnn(separable=True)``).
     (Dropout in the dense head only, measured here first, is now
     ``EmnistCNN(block_dropout=0)``: the same network and the same numbers,
     checked on a seeded fit.)
@@ -208,18 +212,25 @@ def cnn_variant(
 
     class Variant(EmnistCNN):
         def _build_model(self, n_features, n_classes, image_shape, rescale, seed):
-            if blocks is None:
-                return super()._build_model(
-                    n_features, n_classes, image_shape, rescale, seed
-                )
+            from emnist_estimators import architectures
+
             # build_cnn takes one depth per block, the estimator one for all:
             # a copy carries the blocks to it, leaving this one's params alone
             shaped = copy.copy(self)
-            shaped.filters = tuple(f for f, _ in blocks)
-            shaped.convs_per_block = [c for _, c in blocks]
-            return EmnistCNN._build_model(
-                shaped, n_features, n_classes, image_shape, rescale, seed
-            )
+            if blocks is not None:
+                shaped.filters = tuple(f for f, _ in blocks)
+                shaped.convs_per_block = [c for _, c in blocks]
+            build = architectures.build_cnn
+            if separable:
+                build = functools.partial(build, separable=True)
+            original = architectures.build_cnn
+            architectures.build_cnn = build  # what EmnistCNN._build_model calls
+            try:
+                return EmnistCNN._build_model(
+                    shaped, n_features, n_classes, image_shape, rescale, seed
+                )
+            finally:
+                architectures.build_cnn = original
 
         def _compile(self, model, decay_steps=None):
             super()._compile(model, decay_steps=decay_steps)
@@ -374,21 +385,13 @@ def validation_carve(dataset: str, X_tr, y_tr) -> tuple:
 def train_flops_per_image(model) -> int:
     """Multiply-adds x 2 of one forward pass, x 3 for a training step.
 
-    Counts Conv2D and Dense layers, which hold nearly all the work; the
+    The forward FLOPs are ``bench_flops.layer_flops``' (Conv2D, separable and
+    depthwise convolutions, Dense), which hold nearly all the work; the
     backward pass costs about twice the forward one.
     """
-    import keras
+    from benchmarks.bench_flops import layer_flops
 
-    forward = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output.shape
-            kh, kw = layer.kernel_size
-            c_in = layer.input.shape[-1]
-            forward += 2 * h * w * kh * kw * c_in * c_out
-        elif isinstance(layer, keras.layers.Dense):
-            forward += 2 * layer.input.shape[-1] * layer.units
-    return 3 * int(forward)
+    return 3 * sum(entry["flops"] for entry in layer_flops(model))
 
 
 def fit_recipe(

@@ -92,6 +92,28 @@ def test_cnn_blocks_can_each_have_their_own_depth():
         build_cnn(784, 5, filters=(4, 8, 16), convs_per_block=(1, 2))
 
 
+def test_cnn_separable_convolutions_follow_the_first():
+    # the first convolution reads one channel: nothing to separate there
+    model = build_cnn(784, 5, filters=(4, 8), separable=True, seed=0)
+    kinds = [
+        (layer.name, type(layer).__name__)
+        for layer in model.layers
+        if isinstance(layer, layers.Conv2D | layers.SeparableConv2D)
+    ]
+    assert kinds == [
+        ("conv_0_0", "Conv2D"),
+        ("conv_0_1", "SeparableConv2D"),
+        ("conv_1_0", "SeparableConv2D"),
+        ("conv_1_1", "SeparableConv2D"),
+    ]
+    plain = build_cnn(784, 5, filters=(4, 8), seed=0)
+    assert model.count_params() < plain.count_params()
+    assert model.output_shape == plain.output_shape == (None, 5)
+    again = build_cnn(784, 5, filters=(4, 8), separable=True, seed=0)
+    for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_cnn_block_dropout_sets_the_blocks_rate_apart_from_the_heads():
     def rates(model):
         return {d.name: d.rate for d in of_type(model, layers.Dropout)}
