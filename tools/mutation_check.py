@@ -105,7 +105,7 @@ AREA_TESTS = {
     "overwrite": [f"{_T}test_output_folder.py"],
     "checkpoints": [f"{_T}test_checkpoints.py", f"{_T}test_lifecycle.py"],
     "export": [f"{_T}test_export_files.py", f"{_T}test_export.py"],
-    "serve": [f"{_T}test_serve.py"],
+    "serve": [f"{_T}test_serve.py", f"{_T}test_serve_api.py"],
     "training": [f"{_T}test_training.py", f"{_T}test_batches.py"],
     "tuning": [f"{_T}test_tuning_objective.py", f"{_T}test_callbacks.py"],
     "dask_waves": [f"{_T}test_tuning_waves.py"],
@@ -117,6 +117,8 @@ AREA_TESTS = {
     "early_stopping": [
         f"{_T}test_base.py",
         f"{_T}test_estimators.py::test_early_stopping_and_partial_fit",
+        f"{_T}test_training.py::"
+        "test_early_stopping_without_held_out_rows_watches_the_training_loss",
     ],
 }
 #: Tests of those files that check something else and would slow every
