@@ -485,6 +485,22 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ("cache._read_sidecar", 'with open(path, encoding="UTF-8") as fh:'): (
         "codec names are case-insensitive: 'UTF-8' is 'utf-8'"
     ),
+    (
+        "labels.combine_weights",
+        "product = np.asarray(w, np.float64) * np.asarray(class_w, None)",
+    ): (
+        "class_w is class_sample_weights' float32 array (the only caller); times "
+        "a float64 array numpy promotes it to float64, exactly, as the cast did"
+    ),
+    ("training.FiniteLossCheck.__init__", "self.epoch = None"): (
+        "epoch is read only by _check, called only from on_epoch_end, which sets "
+        "it first; it is no documented attribute"
+    ),
+    ("waves._run_wave", "known = study.get_trials(deepcopy=True)"): (
+        "known is only read: _remote_task passes on its finished trials, which "
+        "no optuna storage changes in place (finished trials are not updatable), "
+        "and the worker's study adds deep copies of them; a copy changes nothing"
+    ),
 }
 
 _STATUS = {  # mutmut's exit codes (mutmut.stats.status_by_exit_code)
