@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from helpers import bar_images
@@ -55,6 +58,27 @@ def test_a_sample_weight_beyond_the_bound_is_refused():
         validate_sample_weight([1e40, 1.0, 1.0], X)
     ok = validate_sample_weight([MAX_WEIGHT, 1.0, 0.0], X)
     assert ok.dtype == np.float32 and ok[0] == np.float32(MAX_WEIGHT)
+
+
+@pytest.mark.parametrize("weight", [[1.0, -0.5, 1.0], -1], ids=["one-row", "scalar"])
+def test_a_negative_sample_weight_is_refused(weight):
+    # a negative weight makes the loss reward mistakes on its rows
+    X = np.zeros((3, 784), np.uint8)
+    with pytest.raises(ValueError, match="Negative values .*sample_weight"):
+        validate_sample_weight(weight, X)
+
+
+@pytest.mark.parametrize(
+    "weight", [float("nan"), np.float32("nan"), Decimal("NaN"), Fraction(10**20)]
+)
+def test_a_scalar_weight_of_any_number_type_gets_the_same_refusal(weight):
+    # scikit-learn takes any number as one weight for every row; whatever its
+    # type, NaN or a weight beyond the bound is our ValueError
+    X = np.zeros((3, 784), np.uint8)
+    with pytest.raises(ValueError, match="sample_weight reaches (nan|1e\\+20)"):
+        validate_sample_weight(weight, X)
+    ok = validate_sample_weight(Decimal("0.5"), X)
+    assert ok.dtype == np.float32 and ok.tolist() == [0.5] * 3
 
 
 @pytest.mark.parametrize(

@@ -143,13 +143,15 @@ def test_a_wrong_body_is_a_400_saying_what_is_wrong(body, words):
 def test_the_body_length_is_checked_before_the_body_is_read():
     json_type = {"content-type": "application/json; charset=utf-8"}
     assert body_length({**json_type, "content-length": "120"}) == 120
-    refusals = [
-        ({"content-type": "text/plain", "content-length": "3"}, 415),
-        (json_type, 411),
-        ({**json_type, "content-length": "ten"}, 400),
-        ({**json_type, "content-length": str(MAX_BODY_BYTES + 1)}, 413),
+    refusals = [  # headers, status, words of the reason
+        ({"content-type": "text/plain", "content-length": "3"}, 415, "JSON"),
+        (json_type, 411, "Content-Length header is required"),
+        ({**json_type, "content-length": "ten"}, 400, "'ten' is not a byte count"),
+        ({**json_type, "content-length": "-5"}, 400, "'-5' is not a byte count"),
+        ({**json_type, "content-length": str(MAX_BODY_BYTES + 1)}, 413, "1,048,577"),
     ]
-    for headers, status in refusals:
+    for headers, status, words in refusals:
         with pytest.raises(RequestError) as info:
             body_length(headers)
         assert info.value.status == status, headers
+        assert words in str(info.value), headers

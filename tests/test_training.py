@@ -93,3 +93,35 @@ def test_the_check_does_not_change_a_seeded_fit(bars, monkeypatch, verbose):
     unchecked = _mlp(epochs=3, verbose=verbose).fit(X, y)
     np.testing.assert_array_equal(checked.predict_proba(X), unchecked.predict_proba(X))
     assert checked.history_ == unchecked.history_
+
+
+class _Ruin(keras.callbacks.Callback):
+    """Keep each epoch's loss and weights; make the weights huge at epoch ``at``."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.losses, self.weights = at, [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            rng = np.random.default_rng(0)
+            for var in self.model.trainable_weights:
+                var.assign(rng.normal(0, 20, var.shape).astype(np.float32))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.losses.append(logs["loss"])
+        self.weights.append(self.model.get_weights())
+
+
+def test_early_stopping_without_held_out_rows_watches_the_training_loss(bars):
+    # validation_fraction=0: the training loss decides when to stop, and the
+    # weights of the epoch with the lowest one are restored
+    X, y = bars
+    ruin = _Ruin(at=2)
+    est = _mlp(epochs=8, early_stopping=True, patience=2, validation_fraction=0.0)
+    est.fit(X, y, callbacks=[ruin])
+    best = int(np.argmin(ruin.losses))
+    assert best < 2 and est.n_iter_ == best + 3 == len(ruin.losses) < 8
+    assert "val_loss" not in est.history_
+    for got, kept in zip(est.model_.get_weights(), ruin.weights[best], strict=True):
+        np.testing.assert_array_equal(got, kept)

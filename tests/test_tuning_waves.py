@@ -11,6 +11,9 @@ processes on loopback, shared by the module's tests.
 - an unreachable scheduler, a worker that dies mid-trial and a cluster
   without workers end in a clear error or a finished search, never a hang.
 
+And without a cluster: a wave's trial run in this process is the trial the
+driver asked, and the driver logs its outcome as optuna's loop does.
+
 Skipped with the reason where dask.distributed is not installed, and failed
 instead under ``CI=true``, whose ``.ci/run`` installs the test extra.
 """
@@ -539,3 +542,63 @@ def test_a_workers_pruner_records_reach_the_drivers_study():
     assert {k: told.system_attrs[k] for k in rungs} == rungs
     assert told.user_attrs["epochs"] == 3
     assert told.user_attrs["duration_s"] == 4.0
+
+
+class _Scores:
+    """Stands in for a TrialObjective on a worker: every trial scores ``value``."""
+
+    def __init__(self, value: float) -> None:
+        self.value, self.errors = value, []
+
+    def fresh(self):
+        return _Scores(self.value)
+
+    def __call__(self, trial) -> float:
+        return self.value
+
+
+def _driver_with_a_finished_trial():
+    """A driver's study: trial 0 finished, trial 1 asked (the wave's)."""
+    import optuna
+
+    lr = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1)}
+    driver = optuna.create_study(direction="maximize")
+    driver.tell(driver.ask(lr), 0.5)
+    return driver, driver.ask(lr)
+
+
+def test_a_trial_on_a_worker_keeps_the_drivers_number_and_parameters():
+    """Run where Dask puts it (here: in this process), a wave's trial is the
+    trial the driver asked: same number, same parameters. A history that lost
+    a trial would renumber it; that is an error, not another trial's result."""
+    from emnist_estimators.tuning.waves import _remote_task, _run_remote_trial
+
+    driver, mine = _driver_with_a_finished_trial()
+    task = _remote_task(driver, mine, driver.get_trials(deepcopy=False))
+    frozen, error = _run_remote_trial(_Scores(0.75), task)
+    assert error is None and frozen.state.name == "COMPLETE"
+    assert (frozen.number, frozen.params, frozen.value) == (1, mine.params, 0.75)
+    with pytest.raises(RuntimeError, match="Trial 1 became number 0 on the worker"):
+        _run_remote_trial(_Scores(0.75), {**task, "history": []})
+
+
+def test_the_driver_logs_each_finished_trial_with_its_value_and_parameters(caplog):
+    """As optuna's own loop does: a worker's result is logged on the driver
+    with the trial's number, worker, value and parameters."""
+    from emnist_estimators.tuning.waves import (
+        _remote_task,
+        _run_remote_trial,
+        _tell_outcome,
+    )
+
+    driver, mine = _driver_with_a_finished_trial()
+    task = _remote_task(driver, mine, driver.get_trials(deepcopy=False))
+    frozen, error = _run_remote_trial(_Scores(0.75), task)
+    with caplog.at_level("INFO", logger="emnist_estimators.tuning"):
+        _tell_outcome(driver, mine, frozen, error, [])
+    assert driver.trials[1].value == 0.75
+    line = [r.getMessage() for r in caplog.records if "Trial 1" in r.getMessage()]
+    assert line == [
+        f"Trial 1 finished on pid {os.getpid()} with value 0.75 and parameters "
+        f"{mine.params}."
+    ]
