@@ -119,6 +119,12 @@ AREA_TESTS = {
         f"{_T}test_estimators.py::test_early_stopping_and_partial_fit",
         f"{_T}test_training.py::"
         "test_early_stopping_without_held_out_rows_watches_the_training_loss",
+        f"{_T}test_checkpoints.py::"
+        "test_an_interrupted_fit_with_early_stopping_resumes_as_never_interrupted",
+        f"{_T}test_checkpoints.py::"
+        "test_resumed_early_stopping_ends_on_the_best_weights_from_before",
+        f"{_T}test_checkpoints.py::"
+        "test_early_stopping_counters_before_any_epoch_resume_as_they_were",
     ],
 }
 #: Tests of those files that check something else and would slow every
@@ -484,6 +490,20 @@ EQUIVALENT: dict[tuple[str, str], str] = {
     ),
     ("cache._read_sidecar", 'with open(path, encoding="UTF-8") as fh:'): (
         "codec names are case-insensitive: 'UTF-8' is 'utf-8'"
+    ),
+    (
+        "base.BaseEmnistClassifier._validate_more",
+        "X, _ = check_pixels(self, X, reset=None)  # refuses another n_features",
+    ): (
+        "check_pixels and scikit-learn's validate_data (_check_n_features, "
+        "_check_feature_names) test reset only for truth: None acts as False"
+    ),
+    (
+        "checkpoints.ResumableEarlyStopping.on_train_begin",
+        "self.best = best if (best is not None) or True else self.best",
+    ): (
+        "only a resumed best of None changes branch, and then self.best is None "
+        "too: Keras' on_train_begin, called just above, set it to None"
     ),
     (
         "labels.combine_weights",
