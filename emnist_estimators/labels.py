@@ -151,9 +151,12 @@ def validate_sample_weight(sample_weight, X) -> np.ndarray | None:
     # reward mistakes on that sample (the loss goes negative); all zero
     # would train nothing. Checked in float64, so that a weight too large
     # for float32 gets our error, not an overflow.
-    w = _check_sample_weight(
-        sample_weight, X, dtype=np.float64, ensure_non_negative=True
-    )
+    try:
+        w = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+    except OverflowError:  # a Python int beyond float64, e.g. 10**400
+        w = np.array([np.inf])
     _check_largest(w, "sample_weight")
     return w.astype(np.float32)
 

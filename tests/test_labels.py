@@ -81,6 +81,14 @@ def test_a_scalar_weight_of_any_number_type_gets_the_same_refusal(weight):
     assert ok.dtype == np.float32 and ok.tolist() == [0.5] * 3
 
 
+@pytest.mark.parametrize("weight", [10**400, [1, 10**400, 1]])
+def test_a_weight_beyond_float64_gets_our_refusal_not_an_overflow(weight):
+    # numpy cannot convert such a Python int and raises OverflowError
+    X = np.zeros((3, 784), np.uint8)
+    with pytest.raises(ValueError, match="sample_weight reaches inf"):
+        validate_sample_weight(weight, X)
+
+
 @pytest.mark.parametrize(
     "class_weight, keep",
     [({0: 0.0, 1: 0.0, 2: 0.0}, None), ({0: 0.0}, 0)],
