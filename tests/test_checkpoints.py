@@ -1,4 +1,4 @@
-"""checkpoints.py: non-finite arrays, the fingerprint of every row, the folder."""
+"""checkpoints.py: arrays and headers, the fingerprint, the folder, early stopping."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from emnist_estimators.checkpoints import (
     CHECKPOINT_NAME,
     CheckpointMismatchError,
     CheckpointStore,
+    ResumableEarlyStopping,
 )
 from emnist_estimators.exceptions import DataFormatError, OutputFolderError
 
@@ -142,3 +143,123 @@ def test_an_empty_checkpoint_dir_is_refused(bars, tmp_path, monkeypatch):
         est.fit(X, y)
     assert not hasattr(est, "model_")
     assert os.listdir(tmp_path) == []
+
+
+def _state(path) -> dict:
+    return json.loads(_read(path, "state").tobytes())
+
+
+def _write_state(path, state: dict) -> None:
+    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
+    write_members(path, {**zip_members(path), "state.npy": _npy(raw)})
+
+
+def _batch_counter():
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        batches = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.batches += 1
+
+    return Count()
+
+
+def test_a_new_networks_checkpoint_as_released_versions_wrote_it_is_loaded(
+    bars, tmp_path
+):
+    # releases record a fit from a new network as "start": "new"; an upgrade
+    # must take up their finished checkpoints, not train again
+    X, y = bars
+    first = _mlp(checkpoint_dir=tmp_path).fit(X, y)
+    path = tmp_path / CHECKPOINT_NAME
+    state = _state(path)
+    state["identity"]["start"] = "new"
+    _write_state(path, state)
+    count = _batch_counter()
+    again = _mlp(checkpoint_dir=tmp_path).fit(X, y, callbacks=[count])
+    assert count.batches == 0
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
+
+
+def test_malformed_early_stopping_counters_are_refused(bars, tmp_path):
+    X, y = bars
+    _mlp(checkpoint_dir=tmp_path, early_stopping=True).fit(X, y)
+    path = tmp_path / CHECKPOINT_NAME
+    state = _state(path)
+    assert set(state["early_stopping"]) == {"wait", "best", "best_epoch"}
+    state["early_stopping"] = {"wait": "2", "best": 0.5}  # a string, one missing
+    _write_state(path, state)
+    with pytest.raises(DataFormatError, match="early-stopping counters are malformed"):
+        _mlp(checkpoint_dir=tmp_path, early_stopping=True).fit(X, y)
+
+
+def test_an_interrupted_fit_with_early_stopping_resumes_as_never_interrupted(
+    bars, tmp_path
+):
+    import keras
+
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("interrupted")
+
+    X, y = bars
+    params = {"epochs": 2, "early_stopping": True, "patience": 3}
+    whole = _mlp(checkpoint_dir=tmp_path / "whole", **params).fit(X, y)
+    with pytest.raises(RuntimeError, match="interrupted"):  # after epoch 0's write
+        _mlp(checkpoint_dir=tmp_path / "cut", **params).fit(X, y, callbacks=[Boom()])
+    resumed = _mlp(checkpoint_dir=tmp_path / "cut", **params).fit(X, y)
+    assert resumed.history_ == whole.history_
+    np.testing.assert_array_equal(resumed.predict_proba(X), whole.predict_proba(X))
+    counters = _state(tmp_path / "whole" / CHECKPOINT_NAME)["early_stopping"]
+    assert _state(tmp_path / "cut" / CHECKPOINT_NAME)["early_stopping"] == counters
+
+
+def test_resumed_early_stopping_ends_on_the_best_weights_from_before():
+    # the best epoch came before the interruption and the resumed epoch is
+    # worse: training ends on the best epoch's weights, as uninterrupted
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best = [np.full_like(w, 7.0) for w in model.get_weights()]
+    stop = ResumableEarlyStopping(monitor="loss", patience=3, restore_best_weights=True)
+    stop.set_model(model)
+    stop.resume_from({"wait": 1, "best": 0.25, "best_epoch": 1}, best)
+    stop.on_train_begin()
+    stop.on_epoch_end(2, {"loss": 0.5})
+    stop.on_train_end()
+    for got, want in zip(model.get_weights(), best, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert stop.counters() == {"wait": 2, "best": 0.25, "best_epoch": 1}
+
+
+def test_early_stopping_counters_before_any_epoch_resume_as_they_were():
+    # no epoch measured yet: best is None, not a number, and resumes as such
+    stop = ResumableEarlyStopping(monitor="loss")
+    stop.on_train_begin()
+    counters = stop.counters()
+    assert counters == {"wait": 0, "best": None, "best_epoch": 0}
+    again = ResumableEarlyStopping(monitor="loss")
+    again.resume_from(json.loads(json.dumps(counters)), None)
+    again.on_train_begin()
+    assert again.counters() == counters and again.best_weights is None
+
+
+def _npy_header_v2(shape, dtype="<f4") -> bytes:
+    buf = io.BytesIO()  # magic, version 2.0, then the header: no data
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_2_0(buf, header)
+    return buf.getvalue()
+
+
+def test_a_crafted_version_2_npy_header_is_refused_before_allocating(bars, tmp_path):
+    # .npy version 2.0 (a 4-byte header length) is checked like version 1.0
+    X, y = bars
+    _mlp(checkpoint_dir=tmp_path).fit(X, y)
+    path = tmp_path / CHECKPOINT_NAME
+    huge = _npy_header_v2((2**42,))
+    write_members(path, {**zip_members(path), "model_0.npy": huge})
+    with pytest.raises(DataFormatError, match="model_0.npy is float32"):
+        _mlp(checkpoint_dir=tmp_path).fit(X, y)
