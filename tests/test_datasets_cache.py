@@ -599,6 +599,28 @@ def test_without_the_cache_nothing_is_written(tmp_path, small_mnist):
     assert sorted(os.listdir(tmp_path)) == before
 
 
+def test_with_no_writable_cache_folder_the_images_are_read_into_memory(
+    data, own_user_cache, small_mnist
+):
+    """Neither the data folder nor the user cache may be written: the split
+    still loads, read into memory, and nothing is written anywhere."""
+    folders = sorted({c.parent for c in cache.cache_candidates(data / IMAGES)})
+    assert data in folders and any(own_user_cache in f.parents for f in folders)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    before = sorted(p for folder in folders for p in folder.iterdir())
+    try:
+        for folder in folders:
+            os.chmod(folder, 0o555)  # read-only (the loader says so even for root)
+        images = _load(data).images
+    finally:
+        for folder in folders:
+            os.chmod(folder, 0o755)
+    assert type(images) is np.ndarray  # in memory, not a memory map
+    np.testing.assert_array_equal(images, glyph_images(N, rng=0))
+    assert sorted(p for folder in folders for p in folder.iterdir()) == before
+
+
 @pytest.mark.parametrize("route", ["cold-cache", "no-cache", "full-disk"])
 def test_a_source_changed_between_its_check_and_its_read_is_refused(
     tmp_path, small_mnist, monkeypatch, route
