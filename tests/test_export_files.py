@@ -171,6 +171,27 @@ def test_our_saved_model_is_replaced_and_keeps_a_true_manifest(mlp, saved_model)
     np.testing.assert_array_equal(load_exported(saved_model).predict(X), mlp.predict(X))
 
 
+def test_an_old_saved_model_that_cannot_be_removed_does_not_fail_the_export(
+    mlp, saved_model, monkeypatch
+):
+    # the replaced folder set aside may be busy (a server still holding it on
+    # NFS): the new model is already in place, so the export succeeds with
+    # its sidecar, and does not claim that nothing changed
+    real = os.rmdir
+
+    def busy(path, *args, **kwargs):
+        if str(path).endswith(".old.tmp"):
+            raise OSError(errno.EBUSY, "Device or resource busy", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", busy)
+    export_model(mlp, saved_model, "tf_saved_model", overwrite=True)
+    assert read_manifest(saved_model)["command"] == "export"
+    assert sidecar_path(saved_model).is_file()
+    X = np.zeros((2, 784), np.uint8)
+    np.testing.assert_array_equal(load_exported(saved_model).predict(X), mlp.predict(X))
+
+
 # --- item 10: temporaries of killed exports -------------------------------------------
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
