@@ -7,9 +7,8 @@ epoch, the final scores, and the files the command wrote as artifacts. The
 client is given the URI explicitly, so nothing here changes MLflow's global
 state (``mlflow.set_tracking_uri``, the active run) in the calling process.
 
-From Python, MLflow's own integrations work with the estimators:
-``EmnistCNN(callbacks=[mlflow.keras.MlflowCallback()])`` and
-``mlflow.sklearn.autolog()``; see the tracking page of the documentation.
+From Python: ``callbacks=[mlflow.keras.MlflowCallback()]``, and
+:func:`autolog`, ``mlflow.sklearn.autolog()`` that records bare fits too.
 
 MLflow is the optional ``tracking`` extra: ``pip install
 'emnist-estimators[tracking]'``; it is imported only when a run is logged.
@@ -18,12 +17,14 @@ MLflow is the optional ``tracking`` extra: ``pip install
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import math
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_EXPERIMENT",
     "INSTALL_HINT",
     "Tracker",
+    "autolog",
     "import_mlflow",
     "log_study",
     "start_run",
@@ -476,6 +478,102 @@ def log_study(tracker: Tracker, study: Any) -> int:
         child.end(status)
         logged += 1
     return logged
+
+
+#: One :func:`autolog` at a time swaps MLflow's estimator list.
+_AUTOLOG_LOCK = threading.Lock()
+
+
+def autolog(**kwargs: Any) -> bool:
+    """``mlflow.sklearn.autolog(**kwargs)``, with EmnistMLP and EmnistCNN included.
+
+    MLflow's scikit-learn autologging patches the classes scikit-learn
+    ships (and ``GridSearchCV``, ``RandomizedSearchCV``, ``Pipeline``): a
+    bare ``EmnistMLP().fit(X, y)`` under ``mlflow.sklearn.autolog()`` records
+    nothing. This call turns the same autologging on with the two
+    estimators added to MLflow's list, so their ``fit`` is recorded by
+    MLflow's own code exactly as a scikit-learn classifier's: the
+    ``get_params()`` values (as MLflow writes them, ``str(value)``:
+    ``hidden_layer_sizes`` ``(768, 768)``), the ``estimator_name`` and
+    ``estimator_class`` tags, the training scores (``training_score``,
+    ``training_accuracy_score``, ``training_log_loss``... : predictions
+    over the training images after the fit), the model and the dataset
+    where ``log_models`` and ``log_datasets`` say so; a fit inside a
+    search or pipeline stays part of that run. ``PixelScaler`` is not
+    added: MLflow leaves preprocessing steps to the pipeline that holds
+    them.
+
+    It uses MLflow's private ``mlflow.sklearn._gen_estimators_to_patch``,
+    swapped for the duration of the call only; when MLflow no longer
+    consults it, autologging is still turned on for scikit-learn's classes,
+    a warning says that bare fits of the estimators are not recorded, and
+    False is returned. ``mlflow.sklearn.autolog(disable=True)`` (or this
+    function with ``disable=True``) turns it all off; a later plain
+    ``mlflow.sklearn.autolog()`` call applies MLflow's own list again.
+
+    Parameters
+    ----------
+    **kwargs
+        ``mlflow.sklearn.autolog``'s arguments (``log_models``,
+        ``log_datasets``, ``disable``, ``silent``, ``max_tuning_runs``...).
+
+    Returns
+    -------
+    bool
+        Whether bare fits of EmnistMLP and EmnistCNN are recorded (False
+        also when ``disable=True``).
+
+    Raises
+    ------
+    ImportError
+        MLflow is not installed; the message names the ``tracking`` extra.
+
+    Examples
+    --------
+    >>> from emnist_estimators.tracking import autolog
+    >>> autolog(log_models=False)  # doctest: +SKIP
+    True
+    >>> with mlflow.start_run():  # doctest: +SKIP
+    ...     EmnistMLP(epochs=5).fit(X, y)  # params and training scores recorded
+    """
+    import_mlflow()
+    # the module itself (``mlflow.sklearn`` may be MLflow's lazy loader)
+    mlflow_sklearn: Any = importlib.import_module("mlflow.sklearn")
+    if kwargs.get("disable"):
+        mlflow_sklearn.autolog(**kwargs)
+        return False
+    from .estimators import EmnistCNN, EmnistMLP  # TensorFlow: only when used
+
+    ours = [EmnistMLP, EmnistCNN]
+    listed: Any = getattr(mlflow_sklearn, "_gen_estimators_to_patch", None)
+    consulted = False
+
+    def _with_ours(*args: Any, **kw: Any) -> list:
+        nonlocal consulted
+        consulted = True
+        found = list(listed(*args, **kw))
+        return found + [cls for cls in ours if cls not in found]
+
+    with _AUTOLOG_LOCK:
+        if callable(listed):
+            mlflow_sklearn._gen_estimators_to_patch = _with_ours
+        try:
+            mlflow_sklearn.autolog(**kwargs)
+        finally:
+            if callable(listed):
+                mlflow_sklearn._gen_estimators_to_patch = listed
+    if not consulted:
+        import mlflow
+
+        log.warning(
+            "mlflow.sklearn.autolog is on, but this MLflow (%s) no longer lists "
+            "its estimators where emnist_estimators.tracking.autolog adds "
+            "EmnistMLP and EmnistCNN: a bare fit of them is not recorded "
+            "(GridSearchCV and Pipeline runs are). Record the training with "
+            "mlflow.keras.autolog() or callbacks=[mlflow.keras.MlflowCallback()].",
+            mlflow.__version__,
+        )
+    return consulted
 
 
 def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:

@@ -5,6 +5,7 @@ schema takes seconds to create), its artifacts beside it; one test starts
 ``mlflow server`` as a process and logs to it over loopback HTTP.
 """
 
+import importlib
 import importlib.util
 import json
 import os
@@ -18,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from emnist_estimators import EmnistMLP, PixelScaler
+from emnist_estimators import EmnistCNN, EmnistMLP, PixelScaler
 from emnist_estimators.tracking import start_run, tracking_uri
 from tests.helpers import run_cli_json
 
@@ -348,6 +349,85 @@ def test_sklearn_autolog_records_a_pipeline_fit(store, monkeypatch, sklearn_auto
     assert got.params["emnistmlp__hidden_layer_sizes"] == "(8,)"
     assert got.params["emnistmlp__learning_rate"] == "0.001"
     assert got.metrics["training_accuracy_score"] == pytest.approx(model.score(X, y))
+
+
+def test_sklearn_autolog_leaves_a_bare_fit_alone(store, monkeypatch, sklearn_autolog):
+    # MLflow's own list has scikit-learn's classes only: no run, no error
+    uri, _ = store
+    exp = experiment(store, "autolog-bare-plain")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", exp)
+    X, y = tiny_data()
+    clf = EmnistMLP((8,), epochs=1, precision="float32", random_state=0).fit(X, y)
+    assert clf.predict(X).shape == (90,)
+    assert mlflow.active_run() is None
+    assert MlflowClient(uri).search_runs([exp]) == []
+
+
+@pytest.fixture
+def our_autolog():
+    from emnist_estimators.tracking import autolog
+
+    assert autolog(log_models=False, log_datasets=False, silent=True) is True
+    try:
+        yield
+    finally:
+        autolog(disable=True)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            lambda: EmnistMLP((8,), epochs=1, precision="float32", random_state=0),
+            id="mlp",
+        ),
+        pytest.param(  # the same list entry, a second network: slow stage
+            lambda: EmnistCNN(
+                filters=(4,),
+                convs_per_block=1,
+                dense_units=(8,),
+                epochs=1,
+                precision="float32",
+                random_state=0,
+            ),
+            id="cnn",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
+def test_autolog_records_a_bare_fit(store, monkeypatch, our_autolog, make):
+    # tracking.autolog adds the estimators to mlflow.sklearn's list: a bare
+    # fit gets its own run (opened and closed by MLflow), as a scikit-learn
+    # classifier's does
+    uri, _ = store
+    exp = experiment(store, f"autolog-bare-{make().__class__.__name__}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", exp)
+    X, y = tiny_data()
+    clf = make().fit(X, y)
+    assert mlflow.active_run() is None
+    (run,) = MlflowClient(uri).search_runs([exp])
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {k: str(v) for k, v in clf.get_params().items()}
+    assert run.data.metrics["training_score"] == pytest.approx(clf.score(X, y))
+    assert "training_log_loss" in run.data.metrics
+    assert run.data.tags["estimator_name"] == type(clf).__name__
+
+
+def test_autolog_says_when_mlflow_no_longer_lists_estimators(monkeypatch, caplog):
+    from emnist_estimators.tracking import autolog
+
+    # a future MLflow whose autologging no longer consults the list (the
+    # real module, not MLflow's lazy loader, holds the function it calls)
+    mlflow_sklearn = importlib.import_module("mlflow.sklearn")
+    monkeypatch.setattr(mlflow_sklearn, "_autolog", lambda **kwargs: None)
+    try:
+        assert autolog(log_models=False, log_datasets=False, silent=True) is False
+    finally:
+        mlflow_sklearn.autolog(disable=True)
+    assert "a bare fit of them is not recorded" in caplog.text
+    assert "mlflow.keras.autolog()" in caplog.text
 
 
 def test_keras_autolog_records_a_bare_fit(store, monkeypatch):
