@@ -159,6 +159,7 @@ def test_terminal_shows_each_epochs_batches(tmp_path, args):
     assert re.search(r"<\d\d:\d\d", text)  # the time left in the epoch
 
 
+@pytest.mark.slow  # three command-line trainings, 14 s
 def test_piped_or_quiet_shows_no_batch_progress(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
     piped = subprocess.run(

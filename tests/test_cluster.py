@@ -155,6 +155,7 @@ sys.exit(main(["tune", "--dataset", {dataset!r}, "--dask-scheduler",
 """
 
 
+@pytest.mark.slow  # each waits out a connection timeout, 8-10 s
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_tune_at_a_server_that_is_not_a_scheduler_exits_1_with_one_line(kind, tmp_path):
     answer, what = SERVERS[kind]

@@ -83,6 +83,8 @@ def test_mirrored_on_two_cpu_devices_matches_single_device_accuracy(tmp_path, ca
     assert result["epochs"] == 5
 
 
+# two worker processes, 20 s: in the slow stage (CI runs both stages)
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_two_loopback_workers_train_one_model_to_identical_weights(tmp_path):
     """MultiWorkerMirroredStrategy through TF_CONFIG: both workers end with

@@ -473,6 +473,7 @@ def wait_for_port(server, port: int, seconds: float) -> None:
             time.sleep(0.5)
 
 
+@pytest.mark.slow  # starts an mlflow server process, 11 s
 def test_train_logs_to_an_mlflow_server(tmp_path):
     port = free_port()
     server = subprocess.Popen(

@@ -121,6 +121,7 @@ def test_refit_takes_the_best_score_of_the_front(fitted, data):
     )
 
 
+@pytest.mark.slow  # a second search of its own, 9 s
 def test_refit_callable_picks_the_trial_it_names(data):
     def smallest_on_the_front(results):
         on_front = np.flatnonzero(results["pareto_front"])

@@ -400,6 +400,7 @@ EmnistSearchCV(clf,
 """
 
 
+@pytest.mark.slow  # a search killed in a child process, 12 s
 def test_resume_after_sigkill(tmp_path, data):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     signals = tmp_path / "signals"

@@ -152,6 +152,7 @@ def test_scoring_neg_log_loss_is_maximised(data):
     assert search.score(X, y) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow  # two searches, 11 s
 def test_percentile_pruner_demands_the_best_quarter_where_median_lets_pass(data):
     # Five start-up trials: two good, three mediocre (a small step size);
     # then a sixth mediocre trial, identical to the three (same seed and

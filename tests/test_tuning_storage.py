@@ -127,6 +127,7 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # two worker processes, 17 s
 def test_two_workers_share_one_study(postgres_url, tmp_path):
     data = write_idx_folder(tmp_path / "bars", n_train=240, n_test=30)
     env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
