@@ -126,6 +126,7 @@ def test_predict_png_files(trained, tmp_path):
     assert text.stdout.count("pixels.npy[") == 6
 
 
+@pytest.mark.slow  # three pictures through a CLI process, 17 s
 def test_predict_flags_blank_pictures(trained, tmp_path):
     """Issue 11.6: a blank picture got a confident-looking label."""
     from PIL import Image

@@ -131,6 +131,7 @@ def test_failed_training_leaves_no_output_folder(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a CLI training, 10 s
 def test_train_quiet_prints_only_the_result_line(tmp_path):
     """Issue 13.1: TensorFlow's C++ lines (E0000 remapper, I0000 oneDNN) and
     progress bars appeared even with --quiet, for users with no

@@ -251,6 +251,7 @@ def test_fashion_classes_come_in_label_order(tmp_path, monkeypatch):
     assert label_order(["b", "A", "0"]).tolist() == ["b", "A", "0"]  # as given
 
 
+@pytest.mark.slow  # a fit and a whole report, 9 s
 def test_report_header_names_model_parameters_data_accuracy_and_time(tmp_path):
     X, y, answers = fashion_case()
     est = Answers(epochs=3).fit(X, y, answers=answers)

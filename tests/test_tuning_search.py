@@ -58,6 +58,7 @@ def test_search_api_on_a_pipeline(data):
     assert all(e == 3 for e in search.cv_results_["epochs"])
 
 
+@pytest.mark.slow  # a 3-fold search, 9 s
 def test_custom_space_and_cv(data):
     X, y = data
 
