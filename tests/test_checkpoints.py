@@ -100,16 +100,24 @@ def test_the_fingerprint_reads_a_memmap_in_blocks_and_equals_the_arrays(
     )
 
 
+def _state(path) -> dict:
+    return json.loads(_read(path, "state").tobytes())
+
+
+def _write_state(path, state: dict) -> None:
+    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
+    write_members(path, {**zip_members(path), "state.npy": _npy(raw)})
+
+
 def test_a_checkpoint_of_the_old_fingerprint_is_refused_saying_why(bars, tmp_path):
     # checkpoints written before the fingerprint covered every row cannot be
     # matched to their data: refused with the mismatch error, not reused
     X, y = bars
     _mlp(checkpoint_dir=tmp_path).fit(X, y)
     path = tmp_path / CHECKPOINT_NAME
-    state = json.loads(_read(path, "state").tobytes())
+    state = _state(path)
     state["identity"]["data"] = "0" * 64  # an old, unprefixed sha256
-    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
-    write_members(path, {**zip_members(path), "state.npy": _npy(raw)})
+    _write_state(path, state)
     with pytest.raises(CheckpointMismatchError, match="older version") as info:
         _mlp(checkpoint_dir=tmp_path).fit(X, y)
     assert "delete the file to train from scratch" in str(info.value)
@@ -122,11 +130,10 @@ def test_a_checkpoint_with_class_weight_pairs_still_resumes(bars, tmp_path):
     weights = {0: 2.0, 1: 1.0, 2: 0.5}
     first = _mlp(checkpoint_dir=tmp_path, class_weight=weights).fit(X, y)
     path = tmp_path / CHECKPOINT_NAME
-    state = json.loads(_read(path, "state").tobytes())
+    state = _state(path)
     assert state["identity"]["params"]["class_weight"] == {"0": 2.0, "1": 1.0, "2": 0.5}
     state["identity"]["params"]["class_weight"] = [["0", 2.0], ["1", 1.0], ["2", 0.5]]
-    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
-    write_members(path, {**zip_members(path), "state.npy": _npy(raw)})
+    _write_state(path, state)
     again = _mlp(checkpoint_dir=tmp_path, class_weight=weights).fit(X, y)
     np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
     other = {0: 1.0, 1: 1.0, 2: 0.5}  # another weight is still another fit
@@ -143,15 +150,6 @@ def test_an_empty_checkpoint_dir_is_refused(bars, tmp_path, monkeypatch):
         est.fit(X, y)
     assert not hasattr(est, "model_")
     assert os.listdir(tmp_path) == []
-
-
-def _state(path) -> dict:
-    return json.loads(_read(path, "state").tobytes())
-
-
-def _write_state(path, state: dict) -> None:
-    raw = np.frombuffer(json.dumps(state).encode(), np.uint8)
-    write_members(path, {**zip_members(path), "state.npy": _npy(raw)})
 
 
 def _batch_counter():
