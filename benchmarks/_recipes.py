@@ -220,11 +220,12 @@ def cnn_variant(
             if blocks is not None:
                 shaped.filters = tuple(f for f, _ in blocks)
                 shaped.convs_per_block = [c for _, c in blocks]
-            build = architectures.build_cnn
-            if separable:
-                build = functools.partial(build, separable=True)
-            original = architectures.build_cnn
-            architectures.build_cnn = build  # what EmnistCNN._build_model calls
+            if not separable:
+                return EmnistCNN._build_model(
+                    shaped, n_features, n_classes, image_shape, rescale, seed
+                )
+            original = architectures.build_cnn  # what EmnistCNN._build_model calls
+            architectures.build_cnn = functools.partial(original, separable=True)
             try:
                 return EmnistCNN._build_model(
                     shaped, n_features, n_classes, image_shape, rescale, seed
