@@ -234,6 +234,8 @@ def check_elements(estimator: object, element_constraints: dict) -> None:
     name = type(estimator).__name__
     for param, rule in element_constraints.items():
         value = getattr(estimator, param)
+        if not isinstance(value, (tuple, list)):
+            continue  # a scalar alternative (an int depth): its own constraint
         for i, element in enumerate(value):
             if not isinstance(element, bool) and rule.is_satisfied_by(element):
                 continue

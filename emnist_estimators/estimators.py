@@ -304,8 +304,9 @@ class EmnistCNN(BaseEmnistClassifier):
     ----------
     filters : tuple of int, default=(32, 64)
         Filters of each convolutional block.
-    convs_per_block : int, default=2
-        Conv2D layers per block.
+    convs_per_block : int or tuple of int, default=2
+        Conv2D layers per block; a tuple gives each block its own depth (one
+        entry per entry of ``filters``), e.g. ``(2, 1, 1)``.
     dense_units : tuple of int, default=(256, 128)
         Widths of the Dense layers before the softmax.
     negative_slope : float, default=0.3
@@ -445,7 +446,7 @@ default='auto'
     _parameter_constraints: dict = {
         **BaseEmnistClassifier._common_constraints,
         "filters": [tuple, list],
-        "convs_per_block": [Interval(Integral, 1, None, closed="left")],
+        "convs_per_block": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "dense_units": [tuple, list],
         "negative_slope": [Interval(Real, 0, None, closed="left")],
         "block_dropout": [Interval(Real, 0, 1, closed="left"), None],
@@ -455,6 +456,7 @@ default='auto'
     }
     _element_constraints: dict = {
         "filters": Interval(Integral, 1, None, closed="left"),
+        "convs_per_block": Interval(Integral, 1, None, closed="left"),
         "dense_units": Interval(Integral, 1, None, closed="left"),
     }
 
@@ -462,7 +464,7 @@ default='auto'
         self,
         filters: Sequence[int] = (32, 64),
         *,
-        convs_per_block: int = 2,
+        convs_per_block: int | Sequence[int] = 2,
         dense_units: Sequence[int] = (256, 128),
         negative_slope: float = 0.3,
         dropout: float = 0.25,

@@ -204,6 +204,7 @@ def no_network(monkeypatch):
         (EmnistMLP, "hidden_layer_sizes", (True,), "element 0 is True (bool)"),
         (EmnistCNN, "filters", (4, -8), "element 1 is -8 (int)"),
         (EmnistCNN, "dense_units", (None,), "element 0 is None (NoneType)"),
+        (EmnistCNN, "convs_per_block", (2, 0), "element 1 is 0 (int)"),
     ],
 )
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 from helpers import bar_images, rewrite_saved_state
+from sklearn.base import clone
 
 from emnist_estimators import EmnistCNN, EmnistMLP, load_model
 
@@ -102,6 +103,20 @@ def test_cnn_takes_the_recipe_options(data):
     )
     assert clf.model_.loss.label_smoothing == 0.1
     assert clf.predict(X).shape == y.shape
+
+
+def test_cnn_takes_one_depth_per_block_and_keeps_it_through_save(data, tmp_path):
+    X, y = data
+    clf = EmnistCNN((4, 8), convs_per_block=(2, 1), dense_units=(8,), epochs=1)
+    clf.set_params(random_state=0).fit(X, y)
+    convs = [layer.name for layer in clf.model_.layers if layer.name.startswith("conv")]
+    assert convs == ["conv_0_0", "conv_0_1", "conv_1_0"]
+    clf.save(tmp_path / "m.keras")
+    back = load_model(tmp_path / "m.keras")
+    assert tuple(back.convs_per_block) == (2, 1)
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="convs_per_block has 3 entries for 2"):
+        clone(clf).set_params(convs_per_block=(1, 1, 1)).fit(X, y)
 
 
 def test_a_file_saved_before_smoothing_existed_loads_as_unsmoothed(data, tmp_path):
