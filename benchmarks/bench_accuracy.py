@@ -20,7 +20,10 @@ the full official files (skipped with the reason otherwise).
 Run: ``python -m benchmarks.bench_accuracy [--datasets emnist fashion] [--models ...]
 [--keep]``; ``--keep`` keeps the stored rows of the models not re-run (each row
 names the date and processor it was measured on; time ratios are only read
-between rows measured in the same run).
+between rows measured in the same run). As on a CPU without bfloat16:
+``EMNIST_ESTIMATORS_CPU_BF16=0 python -m benchmarks.bench_accuracy --models
+"EmnistCNN defaults" --keep``; ``precision="auto"`` then trains in float32,
+the rows say ``auto -> float32`` and sit beside the mixed-bfloat16 ones.
 """
 
 from __future__ import annotations
@@ -59,17 +62,19 @@ def kept_rows(new: list[dict]) -> list[dict]:
     """The stored rows, with those measured again replaced by ``new``.
 
     Stored rows keep their own "measured" date and processor (older files:
-    the file's machine); rows of the same dataset and model are replaced.
+    the file's machine); rows of the same dataset, model and precision are
+    replaced, so a float32 run (``EMNIST_ESTIMATORS_CPU_BF16=0``) sits beside
+    the mixed-bfloat16 row of the same model.
     """
     path = RESULTS / "bench_accuracy.json"
     if not path.exists():
         return new
     stored = json.loads(path.read_text())
-    fresh = {(r["dataset"], r["model"]): r for r in new}
+    fresh = {(r["dataset"], r["model"], r.get("precision")): r for r in new}
     old_machine = "{date}, {cpu}".format(**stored["machine"])
     out = []
     for row in stored["rows"]:
-        key = (row["dataset"], row["model"])
+        key = (row["dataset"], row["model"], row.get("precision"))
         if key in fresh:
             out.append(fresh.pop(key))
             continue
