@@ -8,7 +8,6 @@ child import TensorFlow; the parent reads the model names.
 
 from __future__ import annotations
 
-import copy
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -199,9 +198,9 @@ def cnn_variant(
     keeps an exponential moving average of the weights (Keras' ``use_ema``,
     momentum 0.99), which Keras copies into the network when ``fit`` ends;
     the per-epoch curve scores the raw weights, the row's final accuracy the
-    averaged ones. ``blocks``: one ``(filters, convs)`` pair per block, so
-    blocks may differ in depth (``EmnistCNN``'s ``convs_per_block`` is one
-    number for all), e.g. ``((32, 1), (64, 2))``, passed to ``build_cnn``.
+    averaged ones. ``blocks``: one ``(filters, convs)`` pair per block, e.g.
+    ``((32, 1), (64, 2))``, kept for the rows that name it: it sets
+    ``filters`` and ``convs_per_block``, which now takes one depth per block.
     ``separable=True``: depthwise-separable convolutions after the first
     (``build_cnn(separable=True)``).
     (Dropout in the dense head only, measured here first, is now
@@ -210,25 +209,23 @@ def cnn_variant(
     """
     from emnist_estimators import EmnistCNN
 
+    if blocks is not None:
+        params["filters"] = tuple(f for f, _ in blocks)
+        params["convs_per_block"] = tuple(c for _, c in blocks)
+
     class Variant(EmnistCNN):
         def _build_model(self, n_features, n_classes, image_shape, rescale, seed):
             from emnist_estimators import architectures
 
-            # build_cnn takes one depth per block, the estimator one for all:
-            # a copy carries the blocks to it, leaving this one's params alone
-            shaped = copy.copy(self)
-            if blocks is not None:
-                shaped.filters = tuple(f for f, _ in blocks)
-                shaped.convs_per_block = [c for _, c in blocks]
             if not separable:
-                return EmnistCNN._build_model(
-                    shaped, n_features, n_classes, image_shape, rescale, seed
+                return super()._build_model(
+                    n_features, n_classes, image_shape, rescale, seed
                 )
             original = architectures.build_cnn  # what EmnistCNN._build_model calls
             architectures.build_cnn = functools.partial(original, separable=True)
             try:
-                return EmnistCNN._build_model(
-                    shaped, n_features, n_classes, image_shape, rescale, seed
+                return super()._build_model(
+                    n_features, n_classes, image_shape, rescale, seed
                 )
             finally:
                 architectures.build_cnn = original

@@ -218,7 +218,9 @@ def check_elements(estimator: object, element_constraints: dict) -> None:
     Parameters
     ----------
     estimator : estimator
-        Holds the parameters, already checked to be tuples or lists.
+        Holds the parameters, already checked by their constraints; one that
+        may also be a scalar (``convs_per_block``'s single int) is skipped
+        when it is one.
     element_constraints : dict
         ``{parameter name: constraint}`` with a scikit-learn constraint such
         as ``Interval(Integral, 1, None, closed="left")`` that each element
